@@ -1,0 +1,64 @@
+"""Atomic file writes: a temp file in the target folder, fsync, then rename.
+
+A crash or a full disk mid-write leaves the previous file intact and no
+half-written file behind.  Example: ``write_json(Path("run_log.json"), rec)``.
+"""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from errors import UserError
+
+
+def write_with(path, writer):
+    """Call ``writer(fileobj)`` on a temp file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
+                        "choose a writable folder with --out") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
+                        "free some disk space or choose another folder with --out") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(tmp):
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def write_bytes(path, data):
+    write_with(path, lambda f: f.write(data))
+
+
+def write_text(path, text):
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def torch_save(path, obj):
+    import torch
+    write_with(path, lambda f: torch.save(obj, f))
+
+
+def save_figure(path, fig, **kwargs):
+    """Save a matplotlib figure as PNG atomically."""
+    write_with(path, lambda f: fig.savefig(f, format="png", **kwargs))

@@ -1,0 +1,217 @@
+"""CIFAR-10 from its on-disk pickles to normalised batches on the training device.
+
+    >>> ds = DeviceCIFAR10.load("data", torch.device("cpu"))
+    >>> for x, y in ds.train_batches(64, generator, augment=True): ...
+
+The folder ``cifar-10-batches-py`` (the official python layout) is looked for
+under the data folder; when it is missing, the official archive is fetched
+with torchvision's checksummed download.  The pickles are read with a
+restricted unpickler that admits only what CIFAR-10 files hold, so a crafted
+batch file cannot run code.  All 60,000 images stay on the device as uint8;
+shuffling, random crop (32, padding 4) and horizontal flip are batched tensor
+operations there, drawn from a seeded CPU generator so that the data order is
+the same on every device.
+"""
+import hashlib
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from errors import UserError
+
+FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
+TEST_FILES = ["test_batch"]
+CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# Per-channel mean and standard deviation of the official training images,
+# pixel values scaled to [0, 1].
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+EVAL_BATCH = 500
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler that builds only numpy arrays/dtypes and plain Python containers."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+        ("__builtin__", "object"), ("builtins", "object"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def safe_unpickle(raw):
+    """Unpickle CIFAR-10 bytes (latin1, as torchvision does) admitting only numpy and builtins."""
+    return _CifarUnpickler(io.BytesIO(raw), encoding="latin1").load()
+
+
+def download(root):
+    """Fetch and unpack the official archive into ``root`` (torchvision checks its md5)."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import download_and_extract_archive
+    download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename,
+                                 md5=CIFAR10.tgz_md5)
+
+
+def locate(data_dir, allow_download=True):
+    """Return the ``cifar-10-batches-py`` folder under ``data_dir``, downloading it if allowed."""
+    data_dir = Path(data_dir)
+    for cand in (data_dir / FOLDER, data_dir):
+        if (cand / TEST_FILES[0]).is_file() or (cand / TRAIN_FILES[0]).is_file():
+            return cand
+    hint = (f"put the official {FOLDER} folder under {data_dir} "
+            "or pass --data-dir DIR (or set CIFAR10_DIR)")
+    if not allow_download:
+        raise UserError(f"CIFAR-10 not found in {data_dir}; {hint}")
+    print(f"CIFAR-10 not found in {data_dir}; downloading the official archive")
+    try:
+        download(data_dir)
+    except Exception as exc:  # network, disk or checksum: all end the same way for the user
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"CIFAR-10 not found in {data_dir} and the download failed "
+                        f"({reason}); connect to the internet or {hint}") from None
+    return data_dir / FOLDER
+
+
+def _read_batch(path):
+    """Read one batch file: uint8 images (N, 3, 32, 32) and int64 labels (N,)."""
+    fix = "delete it and download again, or regenerate the folder"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; the CIFAR-10 folder is incomplete: {fix}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+    try:
+        entry = safe_unpickle(raw)
+    except Exception as exc:
+        raise UserError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); {fix}") from None
+    if not isinstance(entry, dict) or "data" not in entry or not ({"labels", "fine_labels"} & entry.keys()):
+        raise UserError(f"{path} is not a CIFAR-10 batch (no 'data'/'labels'); {fix}")
+    data = np.asarray(entry["data"])
+    labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise UserError(f"{path} holds images of shape {data.shape} and type {data.dtype}, "
+                        f"expected (N, 3072) uint8; {fix}")
+    if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        raise UserError(f"{path} has {labels.size} labels for {data.shape[0]} images "
+                        f"or labels outside 0-9; {fix}")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_arrays(folder):
+    """Read every batch file of ``folder``: (x_train, y_train, x_test, y_test) as numpy arrays."""
+    folder = Path(folder)
+    parts = {}
+    for split, names in (("train", TRAIN_FILES), ("test", TEST_FILES)):
+        batches = [_read_batch(folder / n) for n in names]
+        parts[split] = (np.concatenate([b[0] for b in batches]),
+                        np.concatenate([b[1] for b in batches]))
+    return (*parts["train"], *parts["test"])
+
+
+def fingerprint(folder):
+    """Identify the dataset files: md5 of each, whether they are the official release."""
+    from torchvision.datasets import CIFAR10
+    official = dict(CIFAR10.train_list + CIFAR10.test_list)
+    folder = Path(folder)
+    md5 = {n: hashlib.md5((folder / n).read_bytes()).hexdigest() for n in TRAIN_FILES + TEST_FILES}
+    combined = hashlib.sha256("".join(f"{n}:{h}\n" for n, h in md5.items()).encode()).hexdigest()
+    is_official = all(official.get(n) == h for n, h in md5.items())
+    return {
+        "id": combined[:16],
+        "official": is_official,
+        "source": "official CIFAR-10 python release" if is_official
+                  else "not the official files (e.g. the lossy JPEG re-encoding)",
+        "md5": md5,
+    }
+
+
+def random_crop_flip(x, shifts, flips, padding=4):
+    """Crop each image at its own offset from a zero-padded copy and mirror it if asked.
+
+    x: (B, C, H, W) uint8; shifts: (B, 2) int64 offsets (dy, dx) in [0, 2*padding];
+    flips: (B,) bool.  Zero padding equals torchvision's RandomCrop(padding=4)
+    on raw pixels (black borders).  Returns (B, C, H, W) uint8 on x's device.
+    """
+    B, C, H, W = x.shape
+    padded = torch.nn.functional.pad(x, (padding,) * 4)             # (B, C, H+2p, W+2p)
+    Wp = W + 2 * padding
+    ar_h = torch.arange(H, device=x.device)
+    ar_w = torch.arange(W, device=x.device)
+    rows = shifts[:, :1] + ar_h                                     # (B, H)
+    cols = shifts[:, 1:] + ar_w                                     # (B, W)
+    cols = torch.where(flips[:, None], cols.flip(1), cols)          # mirror = read columns backwards
+    flat = (rows[:, :, None] * Wp + cols[:, None, :]).view(B, 1, H * W)
+    out = torch.gather(padded.reshape(B, C, -1), 2, flat.expand(B, C, H * W))
+    return out.view(B, C, H, W)
+
+
+class DeviceCIFAR10:
+    """CIFAR-10 held as uint8 tensors on one device, yielding normalised float batches."""
+
+    def __init__(self, x_train, y_train, x_test, y_test, device):
+        self.device = torch.device(device)
+        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        self.x_train, self.y_train = to(x_train), to(y_train)   # (50000, 3, 32, 32) uint8, (50000,)
+        self.x_test, self.y_test = to(x_test), to(y_test)       # (10000, 3, 32, 32) uint8, (10000,)
+        mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
+        self._scale = 1.0 / (255.0 * std)                        # x_float = x_uint8 * scale + shift
+        self._shift = -mean / std
+        self.memory_format = torch.contiguous_format
+
+    @classmethod
+    def load(cls, folder, device):
+        return cls(*load_arrays(folder), device)
+
+    def __len__(self):
+        return len(self.y_train)
+
+    def normalize(self, x):
+        """uint8 (B, 3, H, W) -> float32 normalised, in this dataset's memory format."""
+        x = torch.addcmul(self._shift, x.float(), self._scale)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def num_batches(self, batch_size):
+        return -(-len(self) // batch_size)
+
+    def epoch_tensors(self, generator, augment, chunk=8192):
+        """One epoch's shuffled (and augmented) uint8 images and labels.
+
+        Draws the order and, if augmenting, every image's crop offset and flip
+        from ``generator`` (a CPU torch.Generator), so the result depends only
+        on the generator's state, not on the device or the chunk size.
+        """
+        n = len(self)
+        perm = torch.randperm(n, generator=generator).to(self.device)
+        if augment:
+            shifts = torch.randint(0, 9, (n, 2), generator=generator).to(self.device)
+            flips = torch.randint(0, 2, (n,), generator=generator).bool().to(self.device)
+        x = torch.empty_like(self.x_train)
+        for s in range(0, n, chunk):
+            idx = perm[s:s + chunk]
+            xb = self.x_train[idx]
+            x[s:s + chunk] = random_crop_flip(xb, shifts[s:s + chunk], flips[s:s + chunk]) if augment else xb
+        return x, self.y_train[perm]
+
+    def train_batches(self, batch_size, generator, augment):
+        """Yield (x, y) for one epoch: x float (B, 3, 32, 32) normalised, y int64 (B,)."""
+        x, y = self.epoch_tensors(generator, augment)
+        for s in range(0, len(y), batch_size):
+            yield self.normalize(x[s:s + batch_size]), y[s:s + batch_size]
+
+    def test_batches(self, batch_size=EVAL_BATCH):
+        for s in range(0, len(self.y_test), batch_size):
+            yield self.normalize(self.x_test[s:s + batch_size]), self.y_test[s:s + batch_size]

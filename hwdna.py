@@ -1,0 +1,124 @@
+"""Hardware DNA: describe the machine and software of a run, and write run logs.
+
+    >>> hwdna.describe(torch.device("cpu"))["chip"]
+    'Intel(R) Xeon(R) ...'
+
+Floating-point sums are not associative, so the same seed on different
+hardware or backends gives different weights; the fingerprint recorded with
+every run says which machine produced which numbers.
+"""
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import atomic
+
+ROOT = Path(__file__).resolve().parent
+
+
+def chip_name():
+    """CPU/SoC model name: 'Apple M4 Max', 'Intel(R) Xeon(R) ...', or the platform's guess."""
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
+                                 capture_output=True, text=True, timeout=5)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_name(device):
+    import torch
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return chip_name()  # Apple GPUs are part of the SoC
+    return None
+
+
+def git_commit():
+    """The project's git commit and whether the tree had uncommitted changes, or None."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=5)
+        return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def describe(device):
+    """The machine and software a run used."""
+    import numpy
+    import torch
+    try:
+        import torchvision
+        tv = torchvision.__version__
+    except ImportError:
+        tv = None
+    return {
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "architecture": platform.machine(),
+        "chip": chip_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu_name(device),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": tv,
+        "numpy": numpy.__version__,
+    }
+
+
+def relative(path):
+    """``path`` relative to the current folder (the project root when run from there)."""
+    return os.path.relpath(Path(path).resolve(), Path.cwd().resolve())
+
+
+def now():
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def new_run_dir(out, tag):
+    """Create ``<out>/<timestamp>-<tag>/`` (suffixed if taken) and return it."""
+    base = time.strftime("%Y%m%d-%H%M%S") + f"-{tag}"
+    out = Path(out)
+    for i in range(1000):
+        run_dir = out / (base if i == 0 else f"{base}-{i + 1}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            from errors import UserError
+            raise UserError(f"cannot create a run folder in {out} ({exc.strerror}); "
+                            "choose a writable folder with --out") from None
+    raise RuntimeError("no free run folder name")
+
+
+def top_level_log(out):
+    """The run_log.json beside the runs folder, refreshed by every completed run."""
+    return Path(out).resolve().parent / "run_log.json"
+
+
+def write_run_log(run_dir, record, refresh_top=False):
+    """Write ``<run_dir>/run_log.json`` atomically; also the top-level one if asked."""
+    atomic.write_json(Path(run_dir) / "run_log.json", record)
+    if refresh_top:
+        atomic.write_json(top_level_log(Path(run_dir).parent), record)
