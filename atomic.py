@@ -10,6 +10,9 @@ from pathlib import Path
 
 from errors import UserError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_with(path, writer):
     """Call ``writer(fileobj)`` on a temp file beside ``path``, then rename it over ``path``."""
@@ -21,6 +24,7 @@ def write_with(path, writer):
         raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
                         "choose a writable folder with --out") from None
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()

@@ -43,6 +43,7 @@ class _CifarUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"), ("numpy", "dtype"),
         ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
         ("__builtin__", "object"), ("builtins", "object"),
+        ("_codecs", "encode"),  # how Python 3 writes bytes in protocol-2 pickles
     }
 
     def find_class(self, module, name):

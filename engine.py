@@ -13,6 +13,7 @@ the top-level ``run_log.json``.  On CPU, the same seed gives the same loss lines
 and bit-identical weights, also across an interruption and resume.
 """
 import dataclasses
+import hashlib
 import os
 import random
 import signal
@@ -152,7 +153,9 @@ class StopFlag:
             yield self
         finally:
             for s, h in old.items():
-                signal.signal(s, h)
+                # After a stop the process is on its way out: a late second signal must not
+                # raise into interpreter shutdown.
+                signal.signal(s, signal.SIG_IGN if self.signum is not None else h)
 
     def __bool__(self):
         return self.signum is not None
@@ -194,6 +197,15 @@ def class_table(per_class):
 
 
 # ---------------------------------------------------------------- checkpoints
+
+def weights_digest(model):
+    """sha256 over every tensor of the state_dict, in order: equal digests mean identical weights."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
 
 def rng_state(gen, device):
     state = {"torch": torch.get_rng_state(), "data": gen.get_state(),
@@ -269,9 +281,9 @@ def resumed_config(ckpt, cfg, explicit):
         if cfg.epochs < done:
             raise UserError(f"the run has already trained {done} epochs; --epochs must be at least that")
         epochs = cfg.epochs
-    # Where the run continues may change: device, logging, compile, memory format.
+    # Where and how the run continues may change when asked: device, logging, compile, memory format.
     keep = {k: getattr(cfg, k) for k in ("device", "log_every", "compile", "channels_last",
-                                         "data_dir", "download")}
+                                         "data_dir", "download") if k in explicit}
     return dataclasses.replace(saved, epochs=epochs, **keep)
 
 
@@ -338,7 +350,7 @@ def train(cfg, script="train.py", resume=None, explicit=()):
     step_model = torch.compile(model) if cfg.compile else model
 
     record = {
-        "run_id": run_dir.name, "status": "running", "script": script, "model": cfg.model,
+        "kind": "train", "run_id": run_dir.name, "status": "running", "script": script, "model": cfg.model,
         "params": count_parameters(model), "seed": cfg.seed, "device": device.type,
         "device_requested": cfg.device, "precision": precision_name(dtype),
         "config": dataclasses.asdict(cfg) | {"data_dir": hwdna.relative(cfg.data_dir),
@@ -435,7 +447,7 @@ def train(cfg, script="train.py", resume=None, explicit=()):
     record.update(status="complete", finished=hwdna.now(), results={
         **result, "train_time_s": total_train,
         "final_loss": loss_lines[-1][2] if loss_lines else history[-1]["train_loss"],
-        "epochs": cfg.epochs,
+        "epochs": cfg.epochs, "weights_sha256": weights_digest(model),
     })
     hwdna.write_run_log(run_dir, record, refresh_top=True)
     print(f"Accuracy of the network on the {result['total']} test images: "

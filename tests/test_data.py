@@ -1,0 +1,145 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import data
+from conftest import make_cifar
+from errors import UserError
+
+
+def test_loads_tiny_set_in_official_layout(tiny_data):
+    folder = data.locate(tiny_data, allow_download=False)
+    xtr, ytr, xte, yte = data.load_arrays(folder)
+    assert xtr.shape == (200, 3, 32, 32) and xtr.dtype == np.uint8
+    assert xte.shape == (100, 3, 32, 32) and yte.shape == (100,)
+    assert set(np.unique(ytr)) == set(range(10))
+    # planar RGB rows: first 1024 values of a row are the red plane
+    with open(folder / "data_batch_1", "rb") as f:
+        raw = pickle.load(f, encoding="latin1")
+    assert np.array_equal(xtr[0, 0].reshape(-1), raw["data"][0, :1024])
+    fp = data.fingerprint(folder)
+    assert fp["official"] is False and len(fp["md5"]) == 6 and len(fp["id"]) == 16
+
+
+def test_locate_accepts_the_batches_folder_itself(tiny_data):
+    folder = tiny_data / data.FOLDER
+    assert data.locate(folder, allow_download=False) == folder
+
+
+def test_missing_data_without_network(tmp_path, monkeypatch):
+    def offline(root):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+    monkeypatch.setattr(data, "download", offline)
+    with pytest.raises(UserError, match="download failed.*--data-dir"):
+        data.locate(tmp_path / "nothing")
+    with pytest.raises(UserError, match="not found"):
+        data.locate(tmp_path / "nothing", allow_download=False)
+
+
+def _dataset(tiny_data, device="cpu"):
+    return data.DeviceCIFAR10.load(data.locate(tiny_data, False), torch.device(device))
+
+
+def test_crop_pads_with_black_and_keeps_shape():
+    x = torch.full((2, 3, 32, 32), 200, dtype=torch.uint8)
+    shifts = torch.tensor([[0, 0], [8, 8]])                 # top-left and bottom-right corners
+    out = data.random_crop_flip(x, shifts, torch.tensor([False, False]))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    assert (out[0, :, :4, :] == 0).all() and (out[0, :, :, :4] == 0).all()
+    assert (out[0, :, 4:, 4:] == 200).all()
+    assert (out[1, :, -4:, :] == 0).all() and (out[1, :, :28, :28] == 200).all()
+
+
+def test_flip_and_centre_crop_are_exact():
+    x = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    centre = torch.full((3, 2), 4)
+    assert torch.equal(data.random_crop_flip(x, centre, torch.zeros(3, dtype=torch.bool)), x)
+    assert torch.equal(data.random_crop_flip(x, centre, torch.ones(3, dtype=torch.bool)), x.flip(3))
+    # shift right by one: column j of the crop is column j-1 of the image
+    out = data.random_crop_flip(x, torch.tensor([[4, 3]] * 3), torch.zeros(3, dtype=torch.bool))
+    assert torch.equal(out[..., 1:], x[..., :-1]) and (out[..., 0] == 0).all()
+
+
+def test_augmentation_keeps_labels_varies_by_epoch_and_repeats_by_seed(tiny_data):
+    ds = _dataset(tiny_data)
+    g = torch.Generator().manual_seed(5)
+    x1, y1 = ds.epoch_tensors(g, augment=True)
+    x2, y2 = ds.epoch_tensors(g, augment=True)
+    assert x1.shape == ds.x_train.shape and x1.dtype == torch.uint8
+    assert not torch.equal(x1, x2)                           # new crops/flips/order each epoch
+    # labels travel with their images: the un-augmented epoch is a permutation of the data
+    xp, yp = ds.epoch_tensors(torch.Generator().manual_seed(5), augment=False)
+    lookup = {bytes(img.numpy()): int(lbl) for img, lbl in zip(ds.x_train, ds.y_train)}
+    assert all(lookup[bytes(img.numpy())] == int(lbl) for img, lbl in zip(xp, yp))
+    assert torch.equal(torch.sort(yp).values, torch.sort(ds.y_train).values)
+    # same seed, same epochs
+    g2 = torch.Generator().manual_seed(5)
+    x1b, y1b = ds.epoch_tensors(g2, augment=True)
+    assert torch.equal(x1, x1b) and torch.equal(y1, y1b)
+    assert torch.equal(y1, yp)                               # order drawn first, as without augmentation
+    # most augmented images differ from the plain ones, but they are crops/flips of them
+    assert (x1 != xp).flatten(1).any(1).float().mean() > 0.5
+
+
+def test_batches_are_normalised_and_cover_the_epoch(tiny_data):
+    ds = _dataset(tiny_data)
+    batches = list(ds.train_batches(64, torch.Generator().manual_seed(0), augment=False))
+    assert [len(y) for _, y in batches] == [64, 64, 64, 8]
+    x = torch.cat([b[0] for b in batches])
+    assert x.dtype == torch.float32
+    raw = ds.x_train.float() / 255
+    mean = torch.tensor(data.MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(data.STD).view(1, 3, 1, 1)
+    expected = ((raw - mean) / std)
+    assert torch.allclose(x.mean(), expected.mean(), atol=1e-4)
+    xt = torch.cat([b[0] for b in ds.test_batches(30)])
+    assert torch.allclose(xt, (ds.x_test.float() / 255 - mean) / std, atol=1e-5)
+
+
+def _write(folder, name, obj):
+    with open(folder / name, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
+
+
+def test_truncated_batch_file(tmp_path):
+    folder = make_cifar(tmp_path) / data.FOLDER
+    raw = (folder / "data_batch_3").read_bytes()
+    (folder / "data_batch_3").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(UserError, match="data_batch_3 is truncated or corrupt"):
+        data.load_arrays(folder)
+
+
+def test_wrong_shape_batch_file(tmp_path):
+    folder = make_cifar(tmp_path) / data.FOLDER
+    _write(folder, "test_batch", {"data": np.zeros((10, 1000), np.uint8), "labels": [0] * 10})
+    with pytest.raises(UserError, match=r"test_batch holds images of shape \(10, 1000\)"):
+        data.load_arrays(folder)
+
+
+def test_missing_batch_file(tmp_path):
+    folder = make_cifar(tmp_path) / data.FOLDER
+    (folder / "data_batch_5").unlink()
+    with pytest.raises(UserError, match="data_batch_5 is missing"):
+        data.load_arrays(folder)
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_crafted_pickle_cannot_run_code(tmp_path, monkeypatch):
+    folder = make_cifar(tmp_path) / data.FOLDER
+    _write(folder, "data_batch_2", {"data": _Evil(), "labels": []})
+    called = []
+    import os
+    monkeypatch.setattr(os, "system", lambda cmd: called.append(cmd))
+    with pytest.raises(UserError, match="refusing to load (posix|os|nt).system"):
+        data.load_arrays(folder)
+    assert called == []
+    # the real layout itself is admitted
+    ok = pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [1, 2], "filenames": ["a", "b"]})
+    assert data.safe_unpickle(ok)["labels"] == [1, 2]

@@ -1,0 +1,155 @@
+"""End-to-end runs of the training scripts on the tiny synthetic set, and their bad-input errors."""
+import json
+import re
+
+import pytest
+import torch
+
+import train_large
+import train_resnet
+import train_small
+from models import build_model
+
+LOSS_LINE = re.compile(r"^\[(\d+), (\d+)\] loss: (\d+\.\d{3})$", re.M)
+
+
+def run(script, capsys, *args):
+    code = script.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def only_run(out_dir):
+    runs = sorted(p for p in out_dir.iterdir() if p.is_dir())
+    assert len(runs) == 1
+    return runs[0], json.loads((runs[0] / "run_log.json").read_text())
+
+
+@pytest.mark.parametrize("script, model, extra", [
+    (train_small, "small", ["--epochs", "1"]),
+    (train_large, "large", ["--epochs", "2", "--augment", "--onecycle", "--batch-size", "32"]),
+    (train_resnet, "resnet18", ["--epochs", "1", "--batch-size", "100"]),
+])
+def test_script_runs_end_to_end(script, model, extra, tiny_data, workdir, capsys):
+    code, out, err = run(script, capsys, *extra, "--data-dir", str(tiny_data), "--out", "runs",
+                         "--log-every", "1", "--device", "cpu")
+    assert code == 0, err
+    run_dir, log = only_run(workdir / "runs")
+    assert log["status"] == "complete" and log["model"] == model and log["kind"] == "train"
+    assert log["params"] == sum(p.numel() for p in build_model(model).parameters())
+    assert log["device"] == "cpu" and log["seed"] == 1111 and log["precision"] == "fp32"
+    res = log["results"]
+    assert res["total"] == 100 and 0 <= res["overall_accuracy"] <= 100
+    assert list(res["per_class"]) == ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse",
+                                      "ship", "truck"]
+    assert sum(map(sum, res["confusion"])) == 100 and res["train_time_s"] > 0
+    assert len(log["history"]) == log["config"]["epochs"] and log["history"][-1]["epoch"] == res["epochs"]
+    for key in ("os", "architecture", "chip", "torch", "python"):
+        assert log["hardware"][key]
+    assert log["dataset"]["official"] is False and log["dataset"]["train_images"] == 200
+    assert not log["dataset"]["folder"].startswith("/") and not log["config"]["out"].startswith("/")
+    # the top-level log beside runs/ is this run's log; weights load with map_location
+    assert json.loads((workdir / "run_log.json").read_text())["run_id"] == run_dir.name
+    state = torch.load(run_dir / "weights.pt", map_location="cpu", weights_only=True)
+    build_model(model).load_state_dict(state)
+    # one loss line per logged batch, then the table of ten classes, best first
+    lines = LOSS_LINE.findall(out)
+    assert lines and lines[0][:2] == ("1", "1")
+    assert [tuple(map(str, l[:2])) for l in log["loss_lines"]] == [l[:2] for l in lines]
+    table = re.findall(r"^\| (\w+) +\| +([\d.]+)% +\|$", out, re.M)
+    assert len(table) == 10
+    accs = [float(a) for _, a in table]
+    assert accs == sorted(accs, reverse=True)
+
+
+def test_defaults_are_the_documented_recipes(capsys):
+    with pytest.raises(SystemExit):
+        train_resnet.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 40)" in text and "(default: 128)" in text and "(default: on)" in text
+    with pytest.raises(SystemExit):
+        train_small.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 4)" in text and "(default: 2)" in text and "(default: 0.001)" in text
+    assert "(default: 1111)" in text and "(default: auto)" in text and "(default: runs)" in text
+
+
+def test_same_seed_same_losses_and_weights_on_cpu(tiny_data, workdir, capsys):
+    args = ["--epochs", "2", "--augment", "--onecycle", "--batch-size", "16", "--log-every", "2",
+            "--data-dir", str(tiny_data), "--device", "cpu"]
+    outs, logs = [], []
+    for name in ("a", "b"):
+        code, out, err = run(train_large, capsys, *args, "--out", name)
+        assert code == 0, err
+        outs.append(LOSS_LINE.findall(out))
+        logs.append(only_run(workdir / name))
+    assert len(outs[0]) == 12 and outs[0] == outs[1]
+    wa = torch.load(logs[0][0] / "weights.pt", weights_only=True)
+    wb = torch.load(logs[1][0] / "weights.pt", weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert logs[0][1]["results"]["weights_sha256"] == logs[1][1]["results"]["weights_sha256"]
+    # another seed gives other numbers
+    code, out, _ = run(train_large, capsys, *args, "--out", "c", "--seed", "7")
+    assert code == 0 and LOSS_LINE.findall(out) != outs[0]
+
+
+def test_missing_device_falls_back_with_a_warning(tiny_data, workdir, capsys):
+    import engine
+    missing = next((d for d in ("mps", "cuda") if not engine.available(d)), None)
+    if missing is None:
+        pytest.skip("every device is present")
+    code, out, err = run(train_small, capsys, "--epochs", "1", "--device", missing,
+                         "--data-dir", str(tiny_data), "--out", "runs")
+    assert code == 0
+    assert err.strip().startswith(f"warning: device {missing!r} is not available")
+    log = only_run(workdir / "runs")[1]
+    assert log["device_requested"] == missing and log["device"] != missing
+
+
+def assert_one_line_error(code, err, pattern, workdir):
+    assert code == 2
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in err
+    assert not list(workdir.rglob("run_log.json"))
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--epochs", "0"], r"--epochs: 0 is not a positive whole number"),
+    (["--batch-size", "-4"], r"--batch-size: -4 is not a positive"),
+    (["--lr", "abc"], r"--lr: 'abc' is not a number"),
+    (["--model", "vgg"], r"--model: invalid choice: 'vgg'"),
+    (["--device", "tpu"], r"--device: invalid choice: 'tpu'"),
+    (["--precision", "fp16", "--device", "cpu"], r"fp16 is for cuda and mps"),
+    (["--frobnicate"], r"unrecognized arguments: --frobnicate"),
+])
+def test_bad_flags(args, pattern, tiny_data, workdir, capsys):
+    code, _, err = run(train_small, capsys, *args, "--data-dir", str(tiny_data), "--out", "runs")
+    assert_one_line_error(code, err, pattern, workdir)
+
+
+def test_no_data_and_no_network(workdir, capsys, monkeypatch):
+    import data
+
+    def offline(root):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+    monkeypatch.setattr(data, "download", offline)
+    code, out, err = run(train_small, capsys, "--data-dir", str(workdir / "nowhere"), "--out", "runs")
+    assert_one_line_error(code, err, r"CIFAR-10 not found .* download failed .*--data-dir", workdir)
+
+
+def test_corrupt_data(workdir, capsys):
+    from conftest import make_cifar
+    folder = make_cifar(workdir / "d") / "cifar-10-batches-py"
+    raw = (folder / "test_batch").read_bytes()
+    (folder / "test_batch").write_bytes(raw[:1000])
+    code, _, err = run(train_small, capsys, "--data-dir", str(workdir / "d"), "--out", "runs")
+    assert_one_line_error(code, err, r"test_batch is truncated or corrupt", workdir)
+
+
+def test_unwritable_output_folder(tiny_data, workdir, capsys):
+    (workdir / "blocker").write_text("a file, not a folder")
+    code, _, err = run(train_small, capsys, "--epochs", "1", "--data-dir", str(tiny_data),
+                       "--out", str(workdir / "blocker" / "runs"))
+    assert_one_line_error(code, err, r"cannot create a run folder in .*--out", workdir)
