@@ -139,24 +139,34 @@ def fingerprint(folder):
     }
 
 
-def random_crop_flip(x, shifts, flips, padding=4):
-    """Crop each image at its own offset from a zero-padded copy and mirror it if asked.
+def crop_windows(x, padding=4):
+    """Every crop of a zero-padded copy of ``x`` and of its mirror image, as a view.
 
-    x: (B, C, H, W) uint8; shifts: (B, 2) int64 offsets (dy, dx) in [0, 2*padding];
-    flips: (B,) bool.  Zero padding equals torchvision's RandomCrop(padding=4)
-    on raw pixels (black borders).  Returns (B, C, H, W) uint8 on x's device.
+    x: (N, C, H, W) uint8.  Returns (2, N, C, 2p+1, 2p+1, H, W): [flip, n, c, dy, dx] is
+    the H x W window at offset (dy, dx) of image n, mirrored when flip is 1.  Zero
+    padding equals torchvision's RandomCrop(padding=4) on raw pixels (black borders).
+    Costs two padded copies of the data; the windows themselves are not copied.
     """
-    B, C, H, W = x.shape
-    padded = torch.nn.functional.pad(x, (padding,) * 4)             # (B, C, H+2p, W+2p)
-    Wp = W + 2 * padding
-    ar_h = torch.arange(H, device=x.device)
-    ar_w = torch.arange(W, device=x.device)
-    rows = shifts[:, :1] + ar_h                                     # (B, H)
-    cols = shifts[:, 1:] + ar_w                                     # (B, W)
-    cols = torch.where(flips[:, None], cols.flip(1), cols)          # mirror = read columns backwards
-    flat = (rows[:, :, None] * Wp + cols[:, None, :]).view(B, 1, H * W)
-    out = torch.gather(padded.reshape(B, C, -1), 2, flat.expand(B, C, H * W))
-    return out.view(B, C, H, W)
+    H, W = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (padding,) * 4)              # (N, C, H+2p, W+2p)
+    both = torch.stack([padded, padded.flip(-1)])                    # (2, N, C, H+2p, W+2p)
+    return both.unfold(3, H, 1).unfold(4, W, 1)                      # (2, N, C, 2p+1, 2p+1, H, W)
+
+
+def take_crops(windows, index, shifts, flips, padding=4):
+    """Images ``index`` cropped at ``shifts`` (N, 2) = (dy, dx) and mirrored where ``flips``.
+
+    One indexing pass: the order, the crop and the flip cost a single copy.  A
+    mirrored crop at dx is the unmirrored crop at 2p - dx, mirrored.
+    """
+    dx = torch.where(flips, 2 * padding - shifts[:, 1], shifts[:, 1])
+    return windows[flips.long(), index, :, shifts[:, 0], dx]         # (N, C, H, W)
+
+
+def random_crop_flip(x, shifts, flips, padding=4):
+    """Crop each image of x (B, C, H, W) uint8 at its own offset and mirror it where asked."""
+    index = torch.arange(len(x), device=x.device)
+    return take_crops(crop_windows(x, padding), index, shifts, flips, padding)
 
 
 class DeviceCIFAR10:
@@ -172,6 +182,7 @@ class DeviceCIFAR10:
         self._scale = 1.0 / (255.0 * std)                        # x_float = x_uint8 * scale + shift
         self._shift = -mean / std
         self.memory_format = torch.contiguous_format
+        self._windows = None                                     # crop views, made on first use
 
     @classmethod
     def load(cls, folder, device):
@@ -182,30 +193,28 @@ class DeviceCIFAR10:
 
     def normalize(self, x):
         """uint8 (B, 3, H, W) -> float32 normalised, in this dataset's memory format."""
-        x = torch.addcmul(self._shift, x.float(), self._scale)
+        x = torch.addcmul(self._shift, x, self._scale)            # promotes to float32 in one pass
         return x.contiguous(memory_format=self.memory_format)
 
     def num_batches(self, batch_size):
         return -(-len(self) // batch_size)
 
-    def epoch_tensors(self, generator, augment, chunk=8192):
+    def epoch_tensors(self, generator, augment):
         """One epoch's shuffled (and augmented) uint8 images and labels.
 
         Draws the order and, if augmenting, every image's crop offset and flip
         from ``generator`` (a CPU torch.Generator), so the result depends only
-        on the generator's state, not on the device or the chunk size.
+        on the generator's state, not on the device.
         """
         n = len(self)
         perm = torch.randperm(n, generator=generator).to(self.device)
-        if augment:
-            shifts = torch.randint(0, 9, (n, 2), generator=generator).to(self.device)
-            flips = torch.randint(0, 2, (n,), generator=generator).bool().to(self.device)
-        x = torch.empty_like(self.x_train)
-        for s in range(0, n, chunk):
-            idx = perm[s:s + chunk]
-            xb = self.x_train[idx]
-            x[s:s + chunk] = random_crop_flip(xb, shifts[s:s + chunk], flips[s:s + chunk]) if augment else xb
-        return x, self.y_train[perm]
+        if not augment:
+            return self.x_train[perm], self.y_train[perm]
+        shifts = torch.randint(0, 9, (n, 2), generator=generator).to(self.device)
+        flips = torch.randint(0, 2, (n,), generator=generator).bool().to(self.device)
+        if self._windows is None:
+            self._windows = crop_windows(self.x_train)
+        return take_crops(self._windows, perm, shifts, flips), self.y_train[perm]
 
     def train_batches(self, batch_size, generator, augment):
         """Yield (x, y) for one epoch: x float (B, 3, 32, 32) normalised, y int64 (B,)."""

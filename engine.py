@@ -335,9 +335,12 @@ def train(cfg, script="train.py", resume=None, explicit=()):
 
     if ckpt is None:
         run_dir = hwdna.new_run_dir(cfg.out, run_tag(cfg))
-        history, loss_lines, start_epoch, started = [], [], 1, hwdna.now()
+        history, loss_lines, start_epoch, started, resumes = [], [], 1, hwdna.now(), []
     else:
         run_dir = ckpt_path.parent
+        if ckpt.get("dataset_id") not in (None, dataset_info["id"]):
+            raise UserError(f"the run trained on dataset {ckpt['dataset_id']}, but {folder} holds "
+                            f"{dataset_info['id']}; resume it with its own --data-dir")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if schedule is not None:
@@ -346,6 +349,8 @@ def train(cfg, script="train.py", resume=None, explicit=()):
         set_rng_state(ckpt["rng"], gen, device)
         history, loss_lines = ckpt["history"], ckpt["loss_lines"]
         start_epoch, started = ckpt["epoch"] + 1, ckpt["started"]
+        resumes = ckpt.get("resumes", []) + [{"after_epoch": ckpt["epoch"], "at": hwdna.now(),
+                                              "device": device.type}]
         print(f"resuming {run_dir.name} after epoch {ckpt['epoch']} on {device}")
     step_model = torch.compile(model) if cfg.compile else model
 
@@ -357,12 +362,13 @@ def train(cfg, script="train.py", resume=None, explicit=()):
                                              "out": hwdna.relative(cfg.out)},
         "hardware": hwdna.describe(device), "dataset": dataset_info, "git": hwdna.git_commit(),
         "started": started, "finished": None, "results": None, "history": history,
-        "loss_lines": loss_lines,
+        "loss_lines": loss_lines, "resumes": resumes,
     }
 
     def save_checkpoint(epoch):
         atomic.torch_save(run_dir / "checkpoint.pt", {
             "format": 1, "config": dataclasses.asdict(cfg), "epoch": epoch, "started": started,
+            "dataset_id": dataset_info["id"], "resumes": resumes,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": schedule.state_dict() if schedule is not None else None,
             "scaler": scaler.state_dict(), "rng": rng_state(gen, device),
@@ -430,6 +436,7 @@ def train(cfg, script="train.py", resume=None, explicit=()):
                 "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": round(train_time, 3),
                 "eval_time_s": round(eval_time, 3),
                 "train_time_s": round(sum(h["epoch_time_s"] for h in history) + train_time, 3),
+                "weights_sha256": weights_digest(model),
             })
             print(f"epoch {epoch}/{cfg.epochs}: train loss {history[-1]['train_loss']:.3f}, "
                   f"test accuracy {result['overall_accuracy']:.2f}%, "
@@ -444,6 +451,7 @@ def train(cfg, script="train.py", resume=None, explicit=()):
 
     atomic.torch_save(run_dir / "weights.pt", model.state_dict())
     total_train = history[-1]["train_time_s"]
+    record["hardware"]["load_average_end"] = hwdna.load_average()
     record.update(status="complete", finished=hwdna.now(), results={
         **result, "train_time_s": total_train,
         "final_loss": loss_lines[-1][2] if loss_lines else history[-1]["train_loss"],

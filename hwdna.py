@@ -82,7 +82,16 @@ def describe(device):
         "torch": torch.__version__,
         "torchvision": tv,
         "numpy": numpy.__version__,
+        "load_average": load_average(),
     }
+
+
+def load_average():
+    """1, 5 and 15-minute load averages: timings taken on a busy machine say so."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
 
 
 def relative(path):

@@ -229,3 +229,10 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         atomic.write_with(target, broken)
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_resume_refuses_other_data(finished, workdir, capsys):
+    other = make_cifar(workdir / "other", seed=1)
+    code, _, err = run(train_small, capsys, "--resume", finished.name, "--out", "runs",
+                       "--data-dir", str(other))
+    assert_error(code, err, r"the run trained on dataset \w+, but .* holds \w+")

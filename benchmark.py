@@ -1,0 +1,610 @@
+"""Speed benchmarks: each comparison measured side by side in one process.
+
+    python benchmark.py devices --model large     # training images/s per device, speed-up vs CPU
+    python benchmark.py pipeline                  # our on-device input pipeline vs a DataLoader
+    python benchmark.py overhead                  # training through the pipeline vs batches in memory
+    python benchmark.py small                     # train_small.py's setting vs the tutorial's loop
+    python benchmark.py precision                 # ResNet-18: fp32 vs bf16 autocast, channels-last
+    python benchmark.py all
+
+Every rate is taken after warm-up, with the device synchronised before each
+reading of ``time.perf_counter``.  Each benchmark writes
+``<out>/<timestamp>-bench-<name>/run_log.json``; the run ends with every ratio
+next to its target.  The reference pipelines are what the results document
+compares against: torchvision-style datasets (a PIL image per item, torchvision
+transforms) through ``torch.utils.data.DataLoader``.
+"""
+import argparse
+import itertools
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+import data
+import engine
+import hwdna
+import train_large
+import train_resnet
+import train_small
+from cli import Parser, positive_int
+from errors import UserError
+from models import MODELS, build_model
+
+BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")
+DEVICE_KINDS = ("cpu", "mps", "cuda")
+# The batch each model trains with, taken from its training script.
+TRAIN_BATCH = {m.DEFAULTS["model"]: m.DEFAULTS["batch_size"] for m in (train_small, train_large, train_resnet)}
+DEFAULT_MODEL = {"devices": "large", "precision": "resnet18"}
+DEFAULT_STEPS = {"devices": 100, "precision": 20}   # overhead: one epoch; small: --epochs epochs
+PIPELINE_BATCH = 64
+LOG_EVERY = engine.Config.log_every                 # the engine reads the loss every this many steps
+# Precision variants: name -> (--precision value, channels-last).
+VARIANTS = {"fp32": ("fp32", False), "fp32-cl": ("fp32", True), "bf16": ("bf16", False),
+            "bf16-cl": ("bf16", True), "fp16": ("fp16", False), "fp16-cl": ("fp16", True)}
+DEFAULT_VARIANTS = "fp32,fp32-cl,bf16,bf16-cl"
+TARGETS = {                                         # ratio -> (comparison, target)
+    "pipeline_speedup": (">=", 20.0),
+    "pipeline_overhead": ("<=", 1.03),
+    "augment_cost": ("<=", 1.02),
+    "small_speedup": (">=", 2.5),
+}
+
+
+# ---------------------------------------------------------------- measuring
+
+class Clock:
+    """Seconds between two readings of time.perf_counter, each after synchronising ``device``."""
+
+    def __init__(self, device):
+        self.device = device
+        self.seconds = None
+
+    def __enter__(self):
+        engine.synchronize(self.device)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        engine.synchronize(self.device)
+        self.seconds = time.perf_counter() - self.start
+
+
+class Trainer:
+    """One model and its SGD optimizer, stepped exactly as engine.train steps them."""
+
+    def __init__(self, model, device, seed, lr=0.001, momentum=0.9, dtype=None, channels_last=False):
+        torch.manual_seed(seed)                     # every variant starts from the same weights
+        self.model = build_model(model).to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model.train()
+        self.device, self.dtype = device, dtype
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+
+    def step(self, x, y):
+        with engine.autocast(self.device, self.dtype):
+            loss = F.cross_entropy(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+
+def train_steps(trainer, batches, n, log_every=LOG_EVERY):
+    """``n`` steps of the engine's loop: keep each loss on the device, read the mean every log_every.
+
+    Returns the number of images trained on.
+    """
+    losses = torch.zeros(n, device=trainer.device)   # (n,)
+    images = 0
+    for b in range(1, n + 1):
+        x, y = next(batches)
+        losses[b - 1] = trainer.step(x, y)
+        images += len(y)
+        if b % log_every == 0:
+            losses[b - log_every:b].mean().item()    # the engine's logging line, unprinted
+    return images
+
+
+def pipeline_batches(ds, batch_size, generator, augment):
+    """The training pipeline without end: epoch after epoch of DeviceCIFAR10.train_batches."""
+    while True:
+        yield from ds.train_batches(batch_size, generator, augment)
+
+
+def loader_batches(loader, device):
+    """A DataLoader without end, each batch copied to ``device`` as a training loop would."""
+    while True:
+        for x, y in loader:
+            yield x.to(device), y.to(device)
+
+
+class ReferenceCIFAR10(torch.utils.data.Dataset):
+    """torchvision.datasets.CIFAR10 over arrays already read: a PIL image per item.
+
+    torchvision's class checks the official md5 sums and refuses any other copy;
+    this one keeps its storage (a transposed (N, 32, 32, 3) uint8 view, labels as
+    a list of ints) and its ``__getitem__``.
+    """
+
+    def __init__(self, images, labels, transform=None):
+        self.data = images.transpose((0, 2, 3, 1))   # (N, 3, 32, 32) -> (N, 32, 32, 3), HWC
+        self.targets = [int(v) for v in labels]
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        img, target = self.data[index], self.targets[index]
+        img = Image.fromarray(img)
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, target
+
+
+def reference_loader(arrays, transform, batch_size, num_workers, seed):
+    dataset = ReferenceCIFAR10(arrays[0], arrays[1], transform)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                                       num_workers=num_workers,
+                                       generator=torch.Generator().manual_seed(seed))
+
+
+def tutorial_loop(net, trainloader, device, steps):
+    """The PyTorch CIFAR-10 tutorial's training loop, stopped after ``steps`` mini-batches.
+
+    Returns the number of images trained on.
+    """
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
+    done = images = 0
+    while done < steps:                              # for epoch in range(2)
+        running_loss = 0.0
+        for i, batch in enumerate(trainloader, 0):
+            inputs, labels = batch[0].to(device), batch[1].to(device)
+            optimizer.zero_grad()
+            outputs = net(inputs)
+            loss = criterion(outputs, labels)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+            if i % 2000 == 1999:                     # the tutorial prints running_loss / 2000 here
+                running_loss = 0.0
+            done += 1
+            images += len(labels)
+            if done == steps:
+                break
+    return images
+
+
+# ---------------------------------------------------------------- reporting
+
+class Ratio:
+    """A measured ratio, and the target it is held to (if any)."""
+
+    def __init__(self, label, value, key=None):
+        self.label, self.value = label, value
+        self.op, self.target = TARGETS.get(key, (None, None))
+
+    def met(self):
+        return self.value >= self.target if self.op == ">=" else self.value <= self.target
+
+    def line(self):
+        v = self.value
+        text = f"{self.label}: {v:.1f}x" if v >= 10 else f"{self.label}: {v:.2f}x" if v >= 2 \
+            else f"{self.label}: {v:.3f}x"
+        if self.op is not None:
+            text += f" (target {self.op} {self.target:g}x: {'met' if self.met() else 'not met'})"
+        return text
+
+
+def target_text(key):
+    op, target = TARGETS[key]
+    return f"{op} {target:g}"
+
+
+def rate_line(label, images, seconds, steps=None):
+    per_step = f", {steps / seconds:,.2f} steps/s" if steps else ""
+    return f"{label}: {images:,} images in {seconds:.2f} s = {images / seconds:,.0f} images/s{per_step}"
+
+
+# ---------------------------------------------------------------- the benchmarks
+
+class Session:
+    """What every benchmark of one invocation shares: flags, the arrays, the dataset's identity."""
+
+    def __init__(self, args, device):
+        self.args, self.device = args, device
+        self.folder = data.locate(args.data_dir, allow_download=args.download)
+        self.arrays = data.load_arrays(self.folder)   # x_train, y_train, x_test, y_test (numpy)
+        self.dataset = data.fingerprint(self.folder) | {
+            "folder": hwdna.relative(self.folder), "train_images": len(self.arrays[1]),
+            "test_images": len(self.arrays[3])}
+        self.ratios = []
+
+    def device_data(self, device):
+        return data.DeviceCIFAR10(*self.arrays, device)
+
+    def record(self, name, started, model, batch_size, device, settings, results):
+        run_dir = hwdna.new_run_dir(self.args.out, f"bench-{name}")
+        rec = {
+            "kind": "benchmark", "benchmark": name, "run_id": run_dir.name, "status": "complete",
+            "model": model, "batch_size": batch_size, "device": device.type, "settings": settings,
+            "hardware": hwdna.describe(device), "dataset": self.dataset, "git": hwdna.git_commit(),
+            "started": started, "finished": hwdna.now(), "results": results,
+        }
+        hwdna.write_run_log(run_dir, rec)
+        print(f"record: {hwdna.relative(run_dir / 'run_log.json')}", flush=True)
+        return rec
+
+
+def bench_devices(s):
+    """Training images/s of one model through the real pipeline on each device; speed-up vs CPU."""
+    a = s.args
+    model = a.model or DEFAULT_MODEL["devices"]
+    batch = a.batch_size or TRAIN_BATCH[model]
+    steps = a.steps or DEFAULT_STEPS["devices"]
+    kinds = list(a.devices)
+    if "cpu" not in kinds:
+        print("note: cpu added to --devices; it is the baseline of every speed-up")
+        kinds.insert(0, "cpu")
+    started = hwdna.now()
+    print(f"== devices: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, fp32, augmented",
+          flush=True)
+    rates, skipped = {}, {}
+    for kind in DEVICE_KINDS:
+        if kind not in kinds:
+            continue
+        if not engine.available(kind):
+            print(f"{kind}: not available here; skipped")
+            skipped[kind] = "not available"
+            continue
+        device = torch.device(kind)
+        engine.seed_everything(a.seed, device)
+        ds = s.device_data(device)
+        trainer = Trainer(model, device, a.seed)
+        batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
+        train_steps(trainer, batches, a.warmup)
+        with Clock(device) as clock:
+            images = train_steps(trainer, batches, steps)
+        rates[kind] = images / clock.seconds
+        print(rate_line(kind, images, clock.seconds, steps), flush=True)
+        del ds, trainer, batches                    # free this device's memory before the next
+    devices = {k: {"images_per_s": r, "speedup_vs_cpu": r / rates["cpu"]} for k, r in rates.items()}
+    for k, v in devices.items():
+        if k != "cpu":
+            s.ratios.append(Ratio(f"{k} vs cpu ({model}, batch {batch})", v["speedup_vs_cpu"]))
+            print(s.ratios[-1].line())
+    best = next((k for k in ("cuda", "mps") if k in rates), "cpu")
+    s.record("devices", started, model, batch, torch.device(best),
+             {"steps": steps, "warmup": a.warmup, "devices": kinds, "precision": "fp32",
+              "augment": True, "seed": a.seed},
+             {"devices": devices, "skipped": skipped, "steps": steps})
+
+
+def bench_pipeline(s):
+    """The input pipeline alone: our on-device epoch vs the DataLoader reference, same images."""
+    from torchvision import transforms
+    a, device, batch = s.args, s.device, PIPELINE_BATCH
+    started = hwdna.now()
+    print(f"== pipeline: crop + flip + normalise, batch {batch}, on {device}; reference with "
+          f"{a.num_workers} workers", flush=True)
+    engine.seed_everything(a.seed, device)
+    ds = s.device_data(device)
+    gen = engine.data_generator(a.seed)
+    for _ in itertools.islice(ds.train_batches(batch, gen, augment=True), max(a.warmup, 1)):
+        pass                                        # warm-up: builds one epoch, a few batches
+    with Clock(device) as ours:
+        ours_images = sum(len(y) for _, y in ds.train_batches(batch, gen, augment=True))
+    print(rate_line("ours (DeviceCIFAR10, one epoch)", ours_images, ours.seconds), flush=True)
+
+    transform = transforms.Compose([
+        transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(), transforms.Normalize(data.MEAN, data.STD)])
+    loader = reference_loader(s.arrays, transform, batch, a.num_workers, a.seed)
+    batches = loader_batches(loader, device)
+    for _ in range(a.warmup):
+        next(batches)
+    # The workers may already hold a few prefetched batches (2 each); over 10,000 images
+    # that flatters the reference by a few per cent, never the other way.
+    ref_images = 0
+    with Clock(device) as ref:
+        while ref_images < a.ref_images:
+            ref_images += len(next(batches)[1])
+    del batches                                     # stops the workers
+    print(rate_line(f"reference (DataLoader, {a.num_workers} workers)", ref_images, ref.seconds),
+          flush=True)
+
+    ours_rate, ref_rate = ours_images / ours.seconds, ref_images / ref.seconds
+    ratio = Ratio("pipeline speed-up", ours_rate / ref_rate, "pipeline_speedup")
+    s.ratios.append(ratio)
+    print(ratio.line())
+    s.record("pipeline", started, None, batch, device,
+             {"warmup_batches": a.warmup, "num_workers": a.num_workers, "ref_images": a.ref_images,
+              "seed": a.seed},
+             {"ours_images": ours_images, "ours_s": ours.seconds, "ours_images_per_s": ours_rate,
+              "reference_images": ref_images, "reference_s": ref.seconds,
+              "reference_images_per_s": ref_rate, "speedup": ratio.value,
+              "speedup_target": target_text("pipeline_speedup")})
+
+
+def bench_overhead(s):
+    """The wide LeNet's steps through the real pipeline vs on batches already in memory."""
+    a, device = s.args, s.device
+    model, batch = "large", TRAIN_BATCH["large"]
+    started = hwdna.now()
+    engine.seed_everything(a.seed, device)
+    ds = s.device_data(device)
+    per_epoch = ds.num_batches(batch)
+    steps = a.steps or per_epoch
+    print(f"== overhead: {model}, batch {batch}, {steps} steps ({steps / per_epoch:.2f} epochs) after "
+          f"{a.warmup} warm-up, best of {a.repeats}, on {device}", flush=True)
+    # One epoch's batches built before any clock runs: the same kind of data, no data work left.
+    pool = list(itertools.islice(ds.train_batches(batch, engine.data_generator(a.seed + 1), True),
+                                 min(steps, per_epoch)))
+    # Each timed pipeline run starts an epoch; charge only the fraction of its preparation it uses.
+    prep = {}
+    for augment in (True, False):
+        times = []
+        for _ in range(2):
+            with Clock(device) as c:
+                ds.epoch_tensors(engine.data_generator(a.seed), augment)
+            times.append(c.seconds)
+        prep[augment] = min(times)
+    unused = math.ceil(steps / per_epoch) - steps / per_epoch
+
+    def run(source):
+        trainer = Trainer(model, device, a.seed)
+        train_steps(trainer, itertools.cycle(pool), a.warmup)
+        if source == "memory":
+            batches = itertools.cycle(pool)
+        else:
+            batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=source == "augment")
+        with Clock(device) as c:
+            train_steps(trainer, batches, steps)
+        if source != "memory":
+            return c.seconds - prep[source == "augment"] * unused
+        return c.seconds
+
+    best = {"augment": math.inf, "plain": math.inf, "memory": math.inf}
+    for _ in range(a.repeats):                      # interleaved, so drift hits every variant alike
+        for source in best:
+            best[source] = min(best[source], run(source))
+    images = sum(len(y) for _, y in itertools.islice(itertools.cycle(pool), steps))
+    labels = {"augment": "pipeline, augmented", "plain": "pipeline, no augmentation",
+              "memory": "batches in memory"}
+    for source, seconds in best.items():
+        print(rate_line(labels[source], images, seconds, steps), flush=True)
+    print(f"epoch preparation: {prep[True]:.3f} s augmented, {prep[False]:.3f} s plain "
+          f"({per_epoch} steps per epoch)")
+    overhead = Ratio("pipeline overhead (augmented pipeline / in memory)",
+                     best["augment"] / best["memory"], "pipeline_overhead")
+    augment = Ratio("augmentation cost (augmented / not)", best["augment"] / best["plain"], "augment_cost")
+    for ratio in (overhead, augment):
+        s.ratios.append(ratio)
+        print(ratio.line())
+    s.record("overhead", started, model, batch, device,
+             {"steps": steps, "warmup": a.warmup, "repeats": a.repeats, "seed": a.seed},
+             {"steps": steps, "steps_per_epoch": per_epoch, "images": images,
+              "pipeline_s": best["augment"], "no_augment_s": best["plain"], "memory_s": best["memory"],
+              "pipeline_images_per_s": images / best["augment"],
+              "no_augment_images_per_s": images / best["plain"],
+              "memory_images_per_s": images / best["memory"],
+              "epoch_prep_s": prep[True], "epoch_prep_no_augment_s": prep[False],
+              "pipeline_overhead": overhead.value,
+              "pipeline_overhead_target": target_text("pipeline_overhead"),
+              "augment_cost": augment.value, "augment_cost_target": target_text("augment_cost")})
+
+
+def bench_small(s):
+    """train_small.py's setting through our loop vs the PyTorch tutorial's DataLoader loop."""
+    from torchvision import transforms
+    a, device = s.args, s.device
+    cfg = train_small.DEFAULTS
+    model, batch = cfg["model"], cfg["batch_size"]
+    lr, momentum = cfg["lr"], engine.Config.momentum
+    started = hwdna.now()
+    engine.seed_everything(a.seed, device)
+    ds = s.device_data(device)
+    per_epoch = ds.num_batches(batch)
+    steps = a.steps or a.epochs * per_epoch
+    print(f"== small: {model}, batch {batch}, {steps:,} steps ({steps / per_epoch:.2f} epochs) after "
+          f"{a.warmup} warm-up, on {device}; tutorial with {a.num_workers} workers", flush=True)
+
+    trainer = Trainer(model, device, a.seed, lr=lr, momentum=momentum)
+    train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed + 1), cfg["augment"]),
+                a.warmup)
+    with Clock(device) as ours:                     # a fresh stream: epoch preparation included
+        images = train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed),
+                                                       cfg["augment"]), steps)
+    print(rate_line("ours (DeviceCIFAR10 + engine step)", images, ours.seconds, steps), flush=True)
+
+    transform = transforms.Compose([transforms.ToTensor(),
+                                    transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    trainloader = reference_loader(s.arrays, transform, batch, a.num_workers, a.seed)
+    torch.manual_seed(a.seed)
+    net = build_model(model).to(device)
+    tutorial_loop(net, trainloader, device, a.warmup)
+    with Clock(device) as tut:                      # worker start-up each epoch, as the tutorial pays it
+        tut_images = tutorial_loop(net, trainloader, device, steps)
+    print(rate_line(f"tutorial (DataLoader, {a.num_workers} workers)", tut_images, tut.seconds, steps),
+          flush=True)
+
+    ours_rate, tut_rate = images / ours.seconds, tut_images / tut.seconds
+    ratio = Ratio("small LeNet speed-up (ours / tutorial)", ours_rate / tut_rate, "small_speedup")
+    s.ratios.append(ratio)
+    print(ratio.line())
+    s.record("small", started, model, batch, device,
+             {"steps": steps, "warmup": a.warmup, "epochs": a.epochs if not a.steps else None,
+              "num_workers": a.num_workers, "lr": lr, "momentum": momentum, "seed": a.seed},
+             {"steps": steps, "epochs": steps / per_epoch, "images": images,
+              "ours_s": ours.seconds, "ours_images_per_s": ours_rate,
+              "ours_steps_per_s": steps / ours.seconds,
+              "tutorial_s": tut.seconds, "tutorial_images_per_s": tut_rate,
+              "tutorial_steps_per_s": steps / tut.seconds,
+              "speedup": ratio.value, "speedup_target": target_text("small_speedup")})
+
+
+def bench_precision(s):
+    """Training steps/s under each precision and memory format; speed-ups against the first."""
+    a, device = s.args, s.device
+    model = a.model or DEFAULT_MODEL["precision"]
+    batch = a.batch_size or TRAIN_BATCH[model]
+    steps = a.steps or DEFAULT_STEPS["precision"]
+    started = hwdna.now()
+    print(f"== precision: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, "
+          f"augmented, on {device}", flush=True)
+    engine.seed_everything(a.seed, device)
+    ds = s.device_data(device)
+    variants = {}
+    for name in a.variants:
+        precision, channels_last = VARIANTS[name]
+        dtype = engine.amp_dtype(precision, device)
+        ds.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        trainer = Trainer(model, device, a.seed, dtype=dtype, channels_last=channels_last)
+        batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
+        train_steps(trainer, batches, a.warmup)
+        with Clock(device) as c:
+            images = train_steps(trainer, batches, steps)
+        variants[name] = (steps / c.seconds, images / c.seconds)
+        print(rate_line(f"{name:<8}", images, c.seconds, steps), flush=True)
+        del trainer, batches
+    base = a.variants[0]
+    results = {"baseline": base, "steps": steps}
+    for name, (step_rate, image_rate) in variants.items():   # flat: <variant>_steps_per_s, ...
+        key = name.replace("-", "_")
+        results[f"{key}_steps_per_s"] = step_rate
+        results[f"{key}_images_per_s"] = image_rate
+    for name, (step_rate, _) in variants.items():
+        if name != base:
+            ratio = Ratio(f"{model} {name} vs {base}", step_rate / variants[base][0])
+            results[f"{name.replace('-', '_')}_vs_{base.replace('-', '_')}"] = ratio.value
+            s.ratios.append(ratio)
+            print(ratio.line())
+    s.record("precision", started, model, batch, device,
+             {"steps": steps, "warmup": a.warmup, "augment": True, "seed": a.seed,
+              "variants": {n: {"precision": VARIANTS[n][0], "channels_last": VARIANTS[n][1]}
+                           for n in a.variants}},
+             results)
+
+
+RUN = {"devices": bench_devices, "pipeline": bench_pipeline, "overhead": bench_overhead,
+       "small": bench_small, "precision": bench_precision}
+
+
+# ---------------------------------------------------------------- command line
+
+def _names(allowed):
+    def parse(text):
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"{', '.join(bad) or repr(text)} is not one of {', '.join(allowed)} (comma-separated)")
+        return list(dict.fromkeys(names))
+    return parse
+
+
+def nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not zero or a positive whole number")
+    return value
+
+
+def build_parser():
+    p = Parser(prog="benchmark.py", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("benchmark", nargs="+", choices=BENCHMARKS + ("all",),
+      help="what to measure; several run in the order given, all = " + ", ".join(BENCHMARKS))
+    a("--device", choices=["auto", "mps", "cuda", "cpu"], default="auto",
+      help="device of pipeline, overhead, small and precision; auto = MPS, then CUDA, then CPU "
+           "(default: auto)")
+    a("--devices", type=_names(DEVICE_KINDS), default=list(DEVICE_KINDS),
+      help="devices benchmark: devices to compare, comma-separated; unavailable ones are skipped "
+           f"and cpu, the baseline, is always measured (default: {','.join(DEVICE_KINDS)})")
+    a("--model", choices=sorted(MODELS), default=None,
+      help="network of the devices and precision benchmarks "
+           f"(default: {DEFAULT_MODEL['devices']} for devices, {DEFAULT_MODEL['precision']} for precision)")
+    batches = ", ".join(f"{m} {b}" for m, b in TRAIN_BATCH.items())
+    a("--batch-size", type=positive_int, default=None,
+      help="mini-batch of the devices and precision benchmarks (default: the model's training "
+           f"batch: {batches}); pipeline and overhead use {PIPELINE_BATCH}, small uses "
+           f"{TRAIN_BATCH['small']}")
+    a("--steps", type=positive_int, default=None,
+      help=f"timed training steps (default: devices {DEFAULT_STEPS['devices']}, overhead one epoch "
+           f"(782 at batch 64), small --epochs epochs (12,500 steps each), precision "
+           f"{DEFAULT_STEPS['precision']}); pipeline always times one epoch")
+    a("--warmup", type=nonnegative_int, default=5,
+      help="untimed steps (pipeline: batches) before each timed run (default: 5)")
+    a("--epochs", type=positive_int, default=train_small.DEFAULTS["epochs"],
+      help="small benchmark: epochs of train_small.py's setting, unless --steps is given "
+           f"(default: {train_small.DEFAULTS['epochs']})")
+    a("--ref-images", type=positive_int, default=10000,
+      help="pipeline benchmark: images the reference DataLoader delivers in the timed run (default: 10000)")
+    a("--num-workers", type=nonnegative_int, default=2,
+      help="DataLoader worker processes of the reference pipelines (pipeline, small) (default: 2)")
+    a("--repeats", type=positive_int, default=1,
+      help="overhead benchmark: interleaved repeats of each variant, the fastest kept (default: 1)")
+    a("--variants", type=_names(tuple(VARIANTS)), default=DEFAULT_VARIANTS.split(","),
+      help="precision benchmark: comma-separated, the first is the baseline; -cl = channels-last; "
+           f"fp16 only on cuda and mps (default: {DEFAULT_VARIANTS})")
+    a("--seed", type=int, default=engine.Config.seed, help=f"random seed (default: {engine.Config.seed})")
+    default_data = os.environ.get("CIFAR10_DIR", "data")
+    a("--data-dir", default=default_data,
+      help=f"folder holding cifar-10-batches-py (default: $CIFAR10_DIR or ./data; now: {default_data})")
+    a("--download", action=argparse.BooleanOptionalAction, default=True,
+      help="download CIFAR-10 when it is missing (default: on)")
+    a("--out", default="runs", help="folder of run folders; one per benchmark (default: runs)")
+    return p
+
+
+def selected(names):
+    """Benchmarks to run, in the order given, 'all' expanded, each once."""
+    out = []
+    for n in names:
+        out.extend(BENCHMARKS if n == "all" else [n])
+    return list(dict.fromkeys(out))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        names = selected(args.benchmark)
+        device, warning = engine.resolve_device(args.device)
+        if warning and set(names) - {"devices"}:
+            print(warning, file=sys.stderr)
+        if "precision" in names:
+            for name in args.variants:
+                engine.amp_dtype(VARIANTS[name][0], device)   # fp16 on a CPU: say so before any work
+        session = Session(args, device)
+        for name in names:
+            RUN[name](session)
+        if session.ratios:
+            print("== summary")
+            for ratio in session.ratios:
+                print(ratio.line())
+        return 0
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; records of finished benchmarks are kept", file=sys.stderr)
+        return engine.EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""benchmark.py: each benchmark runs on the tiny set and writes its record; bad input exits 2.
+
+Rates and ratios are printed and recorded, never asserted: these tests check
+that the measurements run and produce well-formed records, not how fast.
+"""
+import argparse
+import json
+import math
+
+import pytest
+
+import benchmark
+import data
+import engine
+
+TINY = ["--steps", "2", "--warmup", "1", "--ref-images", "64", "--num-workers", "0"]
+RECORD_KEYS = {"kind", "benchmark", "run_id", "status", "model", "batch_size", "device", "settings",
+               "hardware", "dataset", "git", "started", "finished", "results"}
+
+
+def run(tiny_data, workdir, *argv):
+    return benchmark.main([*argv, "--data-dir", str(tiny_data), "--out", str(workdir / "runs"), *TINY])
+
+
+def records(workdir):
+    """The run logs written under workdir/runs, by benchmark name."""
+    found = [json.loads(p.read_text()) for p in sorted((workdir / "runs").glob("*/run_log.json"))]
+    by_name = {r["benchmark"]: r for r in found}
+    assert len(by_name) == len(found), "one record per benchmark"
+    return by_name
+
+
+def check_record(rec, name, tiny_data):
+    assert RECORD_KEYS <= rec.keys()
+    assert rec["kind"] == "benchmark" and rec["benchmark"] == name and rec["status"] == "complete"
+    assert rec["run_id"].endswith(f"-bench-{name}")
+    assert rec["hardware"]["torch"] and rec["hardware"]["cpu_count"]
+    assert rec["dataset"]["id"] == data.fingerprint(tiny_data / data.FOLDER)["id"]
+    assert rec["dataset"]["train_images"] == 200
+
+
+def positive(value):
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+def rates(results):
+    """Every number recorded under a key ending in _per_s, at any depth."""
+    out = []
+    for key, value in results.items():
+        if isinstance(value, dict):
+            out += rates(value)
+        elif key.endswith("_per_s"):
+            out.append(value)
+    return out
+
+
+def test_devices_measures_cpu_and_skips_missing_devices(tiny_data, workdir, capsys):
+    assert run(tiny_data, workdir, "devices", "--model", "small", "--devices", "mps,cuda") == 0
+    out = capsys.readouterr().out
+    rec = records(workdir)["devices"]
+    check_record(rec, "devices", tiny_data)
+    assert rec["model"] == "small" and rec["batch_size"] == 4     # the model's training batch
+    devices = rec["results"]["devices"]
+    assert "cpu added" in out and "cpu" in devices                 # the baseline is always there
+    assert devices["cpu"]["speedup_vs_cpu"] == 1.0
+    for kind, entry in devices.items():
+        assert set(entry) == {"images_per_s", "speedup_vs_cpu"}
+        assert positive(entry["images_per_s"]) and positive(entry["speedup_vs_cpu"])
+        assert entry["speedup_vs_cpu"] == pytest.approx(entry["images_per_s"] / devices["cpu"]["images_per_s"])
+    for kind in ("mps", "cuda"):
+        if not engine.available(kind):
+            assert f"{kind}: not available here; skipped" in out
+            assert kind not in devices and kind in rec["results"]["skipped"]
+
+
+def test_pipeline_compares_one_epoch_with_the_reference(tiny_data, workdir, capsys):
+    assert run(tiny_data, workdir, "pipeline") == 0
+    out = capsys.readouterr().out
+    rec = records(workdir)["pipeline"]
+    check_record(rec, "pipeline", tiny_data)
+    res = rec["results"]
+    assert rec["batch_size"] == 64
+    assert res["ours_images"] == 200                               # one whole epoch of the tiny set
+    assert res["reference_images"] >= 64 and res["reference_images"] % 64 == 0
+    assert all(positive(v) for v in rates(res)) and len(rates(res)) == 2
+    assert res["speedup"] == pytest.approx(res["ours_images_per_s"] / res["reference_images_per_s"])
+    assert res["speedup_target"] == ">= 20"
+    assert "== summary" in out and "pipeline speed-up: " in out and "(target >= 20x" in out
+
+
+def test_overhead_records_both_ratios(tiny_data, workdir, capsys):
+    assert run(tiny_data, workdir, "overhead") == 0
+    out = capsys.readouterr().out
+    rec = records(workdir)["overhead"]
+    check_record(rec, "overhead", tiny_data)
+    res = rec["results"]
+    assert rec["model"] == "large" and rec["batch_size"] == 64
+    assert res["steps"] == 2 and res["steps_per_epoch"] == 4 and res["images"] == 128
+    assert len(rates(res)) == 3 and all(positive(v) for v in rates(res))
+    assert res["pipeline_overhead"] == pytest.approx(res["pipeline_s"] / res["memory_s"])
+    assert res["augment_cost"] == pytest.approx(res["pipeline_s"] / res["no_augment_s"])
+    assert res["pipeline_overhead_target"] == "<= 1.03" and res["augment_cost_target"] == "<= 1.02"
+    assert "(target <= 1.03x" in out and "(target <= 1.02x" in out
+
+
+def test_small_runs_both_loops_for_the_same_steps(tiny_data, workdir):
+    assert run(tiny_data, workdir, "small") == 0
+    rec = records(workdir)["small"]
+    check_record(rec, "small", tiny_data)
+    res = rec["results"]
+    assert rec["model"] == "small" and rec["batch_size"] == 4
+    assert res["steps"] == 2 and res["images"] == 8
+    assert len(rates(res)) == 4 and all(positive(v) for v in rates(res))
+    assert res["speedup"] == pytest.approx(res["ours_images_per_s"] / res["tutorial_images_per_s"])
+    assert res["speedup_target"] == ">= 2.5"
+
+
+def test_precision_measures_each_variant(tiny_data, workdir, capsys):
+    assert run(tiny_data, workdir, "precision", "--variants", "fp32,bf16-cl,bf16",
+               "--batch-size", "4") == 0
+    out = capsys.readouterr().out
+    rec = records(workdir)["precision"]
+    check_record(rec, "precision", tiny_data)
+    res = rec["results"]
+    assert rec["model"] == "resnet18" and rec["batch_size"] == 4
+    assert res["baseline"] == "fp32"
+    assert rec["settings"]["variants"] == {"fp32": {"precision": "fp32", "channels_last": False},
+                                           "bf16-cl": {"precision": "bf16", "channels_last": True},
+                                           "bf16": {"precision": "bf16", "channels_last": False}}
+    assert len(rates(res)) == 6 and all(positive(v) for v in rates(res))
+    for name in ("bf16_cl", "bf16"):
+        assert res[f"{name}_vs_fp32"] == pytest.approx(res[f"{name}_steps_per_s"] / res["fp32_steps_per_s"])
+    assert "fp32_vs_fp32" not in res
+    assert "resnet18 bf16-cl vs fp32: " in out
+
+
+def test_all_writes_one_record_per_benchmark(tiny_data, workdir, capsys):
+    assert run(tiny_data, workdir, "all", "--model", "small", "--batch-size", "4",
+               "--variants", "fp32,bf16") == 0
+    out = capsys.readouterr().out
+    recs = records(workdir)
+    assert set(recs) == set(benchmark.BENCHMARKS)
+    for name, rec in recs.items():
+        check_record(rec, name, tiny_data)
+        assert rates(rec["results"]) and all(positive(v) for v in rates(rec["results"]))
+    summary = [line for line in out.split("== summary\n", 1)[1].splitlines()
+               if " vs cpu " not in line]                    # accelerators, where there are any
+    assert [line.split(":")[0] for line in summary] == [
+        "pipeline speed-up", "pipeline overhead (augmented pipeline / in memory)",
+        "augmentation cost (augmented / not)", "small LeNet speed-up (ours / tutorial)",
+        "small bf16 vs fp32"]
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["nonsense"],
+    ["pipeline", "--steps", "0"],
+    ["pipeline", "--warmup", "-1"],
+    ["pipeline", "--num-workers", "two"],
+    ["devices", "--devices", "cpu,tpu"],
+    ["devices", "--model", "vgg"],
+    ["precision", "--variants", "fp64"],
+    ["precision", "--variants", "fp16", "--device", "cpu"],   # fp16 autocast is for cuda and mps
+])
+def test_bad_flags_exit_2_with_one_line(tiny_data, workdir, capsys, argv):
+    assert benchmark.main([*argv, "--data-dir", str(tiny_data), "--out", str(workdir / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not (workdir / "runs").exists()
+
+
+def test_missing_data_is_the_data_modules_error(workdir, capsys):
+    (workdir / "empty").mkdir()
+    argv = ["pipeline", "--data-dir", str(workdir / "empty"), "--no-download", "--out", str(workdir / "runs")]
+    assert benchmark.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: CIFAR-10 not found in") and err.count("\n") == 1
+
+
+def test_help_states_every_default(capsys):
+    parser = benchmark.build_parser()
+    for action in parser._actions:
+        if action.option_strings and action.help is not argparse.SUPPRESS and action.dest != "help":
+            assert "(default: " in action.help, action.dest
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--ref-images" in capsys.readouterr().out

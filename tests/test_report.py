@@ -1,0 +1,385 @@
+"""report.py: results.md and plots from synthetic run logs written into a temporary folder."""
+import json
+import re
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.image as mpimg  # noqa: E402
+
+import report  # noqa: E402
+
+CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+BASE_OFFSETS = [5.0, 9.0, -8.0, -12.0, -3.0, -6.0, 7.0, 3.0, 10.0, -5.0]
+AUG_OFFSETS = [2.0, 11.0, -1.0, -9.0, 4.0, 1.0, 8.0, -4.0, 12.0, -6.0]
+CHIP = "Test Chip 9000"
+BATCH = {"small": 4, "large": 64, "resnet18": 128}
+PARAMS = {"small": 62006, "large": 1982602, "resnet18": 11173962}
+
+
+def make_log(run_id, model="large", epochs=2, augment=False, onecycle=False, device="cpu",
+             precision="fp32", seed=1111, status="complete", acc0=35.0, acc_step=2.0,
+             epoch_time=30.0, loss0=2.3, offsets=BASE_OFFSETS, sha="a" * 64, chip=CHIP, tweak=None,
+             load=None):
+    """A run log like engine.py writes: 7 loss lines per epoch, history, results.
+
+    Test accuracy after epoch e is ``acc0 + acc_step * e``; class i adds ``offsets[i]``;
+    cumulative training time is ``epoch_time * e``; the loss line [e, 100 b] reads
+    ``loss0 - 0.01 * (7 (e - 1) + b)``.
+    """
+    done = epochs if status == "complete" else epochs // 2
+    history, lines = [], []
+    for e in range(1, done + 1):
+        acc = round(acc0 + acc_step * e, 2)
+        for b in range(1, 8):
+            lines.append([e, 100 * b, round(loss0 - 0.01 * (7 * (e - 1) + b), 6)])
+        history.append({"epoch": e, "train_loss": round(loss0 - 0.01 * (7 * (e - 1) + 4), 6),
+                        "test_accuracy": acc,
+                        "per_class": {c: round(acc + o, 1) for c, o in zip(CLASSES, offsets)},
+                        "lr": 0.001, "epoch_time_s": epoch_time, "eval_time_s": 0.5,
+                        "train_time_s": round(epoch_time * e, 3)})
+    if tweak:                                   # {(epoch, batch): loss}: a run that diverged
+        lines = [[e, b, tweak.get((e, b), v)] for e, b, v in lines]
+    results = None
+    if status == "complete":
+        last = history[-1]
+        confusion = [[0] * 10 for _ in range(10)]
+        for i, c in enumerate(CLASSES):
+            right = int(round(last["per_class"][c] * 10))
+            confusion[i][i] = right
+            confusion[i][(i + 1) % 10] = 1000 - right
+        results = {"overall_accuracy": last["test_accuracy"], "correct": 0, "total": 10000,
+                   "per_class": last["per_class"], "confusion": confusion,
+                   "train_time_s": last["train_time_s"], "final_loss": lines[-1][2],
+                   "epochs": epochs, "weights_sha256": sha}
+    cfg = {"model": model, "epochs": epochs, "batch_size": BATCH[model], "lr": 0.001, "max_lr": 0.1,
+           "weight_decay": 5e-4 if onecycle else 0.0, "momentum": 0.9, "augment": augment,
+           "onecycle": onecycle, "seed": seed, "device": device, "precision": "auto",
+           "channels_last": False, "compile": False, "log_every": 100, "data_dir": "data",
+           "out": "runs", "download": True}
+    return {
+        "kind": "train", "run_id": run_id, "status": status, "script": f"train_{model}.py",
+        "model": model, "params": PARAMS[model], "seed": seed, "device": device,
+        "device_requested": device, "precision": precision, "config": cfg,
+        "hardware": {"os": "Linux", "os_release": "6.1", "architecture": "x86_64", "chip": chip,
+                     "cpu_count": 8, "torch_threads": 8,
+                     "gpu": "Test GPU 80GB" if device == "cuda" else None, "python": "3.11.7",
+                     "torch": "2.9.0", "torchvision": "0.24.0", "numpy": "2.1.0",
+                     **({"load_average": [load[0], 1.0, 1.0], "load_average_end": [load[1], 1.0, 1.0]}
+                        if load else {})},
+        "dataset": {"id": "d32df6ea6c2fcfbc", "official": False, "source": "not the official files",
+                    "md5": {}, "folder": "data/cifar-10-batches-py", "train_images": 50000,
+                    "test_images": 10000},
+        "git": None, "started": "2026-12-01T10:00:00+0000", "finished": None,
+        "results": results, "history": history, "loss_lines": lines,
+    }
+
+
+def write_logs(runs_dir, logs):
+    for log in logs:
+        folder = runs_dir / log["run_id"]
+        folder.mkdir(parents=True)
+        (folder / "run_log.json").write_text(json.dumps(log))
+    return runs_dir
+
+
+def full_set():
+    return {
+        "small": make_log("20261201-100000-small-e2", model="small", acc0=50.0),
+        "cpu2a": make_log("20261201-110000-large-e2"),
+        "cpu2b": make_log("20261201-120000-large-e2"),
+        "cuda2": make_log("20261201-130000-large-e2", device="cuda", precision="fp32", epoch_time=5.0,
+                          sha="b" * 64, load=(0.5, 3.25)),
+        "e20": make_log("20261201-140000-large-e20", epochs=20, epoch_time=31.0),
+        "aug40": make_log("20261201-150000-large-aug-e40", epochs=40, augment=True, acc0=40.0,
+                          acc_step=1.0, offsets=AUG_OFFSETS),
+        "cyc40": make_log("20261201-160000-large-aug-onecycle-e40", epochs=40, augment=True,
+                          onecycle=True, acc0=45.0, acc_step=1.0, offsets=AUG_OFFSETS[::-1]),
+        "resnet2": make_log("20261201-170000-resnet18-e2", model="resnet18", acc0=40.0, acc_step=5.0),
+        "running": make_log("20261201-180000-resnet18-e40", model="resnet18", epochs=40,
+                            status="running", acc0=90.0),
+    }
+
+
+def section(md, heading):
+    """The text under ``heading`` (any level) up to the next heading of the same or higher level."""
+    m = re.search(rf"^(#+) {re.escape(heading)}\n", md, re.M)
+    assert m, f"no heading {heading!r}"
+    level = len(m.group(1))
+    rest = md[m.end():]
+    end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
+    return rest[:end.start()] if end else rest
+
+
+def tables(text):
+    """Every markdown table in ``text`` as a list of rows (lists of cell strings), header first."""
+    found, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            if not re.fullmatch(r"\|[-|]+\|", line):
+                current.append([c.strip() for c in line.strip("|").split(" | ")])
+        elif current:
+            found.append(current)
+            current = []
+    return found
+
+
+def row(tbl, first):
+    matches = [r for r in tbl if r[0] == first]
+    assert len(matches) == 1, (first, tbl)
+    return matches[0]
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    logs = full_set()
+    write_logs(root / "runs", logs.values())
+    out = root / "site" / "results.md"
+    assert report.main(["--runs", str(root / "runs"), "--output", str(out)]) == 0
+    return {"root": root, "logs": logs, "out": out, "md": out.read_text(encoding="utf-8")}
+
+
+def test_sections_in_the_seed_order(full):
+    headings = re.findall(r"^## (.+)$", full["md"], re.M)
+    expected = ["Table of Contents", "Data", "Small LeNet-style CNN (62,006 params)",
+                "Large LeNet-style CNN (1,982,602 params)", "Reproducibility", "Data Augmentation",
+                "Learning Rate Scheduling (40 Epochs)", "Acceptable Accuracy Targets",
+                "Epoch Training and Diminishing Returns", "ResNet-18 (11,173,962 params)",
+                "Architecture Comparison", "Hardware DNA", "Activation Visualization", "Plots", "Run Index"]
+    assert headings == expected
+    for h in ["Device Comparison (2 Epochs)", "Training Progression", "Per-Class Accuracy by Epoch"]:
+        assert f"\n### {h}\n" in full["md"]
+    assert "[Reproducibility](#reproducibility)" in full["md"]
+
+
+def test_per_model_numbers_match_the_logs(full):
+    small = full["logs"]["small"]["results"]
+    text = section(full["md"], "Small LeNet-style CNN (62,006 params)")
+    summary = tables(text)[0]
+    assert row(summary, "CPU, 2 Epochs")[4:8] == ["54.00%", "60.00s", "2.160", "`20261201-100000-small-e2`"]
+    classes = tables(section(full["md"], "CPU, 2 Epochs"))[0][1:]
+    best_first = sorted(small["per_class"].items(), key=lambda kv: -kv[1])
+    assert classes == [[c, f"{v:.1f}%"] for c, v in best_first]
+    assert classes[0] == ["ship", "64.0%"]
+    data = section(full["md"], "Data")
+    assert "`d32df6ea6c2fcfbc`" in data and "lossy JPEG re-encoding" in data
+
+
+def test_device_comparison_computes_speedup(full):
+    tbl = tables(section(full["md"], "Device Comparison (2 Epochs)"))[0]
+    assert row(tbl, "CPU") == ["CPU", "60.00s", "39.00%", "1.0x (baseline)", "—", "`20261201-120000-large-e2`"]
+    assert row(tbl, "CUDA") == ["CUDA", "10.00s", "39.00%", "**6.0x faster**", "0.50 → 3.25",
+                                "`20261201-130000-large-e2`"]
+
+
+def test_progression_prefers_real_runs_and_reads_history_for_the_rest(full):
+    text = section(full["md"], "Training Progression")
+    tbl = tables(text)[0]
+    assert tbl[0] == ["Metric", "2 Epochs", "10 Epochs", "20 Epochs"]
+    # 2 epochs: the most recent real 2-epoch CPU run (not epoch 2 of the 20-epoch run, which took 62s)
+    assert row(tbl, "**Time**") == ["**Time**", "60.00s", "310.00s", "620.00s"]
+    assert row(tbl, "**Overall Accuracy**") == ["**Overall Accuracy**", "39.00%", "55.00%", "75.00%"]
+    # last loss line of epoch 10: 2.3 - 0.01 * 70; of epoch 20: 2.3 - 0.01 * 140
+    assert row(tbl, "**Final Loss**") == ["**Final Loss**", "2.160", "1.600", "0.900"]
+    assert row(tbl, "Run") == ["Run", "`20261201-120000-large-e2`", "`20261201-140000-large-e20` @ epoch 10",
+                               "`20261201-140000-large-e20`"]
+    assert "same computation as a k-epoch run" in text
+    by_epoch = tables(section(full["md"], "Per-Class Accuracy by Epoch"))[0]
+    e20 = full["logs"]["e20"]["history"]
+    assert row(by_epoch, "cat") == ["cat", f"{e20[9]['per_class']['cat']:.1f}%", f"{e20[19]['per_class']['cat']:.1f}%"]
+
+
+def test_reproducibility_match_column(full):
+    text = section(full["md"], "Reproducibility")
+    tbl = tables(text)[0]
+    assert tbl[0] == ["Metric", "Run 1", "Run 2", "Match"]
+    assert row(tbl, "Loss [1, 100]") == ["Loss [1, 100]", "2.290", "2.290", "✓"]
+    assert row(tbl, "Loss [2, 700]") == ["Loss [2, 700]", "2.160", "2.160", "✓"]
+    assert row(tbl, "Final weights sha256")[-1] == "✓"
+    assert "Run 1 = `20261201-110000-large-e2`, Run 2 = `20261201-120000-large-e2`" in text
+    assert "reproduce bit for bit" in text
+    assert "20261201-130000" not in text          # the CUDA run is another device, not a repeat
+
+
+def test_reproducibility_mismatch_is_a_cross(tmp_path):
+    logs = [make_log("20261201-110000-large-e2"),
+            make_log("20261201-120000-large-e2", sha="c" * 64, tweak={(1, 700): 2.2301, (2, 700): 2.1612})]
+    write_logs(tmp_path / "runs", logs)
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(tmp_path / "runs"), "--output", str(out), "--no-plots"]) == 0
+    tbl = tables(section(out.read_text(), "Reproducibility"))[0]
+    assert row(tbl, "Loss [1, 100]")[-1] == "✓"
+    assert row(tbl, "Loss [1, 700]") == ["Loss [1, 700]", "2.230000", "2.230100", "✗"]
+    assert row(tbl, "Loss [2, 700]") == ["Loss [2, 700]", "2.160", "2.161", "✗"]
+    assert row(tbl, "**Overall Accuracy**")[-1] == "✓"
+    assert row(tbl, "Final weights sha256")[-1] == "✗"
+    assert "differ in Loss [1, 700], Loss [2, 700], Final weights sha256" in out.read_text()
+
+
+def test_augmentation_delta_and_history_column(full):
+    text = section(full["md"], "Data Augmentation")
+    tbl = tables(text)[0]
+    assert row(tbl, "**Overall Accuracy**") == ["**Overall Accuracy**", "75.00%", "60.00%", "80.00%"]
+    assert row(tbl, "Run") == ["Run", "`20261201-140000-large-e20`", "`20261201-150000-large-aug-e40` @ epoch 20",
+                               "`20261201-150000-large-aug-e40`"]
+    per_class = tables(section(full["md"], "Per-Class Accuracy Comparison"))[0]
+    assert per_class[0][-1] == "Δ (40 vs No Aug)"
+    no_aug = full["logs"]["e20"]["results"]["per_class"]
+    aug40 = full["logs"]["aug40"]["results"]["per_class"]
+    for c in CLASSES:
+        d = aug40[c] - no_aug[c]
+        assert row(per_class, c)[-1].strip("*") == f"{d:+.1f}", c
+    assert row(per_class, "bird") == ["bird", "67.0%", "59.0%", "79.0%", "**+12.0**"]
+    assert row(per_class, "horse")[-1] == "-2.0"
+    assert "9 of 10 classes improved; largest gain: bird (+12.0); largest drop: horse (-2.0)" in full["md"]
+
+
+def test_scheduling_delta(full):
+    text = section(full["md"], "Learning Rate Scheduling (40 Epochs)")
+    tbl = tables(text)[0]
+    assert row(tbl, "**Overall Accuracy**") == ["**Overall Accuracy**", "80.00%", "85.00%", "+5.0 points"]
+    assert "max_lr=0.1" in text and "(0.0005)" in text
+    per_class = tables(section(full["md"], "Per-Class Accuracy Comparison (Fixed LR vs OneCycleLR)"))[0]
+    fixed = full["logs"]["aug40"]["results"]["per_class"]
+    cyc = full["logs"]["cyc40"]["results"]["per_class"]
+    for c in CLASSES:
+        assert row(per_class, c)[-1].strip("*") == f"{cyc[c] - fixed[c]:+.1f}", c
+
+
+def test_targets_and_resnet(full):
+    tbl = tables(section(full["md"], "Acceptable Accuracy Targets"))[0]
+    assert row(tbl, "Small LeNet-style CNN")[2:] == ["✓ Achieved (54.00%, 2 epochs)", "`20261201-100000-small-e2`"]
+    assert row(tbl, "Large LeNet-style CNN")[2].startswith("✓ Achieved (75.00%")
+    assert row(tbl, "Large LeNet-style CNN + augmentation + OneCycleLR")[2].startswith("✓ Achieved (85.00%")
+    # the running 40-epoch ResNet logs 90%+ per epoch but is not complete: not used
+    assert row(tbl, "ResNet-18")[2:] == ["✗ Not yet (50.00%, 2 epochs)", "`20261201-170000-resnet18-e2`"]
+    resnet = section(full["md"], "ResNet-18 (11,173,962 params)")
+    assert "40-epoch recipe has not been measured yet" in resnet
+    assert "`python train_resnet.py --epochs 40`" in resnet
+    comp = tables(section(full["md"], "Comparison vs Large LeNet-style CNN + OneCycleLR"))[0]
+    wide = full["logs"]["cyc40"]["results"]["per_class"]
+    res = full["logs"]["resnet2"]["results"]["per_class"]
+    assert row(comp, "dog")[-1].strip("*") == f"{res['dog'] - wide['dog']:+.1f}"
+    index = tables(section(full["md"], "Run Index"))[0]
+    assert row(index, "`20261201-180000-resnet18-e40`")[-1] == "running (epoch 20/40)"
+    assert len(index) == 1 + len(full["logs"])
+
+
+def test_plots_written_and_linked(full):
+    md, site = full["md"], full["out"].parent
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    names = sorted(p.split("/")[-1] for p in links)
+    assert names == ["confusion_large.png", "confusion_resnet18.png", "confusion_small.png",
+                     "curves_large.png", "curves_resnet18.png", "curves_small.png", "per_class.png"]
+    for link in links:
+        assert link.startswith("results/")
+        img = mpimg.imread(site / link)
+        assert img.shape[0] >= 300 and img.shape[1] >= 400, (link, img.shape)
+        assert img[..., :3].std() > 0.01                  # not a blank canvas
+
+
+def test_running_twice_gives_the_same_file(full):
+    out = full["out"]
+    assert report.main(["--runs", str(full["root"] / "runs"), "--output", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == full["md"]
+
+
+def test_no_runs_says_not_measured_with_commands(tmp_path):
+    (tmp_path / "runs").mkdir()
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(tmp_path / "runs"), "--output", str(out)]) == 0
+    md = out.read_text()
+    assert md.count("*Not measured yet.*") >= 12
+    for heading, command in [("Small LeNet-style CNN", "python train_small.py"),
+                             ("Device Comparison (2 Epochs)", "python train_large.py --epochs 2 --device cpu"),
+                             ("Training Progression", "python train_large.py --epochs 20"),
+                             ("Reproducibility", "python train_large.py --epochs 2"),
+                             ("Data Augmentation", "python train_large.py --epochs 40 --augment"),
+                             ("Learning Rate Scheduling (40 Epochs)",
+                              "python train_large.py --epochs 40 --augment --onecycle"),
+                             ("ResNet-18", "python train_resnet.py --epochs 40"),
+                             ("Activation Visualization", "python visualize_activations.py")]:
+        text = section(md, heading)
+        assert "Not measured yet" in text and f"`{command}`" in text, heading
+    assert not (tmp_path / "results").exists()
+
+
+def test_corrupt_log_is_skipped_with_a_warning(tmp_path, capsys):
+    runs = write_logs(tmp_path / "runs", [make_log("20261201-100000-small-e2", model="small", acc0=50.0)])
+    (runs / "broken").mkdir()
+    (runs / "broken" / "run_log.json").write_text('{"run_id": "broken", "status": "comp')
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(runs), "--output", str(out), "--no-plots"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: skipping") and "broken" in err[0]
+    assert "54.00%" in out.read_text() and "broken" not in out.read_text()
+
+
+def test_benchmarks_and_unknown_kinds(tmp_path):
+    bench = {"kind": "benchmark", "benchmark": "devices", "run_id": "20261201-090000-bench-devices",
+             "model": "large", "batch_size": 64, "device": "cuda", "hardware": {"chip": CHIP, "os": "Linux"},
+             "results": {"devices": {"cuda": {"images_per_s": 25000.0, "speedup_vs_cpu": 99.0},
+                                     "cpu": {"images_per_s": 1000.0, "speedup_vs_cpu": 1.0}},
+                         "skipped": {"mps": "not available"}, "steps": 50, "extra": {"nested": [1, 2]}}}
+    pipeline = {"kind": "benchmark", "benchmark": "pipeline", "run_id": "20261201-091000-bench-pipeline",
+                "model": None, "batch_size": 64, "device": "cuda", "hardware": {"chip": CHIP},
+                "results": {"ours_images_per_s": 123456.789, "ref_images_per_s": 2345.0}}
+    other = {"kind": "sweep", "run_id": "20261201-080000-sweep", "whatever": [1]}
+    runs = write_logs(tmp_path / "runs", [bench, pipeline, other])
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(runs), "--output", str(out), "--no-plots"]) == 0
+    text = section(out.read_text(), "Device Comparison (2 Epochs)")
+    tbl = [t for t in tables(text) if t[0][0] == "Device"][0]
+    assert row(tbl, "CPU") == ["CPU", "1,000.0", "1.0x"]
+    assert row(tbl, "CUDA") == ["CUDA", "25,000.0", "25.0x"]      # computed from images/s
+    assert row(tbl, "MPS") == ["MPS", "skipped (not available)", "—"]
+    assert "`20261201-090000-bench-devices`" in text and "| steps | 50 |" in text
+    assert "pipeline" not in text
+    others = section(out.read_text(), "Other Benchmark Results")
+    assert "| ours_images_per_s | 1.235e+05 |" in others and "`20261201-091000-bench-pipeline`" in others
+    assert "`20261201-080000-sweep` (sweep)" in out.read_text()
+
+
+def test_activation_pngs_are_linked(tmp_path):
+    runs = write_logs(tmp_path / "runs", [make_log("20261201-100000-small-e2", model="small")])
+    (tmp_path / "activations").mkdir()
+    for name in ["resnet18_layer1.png", "resnet18_conv1.png"]:
+        mpimg.imsave(tmp_path / "activations" / name, [[0.0, 1.0], [1.0, 0.0]])
+    (tmp_path / "activations" / "resnet18_stats.json").write_text(json.dumps({
+        "kind": "activations", "model": "resnet18", "source": "run x", "device": "cpu",
+        "image": {"index": 3, "true": "cat", "predicted": "dog"},
+        "layers": [{"layer": "layer1", "channels": 64, "resolution": "32x32", "mean": 0.5, "zeros": 0.4567}]}))
+    (tmp_path / "activations" / "broken_stats.json").write_text("{")
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(runs), "--output", str(out), "--no-plots"]) == 0
+    text = section(out.read_text(), "Activation Visualization")
+    assert re.findall(r"\]\((activations/[^)]+)\)", text) == ["activations/resnet18_conv1.png",
+                                                              "activations/resnet18_layer1.png"]
+    assert row(tables(text)[0], "layer1") == ["layer1", "64", "32x32", "0.500", "45.7%"]
+
+
+def test_unwritable_output_is_a_one_line_error(tmp_path, capsys):
+    runs = write_logs(tmp_path / "runs", [make_log("20261201-100000-small-e2", model="small")])
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    assert report.main(["--runs", str(runs), "--output", str(blocker / "results.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot write") and "--output" in err[0]
+
+
+def test_missing_runs_folder_is_a_one_line_error(tmp_path, capsys):
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(tmp_path / "nope"), "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no runs folder")
+    assert not out.exists()
+
+
+def test_help_states_defaults(capsys):
+    with pytest.raises(SystemExit) as exc:
+        report.main(["--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())     # argparse wraps lines
+    assert "(default: runs)" in out and "(default: results.md)" in out and "results/ beside --output" in out
