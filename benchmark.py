@@ -22,7 +22,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -89,13 +88,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
 
     def step(self, x, y):
-        with engine.autocast(self.device, self.dtype):
-            loss = F.cross_entropy(self.model(x), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return loss.detach()
+        return engine.train_step(self.model, self.optimizer, self.scaler, x, y, self.dtype)
 
 
 def train_steps(trainer, batches, n, log_every=LOG_EVERY):

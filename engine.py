@@ -289,6 +289,17 @@ def resumed_config(ckpt, cfg, explicit):
 
 # ---------------------------------------------------------------- the loop
 
+def train_step(model, optimizer, scaler, x, y, dtype=None):
+    """One SGD step on batch (x, y) under autocast ``dtype``; returns the loss, still on the device."""
+    with autocast(x.device, dtype):
+        loss = F.cross_entropy(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
 def make_schedule(cfg, optimizer, steps_per_epoch):
     if not cfg.onecycle:
         return None
@@ -394,12 +405,7 @@ def train(cfg, script="train.py", resume=None, explicit=()):
             losses = torch.zeros(steps, device=device)    # (steps,) per-batch loss, read every log_every
             b = 0
             for b, (x, y) in enumerate(ds.train_batches(cfg.batch_size, gen, cfg.augment), 1):
-                with autocast(device, dtype):
-                    loss = F.cross_entropy(step_model(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                loss = train_step(step_model, optimizer, scaler, x, y, dtype)
                 if schedule is not None:
                     schedule.step()
                 losses[b - 1] = loss.detach()

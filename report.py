@@ -214,6 +214,18 @@ def latest(runs):
     return max(runs, key=lambda r: r.run_id) if runs else None
 
 
+def representative(runs):
+    """Of runs of one configuration (the same computation), the fastest; the newest among equals.
+
+    Identical runs give identical numbers on one machine; their times differ only by how
+    busy the machine was, and the fastest is the closest to what the recipe costs.
+    """
+    def time_of(r):
+        t = (r.results or {}).get("train_time_s")
+        return t if isinstance(t, (int, float)) else float("inf")
+    return min(runs, key=lambda r: (time_of(r), [-ord(c) for c in r.run_id])) if runs else None
+
+
 def best(runs):
     """The most accurate run; the most recent among equals."""
     return max(runs, key=lambda r: (r.accuracy, r.run_id)) if runs else None
@@ -223,7 +235,7 @@ def resolve(runs, epoch):
     """The figures after ``epoch`` epochs: a real run of that length, else a longer fixed-LR run's history."""
     real = [r for r in runs if r.epochs == epoch]
     if real:
-        return latest(real).at()
+        return representative(real).at()
     longer = [r for r in runs if not r.onecycle and r.epochs > epoch and len(r.history) >= epoch]
     return latest(longer).at(epoch) if longer else None
 
@@ -516,11 +528,11 @@ class Report:
         return run.dataset.get("id", "unknown")
 
     def config_groups(self, runs):
-        """Headline run (the most recent) of each configuration, in a stable order."""
+        """Headline run (the fastest, see ``representative``) of each configuration, in a stable order."""
         groups = {}
         for r in runs:
             groups.setdefault(r.recipe, []).append(r)
-        heads = [latest(rs) for rs in groups.values()]
+        heads = [representative(rs) for rs in groups.values()]
         return sorted(heads, key=lambda r: (r.setup, r.epochs, r.augment, r.onecycle, r.run_id)), groups
 
     def sec_model(self, model, description, command):
@@ -536,7 +548,7 @@ class Report:
               loss(r.at().final_loss), f"`{r.run_id}`", len(groups[r.recipe])] for r in heads])
         self.add(2, self.model_heading(model), description,
                  f"Batch size {', '.join(sorted({str(r.batch_size) for r in runs}))}. One row per "
-                 "configuration, from its most recent complete run.", summary)
+                 "configuration, from its fastest complete run (identical runs give identical numbers).", summary)
         seen = {}
         for r in heads:
             heading = self.label(r)
@@ -1204,7 +1216,7 @@ def main(argv=None):
         runs = load_runs(args.runs, lambda msg: print(msg, file=sys.stderr))
         runs_label = Path(os.path.relpath(Path(args.runs).resolve(), out_dir.resolve())).as_posix()
         if runs_label.startswith(".."):
-            runs_label = Path(args.runs).resolve().as_posix()
+            runs_label = Path(args.runs).as_posix()  # as given: never this machine's absolute path
         report = Report(runs, out_dir, plot_dir, runs_label, draw_plots=not args.no_plots)
         text = report.build()
         if report.plots:
