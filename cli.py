@@ -124,6 +124,6 @@ def main(defaults, argv, description, script):
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: stopped at once by a second interrupt; the last checkpoint is intact",
+        print("error: interrupted; every file already written (checkpoints, run logs) is intact",
               file=sys.stderr)
         return engine.EXIT_INTERRUPTED
