@@ -214,6 +214,10 @@ def latest(runs):
     return max(runs, key=lambda r: r.run_id) if runs else None
 
 
+def _sha(v):
+    return f"`{v[:12]}…`" if isinstance(v, str) and v else "—"
+
+
 def representative(runs):
     """Of runs of one configuration (the same computation), the fastest; the newest among equals.
 
@@ -712,6 +716,45 @@ class Report:
             first = rs[0]
             self.add(3, f"{MODEL_NAMES.get(first.model, first.model)}, {self.label(first)}, "
                         f"seed {first.seed}", *self.repro_table(rs))
+        self.sec_resumed()
+
+    def sec_resumed(self):
+        """Runs interrupted and resumed, against an uninterrupted run of the same computation."""
+        resumed = [r for r in self.done if r.rec.get("resumes")]
+        if not resumed:
+            return
+        blocks = []
+        for run in sorted(resumed, key=lambda r: r.run_id):
+            k = run.epochs
+            same = run.recipe[:1] + run.recipe[2:]          # the recipe but for its length
+            refs = [r for r in self.done if not r.rec.get("resumes") and r.recipe[:1] + r.recipe[2:] == same
+                    and (r.epochs == k or (not r.onecycle and r.epochs > k and len(r.history) >= k))]
+            after = run.rec["resumes"][0].get("after_epoch", 0)
+            title = (f"`{run.run_id}`: interrupted after epoch {after} of {k}, resumed "
+                     f"({MODEL_NAMES.get(run.model, run.model)}, {self.label(run)})")
+            if not refs:
+                blocks.append((title, "No uninterrupted run of the same computation to compare with yet."))
+                continue
+            ref = representative(refs)
+            h = ref.history[k - 1]
+            ref_sha = h.get("weights_sha256") or (ref.results.get("weights_sha256") if ref.epochs == k else None)
+            ref_lines = [x for x in ref.loss_lines if after < x[0] <= k]
+            run_lines = [x for x in run.loss_lines if x[0] > after]
+            rows = [
+                ["Loss lines after the resume", f"{len(run_lines)} lines", f"{len(ref_lines)} lines",
+                 "✓" if run_lines and run_lines == ref_lines else "✗"],
+                [f"Accuracy after epoch {k}", pct(run.accuracy), pct(h.get("test_accuracy")),
+                 "✓" if run.accuracy == h.get("test_accuracy") else "✗"],
+                [f"Weights sha256 after epoch {k}", _sha(run.results.get("weights_sha256")), _sha(ref_sha),
+                 "✓" if ref_sha and run.results.get("weights_sha256") == ref_sha else "✗"],
+            ]
+            where = f"`{ref.run_id}`" + (f" @ epoch {k}" if ref.epochs != k else "")
+            blocks.append((title, table(["Metric", "Resumed run", f"Uninterrupted {where}", "Match"], rows)))
+        self.add(3, "Interrupted and Resumed",
+                 "A run stopped by a signal and continued with `--resume` against an uninterrupted run "
+                 "of the same computation (with a fixed learning rate, epoch k of a longer run is the "
+                 "same computation as a k-epoch run).",
+                 *[f"**{t}**\n\n{body}" for t, body in blocks])
 
     def repro_table(self, rs):
         lines = rs[0].loss_lines

@@ -383,3 +383,25 @@ def test_help_states_defaults(capsys):
     assert exc.value.code == 0
     out = " ".join(capsys.readouterr().out.split())     # argparse wraps lines
     assert "(default: runs)" in out and "(default: results.md)" in out and "results/ beside --output" in out
+
+
+def test_resumed_run_against_its_uninterrupted_twin(tmp_path):
+    ref = make_log("20261201-140000-large-e20", epochs=20)
+    for h in ref["history"]:
+        h["weights_sha256"] = f"{h['epoch']:02d}" * 32
+    good = make_log("20261201-150000-large-e3", epochs=3, sha="03" * 32)
+    good["resumes"] = [{"after_epoch": 1, "at": "2026-12-01T15:05:00+0000", "device": "cpu"}]
+    bad = make_log("20261201-160000-large-e3", epochs=3, sha="ff" * 32, tweak={(2, 300): 9.0})
+    bad["resumes"] = [{"after_epoch": 1, "at": "2026-12-01T16:05:00+0000", "device": "cpu"}]
+    write_logs(tmp_path / "runs", [ref, good, bad])
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(tmp_path / "runs"), "--output", str(out), "--no-plots"]) == 0
+    text = section(out.read_text(), "Interrupted and Resumed")
+    first, second = tables(text)
+    assert "`20261201-140000-large-e20` @ epoch 3" in first[0][2]
+    assert row(first, "Loss lines after the resume") == ["Loss lines after the resume", "14 lines",
+                                                          "14 lines", "✓"]
+    assert row(first, "Accuracy after epoch 3")[-1] == "✓"
+    assert row(first, "Weights sha256 after epoch 3")[-1] == "✓"
+    assert row(second, "Loss lines after the resume")[-1] == "✗"
+    assert row(second, "Weights sha256 after epoch 3")[-1] == "✗"
