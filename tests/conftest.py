@@ -1,5 +1,6 @@
 """Shared test fixtures: tiny synthetic CIFAR-10 in the real on-disk pickle layout."""
 import pickle
+import re
 import sys
 from pathlib import Path
 
@@ -57,3 +58,14 @@ def workdir(tmp_path, monkeypatch):
     """Run in a temporary folder so nothing lands in the working tree."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# One printed loss line: "[epoch, batch] loss: x.xxx".
+LOSS_LINE = re.compile(r"^\[(\d+), (\d+)\] loss: (\d+\.\d{3})$", re.M)
+
+
+def run(script, capsys, *args):
+    """``script.main(args)`` in-process: (exit status, stdout, stderr)."""
+    code = script.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err

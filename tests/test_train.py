@@ -8,15 +8,9 @@ import torch
 import train_large
 import train_resnet
 import train_small
+from conftest import LOSS_LINE, run
 from models import build_model
 
-LOSS_LINE = re.compile(r"^\[(\d+), (\d+)\] loss: (\d+\.\d{3})$", re.M)
-
-
-def run(script, capsys, *args):
-    code = script.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def only_run(out_dir):
