@@ -223,6 +223,12 @@ class Session:
             "test_images": len(self.arrays[3])}
         self.ratios = []
 
+    def add_ratio(self, ratio):
+        """Keep ``ratio`` for the closing summary and print it now; return it."""
+        self.ratios.append(ratio)
+        print(ratio.line())
+        return ratio
+
     def device_data(self, device):
         return data.DeviceCIFAR10(*self.arrays, device)
 
@@ -317,9 +323,7 @@ def bench_pipeline(s):
           flush=True)
 
     ours_rate, ref_rate = ours_images / ours.seconds, ref_images / ref.seconds
-    ratio = Ratio("pipeline speed-up", ours_rate / ref_rate, "pipeline_speedup")
-    s.ratios.append(ratio)
-    print(ratio.line())
+    ratio = s.add_ratio(Ratio("pipeline speed-up", ours_rate / ref_rate, "pipeline_speedup"))
     s.record("pipeline", started, None, batch, device,
              {"warmup_batches": a.warmup, "num_workers": a.num_workers, "ref_images": a.ref_images,
               "seed": a.seed},
@@ -382,8 +386,7 @@ def bench_overhead(s):
                      best["augment"] / best["memory"], "pipeline_overhead")
     augment = Ratio("augmentation cost (augmented / not)", best["augment"] / best["plain"], "augment_cost")
     for ratio in (overhead, augment):
-        s.ratios.append(ratio)
-        print(ratio.line())
+        s.add_ratio(ratio)
     s.record("overhead", started, model, batch, device,
              {"steps": steps, "warmup": a.warmup, "repeats": a.repeats, "seed": a.seed},
              {"steps": steps, "steps_per_epoch": per_epoch, "images": images,
@@ -432,9 +435,8 @@ def bench_small(s):
           flush=True)
 
     ours_rate, tut_rate = images / ours.seconds, tut_images / tut.seconds
-    ratio = Ratio("small LeNet speed-up (ours / tutorial)", ours_rate / tut_rate, "small_speedup")
-    s.ratios.append(ratio)
-    print(ratio.line())
+    ratio = s.add_ratio(Ratio("small LeNet speed-up (ours / tutorial)", ours_rate / tut_rate,
+                              "small_speedup"))
     s.record("small", started, model, batch, device,
              {"steps": steps, "warmup": a.warmup, "epochs": a.epochs if not a.steps else None,
               "num_workers": a.num_workers, "lr": lr, "momentum": momentum, "seed": a.seed},
@@ -478,10 +480,8 @@ def bench_precision(s):
         results[f"{key}_images_per_s"] = image_rate
     for name, (step_rate, _) in variants.items():
         if name != base:
-            ratio = Ratio(f"{model} {name} vs {base}", step_rate / variants[base][0])
+            ratio = s.add_ratio(Ratio(f"{model} {name} vs {base}", step_rate / variants[base][0]))
             results[f"{name.replace('-', '_')}_vs_{base.replace('-', '_')}"] = ratio.value
-            s.ratios.append(ratio)
-            print(ratio.line())
     s.record("precision", started, model, batch, device,
              {"steps": steps, "warmup": a.warmup, "augment": True, "seed": a.seed,
               "variants": {n: {"precision": VARIANTS[n][0], "channels_last": VARIANTS[n][1]}
