@@ -39,6 +39,10 @@ BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")
 DEVICE_KINDS = ("cpu", "mps", "cuda")
 # The batch each model trains with, taken from its training script.
 TRAIN_BATCH = {m.DEFAULTS["model"]: m.DEFAULTS["batch_size"] for m in (train_small, train_large, train_resnet)}
+# The CPU settings (threads, oneDNN) each model trains with, from its training script.
+CPU_SETTINGS = {m.DEFAULTS["model"]: (m.DEFAULTS.get("threads", engine.Config.threads),
+                                      m.DEFAULTS.get("onednn", engine.Config.onednn))
+                for m in (train_small, train_large, train_resnet)}
 DEFAULT_MODEL = {"devices": "large", "precision": "resnet18"}
 DEFAULT_STEPS = {"devices": 100, "precision": 20}   # overhead: one epoch; small: --epochs epochs
 PIPELINE_BATCH = 64
@@ -96,14 +100,14 @@ def train_steps(trainer, batches, n, log_every=LOG_EVERY):
 
     Returns the number of images trained on.
     """
-    losses = torch.zeros(n, device=trainer.device)   # (n,)
+    losses = []                                      # per-step 0-d losses, on the device
     images = 0
     for b in range(1, n + 1):
         x, y = next(batches)
-        losses[b - 1] = trainer.step(x, y)
+        losses.append(trainer.step(x, y))
         images += len(y)
         if b % log_every == 0:
-            losses[b - log_every:b].mean().item()    # the engine's logging line, unprinted
+            torch.stack(losses[b - log_every:b]).float().mean().item()   # the engine's log line, unprinted
     return images
 
 
@@ -271,9 +275,10 @@ def bench_devices(s):
         ds = s.device_data(device)
         trainer = Trainer(model, device, a.seed)
         batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
-        train_steps(trainer, batches, a.warmup)
-        with Clock(device) as clock:
-            images = train_steps(trainer, batches, steps)
+        with engine.cpu_settings(*CPU_SETTINGS[model]):          # as the model's script trains
+            train_steps(trainer, batches, a.warmup)
+            with Clock(device) as clock:
+                images = train_steps(trainer, batches, steps)
         rates[kind] = images / clock.seconds
         print(rate_line(kind, images, clock.seconds, steps), flush=True)
         del ds, trainer, batches                    # free this device's memory before the next
@@ -343,7 +348,8 @@ def bench_overhead(s):
     per_epoch = ds.num_batches(batch)
     steps = a.steps or per_epoch
     print(f"== overhead: {model}, batch {batch}, {steps} steps ({steps / per_epoch:.2f} epochs) after "
-          f"{a.warmup} warm-up, best of {a.repeats}, on {device}", flush=True)
+          f"{a.warmup} warm-up, interleaved in segments of {LOG_EVERY} steps, best of {a.repeats}, "
+          f"on {device}", flush=True)
     # One epoch's batches built before any clock runs: the same kind of data, no data work left.
     pool = list(itertools.islice(ds.train_batches(batch, engine.data_generator(a.seed + 1), True),
                                  min(steps, per_epoch)))
@@ -358,23 +364,31 @@ def bench_overhead(s):
         prep[augment] = min(times)
     unused = math.ceil(steps / per_epoch) - steps / per_epoch
 
-    def run(source):
-        trainer = Trainer(model, device, a.seed)
-        train_steps(trainer, itertools.cycle(pool), a.warmup)
-        if source == "memory":
-            batches = itertools.cycle(pool)
-        else:
-            batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=source == "augment")
-        with Clock(device) as c:
-            train_steps(trainer, batches, steps)
-        if source != "memory":
-            return c.seconds - prep[source == "augment"] * unused
-        return c.seconds
+    def run(sources):
+        """``steps`` steps of each source, interleaved in segments of LOG_EVERY steps in rotating
+        order, so that a machine getting faster or slower meanwhile hits every source alike."""
+        trainers, batches, seconds = {}, {}, dict.fromkeys(sources, 0.0)
+        for source in sources:
+            trainers[source] = Trainer(model, device, a.seed)
+            train_steps(trainers[source], itertools.cycle(pool), a.warmup)
+            batches[source] = (itertools.cycle(pool) if source == "memory" else
+                               pipeline_batches(ds, batch, engine.data_generator(a.seed),
+                                                augment=source == "augment"))
+        for i, done in enumerate(range(0, steps, LOG_EVERY)):
+            n = min(LOG_EVERY, steps - done)
+            for source in sources[i % len(sources):] + sources[:i % len(sources)]:
+                with Clock(device) as c:
+                    train_steps(trainers[source], batches[source], n)
+                seconds[source] += c.seconds
+        for source in sources:
+            if source != "memory":
+                seconds[source] -= prep[source == "augment"] * unused
+        return seconds
 
     best = {"augment": math.inf, "plain": math.inf, "memory": math.inf}
-    for _ in range(a.repeats):                      # interleaved, so drift hits every variant alike
-        for source in best:
-            best[source] = min(best[source], run(source))
+    for _ in range(a.repeats):
+        for source, seconds in run(list(best)).items():
+            best[source] = min(best[source], seconds)
     images = sum(len(y) for _, y in itertools.islice(itertools.cycle(pool), steps))
     labels = {"augment": "pipeline, augmented", "plain": "pipeline, no augmentation",
               "memory": "batches in memory"}
@@ -412,15 +426,22 @@ def bench_small(s):
     ds = s.device_data(device)
     per_epoch = ds.num_batches(batch)
     steps = a.steps or a.epochs * per_epoch
+    threads, onednn = CPU_SETTINGS[model]
+    with engine.cpu_settings(threads, onednn):
+        ours_threads = torch.get_num_threads()
+    default_threads, default_onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     print(f"== small: {model}, batch {batch}, {steps:,} steps ({steps / per_epoch:.2f} epochs) after "
-          f"{a.warmup} warm-up, on {device}; tutorial with {a.num_workers} workers", flush=True)
+          f"{a.warmup} warm-up, on {device}; ours as train_small.py runs it ({ours_threads} threads, "
+          f"oneDNN {'on' if onednn else 'off'}), the tutorial as PyTorch runs it ({default_threads} "
+          f"threads, oneDNN {'on' if default_onednn else 'off'}) with {a.num_workers} workers", flush=True)
 
-    trainer = Trainer(model, device, a.seed, lr=lr, momentum=momentum)
-    train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed + 1), cfg["augment"]),
-                a.warmup)
-    with Clock(device) as ours:                     # a fresh stream: epoch preparation included
-        images = train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed),
-                                                       cfg["augment"]), steps)
+    with engine.cpu_settings(threads, onednn):
+        trainer = Trainer(model, device, a.seed, lr=lr, momentum=momentum)
+        train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed + 1),
+                                              cfg["augment"]), a.warmup)
+        with Clock(device) as ours:                 # a fresh stream: epoch preparation included
+            images = train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed),
+                                                           cfg["augment"]), steps)
     print(rate_line("ours (DeviceCIFAR10 + engine step)", images, ours.seconds, steps), flush=True)
 
     transform = transforms.Compose([transforms.ToTensor(),
@@ -439,13 +460,16 @@ def bench_small(s):
                               "small_speedup"))
     s.record("small", started, model, batch, device,
              {"steps": steps, "warmup": a.warmup, "epochs": a.epochs if not a.steps else None,
-              "num_workers": a.num_workers, "lr": lr, "momentum": momentum, "seed": a.seed},
+              "num_workers": a.num_workers, "lr": lr, "momentum": momentum, "seed": a.seed,
+              "ours_threads": ours_threads, "ours_onednn": onednn,
+              "tutorial_threads": default_threads, "tutorial_onednn": default_onednn},
              {"steps": steps, "epochs": steps / per_epoch, "images": images,
               "ours_s": ours.seconds, "ours_images_per_s": ours_rate,
               "ours_steps_per_s": steps / ours.seconds,
               "tutorial_s": tut.seconds, "tutorial_images_per_s": tut_rate,
               "tutorial_steps_per_s": steps / tut.seconds,
-              "speedup": ratio.value, "speedup_target": target_text("small_speedup")})
+              "speedup": ratio.value, "speedup_target": target_text("small_speedup"),
+              "ours_threads": ours_threads, "ours_onednn": onednn})
 
 
 def bench_precision(s):
@@ -550,7 +574,8 @@ def build_parser():
     a("--num-workers", type=nonnegative_int, default=2,
       help="DataLoader worker processes of the reference pipelines (pipeline, small) (default: 2)")
     a("--repeats", type=positive_int, default=1,
-      help="overhead benchmark: interleaved repeats of each variant, the fastest kept (default: 1)")
+      help="overhead benchmark: passes over the three variants (interleaved in segments), the fastest kept "
+           "(default: 1)")
     a("--variants", type=_names(tuple(VARIANTS)), default=DEFAULT_VARIANTS.split(","),
       help="precision benchmark: comma-separated, the first is the baseline; -cl = channels-last; "
            f"fp16 only on cuda and mps (default: {DEFAULT_VARIANTS})")

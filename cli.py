@@ -8,6 +8,8 @@ import dataclasses
 import os
 import sys
 
+import torch
+
 import engine
 from errors import UserError
 from models import MODELS
@@ -26,6 +28,7 @@ def _typed(kind, test, what):
 
 
 positive_int = _typed(int, lambda v: v > 0, "a positive whole number")
+nonnegative_int = _typed(int, lambda v: v >= 0, "zero or a positive whole number")
 positive_float = _typed(float, lambda v: v > 0, "a positive number")
 nonnegative_float = _typed(float, lambda v: v >= 0, "zero or a positive number")
 
@@ -67,6 +70,12 @@ def build_parser(defaults, description, prog=None):
       help=f"channels-last memory format (default: {'on' if d['channels_last'] else 'off'})")
     a("--compile", action=argparse.BooleanOptionalAction, default=d["compile"],
       help=f"torch.compile the model (default: {'on' if d['compile'] else 'off'})")
+    a("--threads", type=nonnegative_int, default=d["threads"],
+      help="CPU threads for tensor ops; 0 = PyTorch's default, "
+           f"{torch.get_num_threads()} here (default: {d['threads']})")
+    a("--onednn", action=argparse.BooleanOptionalAction, default=d["onednn"],
+      help="CPU convolutions through oneDNN; --no-onednn uses PyTorch's native kernels, faster for "
+           f"tiny convolutions at tiny batches (default: {'on' if d['onednn'] else 'off'})")
     a("--seed", type=int, default=d["seed"], help=f"random seed (default: {d['seed']})")
     default_data = os.environ.get("CIFAR10_DIR", "data")
     a("--data-dir", default=default_data,
@@ -104,7 +113,8 @@ def config_from_args(args):
                          max_lr=args.max_lr, weight_decay=wd, momentum=args.momentum,
                          augment=args.augment, onecycle=args.onecycle, seed=args.seed,
                          device=args.device, precision=args.precision,
-                         channels_last=args.channels_last, compile=args.compile,
+                         channels_last=args.channels_last, compile=args.compile, threads=args.threads,
+                         onednn=args.onednn,
                          log_every=args.log_every, data_dir=args.data_dir, out=args.out,
                          download=args.download)
 

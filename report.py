@@ -109,7 +109,9 @@ class Run:
         c = self.cfg
         return (self.model, self.epochs, str(self.batch_size), self.augment, self.onecycle,
                 str(self.seed), self.precision, str(c.get("lr")), str(c.get("max_lr")),
-                str(c.get("weight_decay")), str(c.get("momentum")), self.device, self.chip)
+                str(c.get("weight_decay")), str(c.get("momentum")), self.device, self.chip,
+                str(self.hw.get("torch_threads")) if self.device == "cpu" else "",
+                str(c.get("onednn", True)) if self.device == "cpu" else "")
 
     # -- results
     @property
@@ -347,6 +349,10 @@ def config_label(run, chips):
         parts.append("OneCycleLR")
     if run.precision != "fp32":
         parts.append(run.precision)
+    if run.device == "cpu" and run.cfg.get("onednn") is False:
+        parts.append("oneDNN off")
+    if run.device == "cpu" and run.cfg.get("threads"):
+        parts.append(f"{run.cfg['threads']} threads")
     if run.batch_size is not None and run.batch_size != DEFAULT_BATCH.get(run.model):
         parts.append(f"batch {run.batch_size}")
     if run.seed is not None and run.seed != DEFAULT_SEED:
@@ -704,10 +710,12 @@ class Report:
                      "should log the same losses and end with bit-identical weights (on a CPU).",
                      f"*{NOT_MEASURED}.* Run `python train_large.py --epochs 2` twice on the same "
                      "machine (`--device cpu` for bit-identical weights), then `python report.py`.")
+            self.sec_resumed()
             return
         self.add(2, "Reproducibility",
                  "Runs with the same configuration (model, epochs, batch size, augmentation, schedule, "
-                 "learning rates, weight decay, seed, precision) on the same device and machine. "
+                 "learning rates, weight decay, seed, precision; on a CPU also its threads and "
+                 "convolution kernels) on the same device and machine. "
                  "Match is ✓ when every run logged exactly the same value.")
         order = sorted(groups, key=lambda k: (MODEL_ORDER.index(k[0]) if k[0] in MODEL_ORDER else 9,
                                               groups[k][0].setup, k[1:], groups[k][0].run_id))
@@ -729,9 +737,12 @@ class Report:
             same = run.recipe[:1] + run.recipe[2:]          # the recipe but for its length
             refs = [r for r in self.done if not r.rec.get("resumes") and r.recipe[:1] + r.recipe[2:] == same
                     and (r.epochs == k or (not r.onecycle and r.epochs > k and len(r.history) >= k))]
-            after = run.rec["resumes"][0].get("after_epoch", 0)
-            title = (f"`{run.run_id}`: interrupted after epoch {after} of {k}, resumed "
-                     f"({MODEL_NAMES.get(run.model, run.model)}, {self.label(run)})")
+            first = run.rec["resumes"][0]
+            after, before = first.get("after_epoch", 0), first.get("epochs_before")
+            how = (f"extended from {before} to {k} epochs" if before and before == after < k
+                   else f"interrupted after epoch {after} of {k}, resumed" if before
+                   else f"stopped after epoch {after} of {k}, resumed")
+            title = f"`{run.run_id}`: {how} ({MODEL_NAMES.get(run.model, run.model)}, {self.label(run)})"
             if not refs:
                 blocks.append((title, "No uninterrupted run of the same computation to compare with yet."))
                 continue
@@ -751,8 +762,8 @@ class Report:
             where = f"`{ref.run_id}`" + (f" @ epoch {k}" if ref.epochs != k else "")
             blocks.append((title, table(["Metric", "Resumed run", f"Uninterrupted {where}", "Match"], rows)))
         self.add(3, "Interrupted and Resumed",
-                 "A run stopped by a signal and continued with `--resume` against an uninterrupted run "
-                 "of the same computation (with a fixed learning rate, epoch k of a longer run is the "
+                 "Runs continued with `--resume` (after a signal stopped them, or to extend them to more "
+                 "epochs) against an uninterrupted run of the same computation (with a fixed learning rate, epoch k of a longer run is the "
                  "same computation as a k-epoch run).",
                  *[f"**{t}**\n\n{body}" for t, body in blocks])
 

@@ -98,6 +98,19 @@ def test_batches_are_normalised_and_cover_the_epoch(tiny_data):
     assert torch.allclose(xt, (ds.x_test.float() / 255 - mean) / std, atol=1e-5)
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_block_normalisation_gives_the_per_batch_values(tiny_data, monkeypatch, augment):
+    ds = _dataset(tiny_data)
+    runs = {}
+    for block in (4, 48, 2048):          # one batch per call, blocks ending mid-epoch, the default
+        monkeypatch.setattr(ds, "NORMALIZE_IMAGES", block)
+        runs[block] = list(ds.train_batches(4, torch.Generator().manual_seed(0), augment))
+    for block in (48, 2048):
+        assert len(runs[block]) == len(runs[4]) == 50
+        for (x, y), (x1, y1) in zip(runs[block], runs[4]):
+            assert torch.equal(x, x1) and torch.equal(y, y1)
+
+
 def _write(folder, name, obj):
     with open(folder / name, "wb") as f:
         pickle.dump(obj, f, protocol=2)

@@ -120,3 +120,22 @@ def test_train_large_trains_and_records_the_precision(tiny_data, workdir, monkey
     assert log["status"] == "complete"
     assert log["precision"] == precision and log["config"]["precision"] == precision
     assert log["config"]["channels_last"] is channels_last
+
+
+def test_threads_flag_reaches_torch_and_the_run_log_then_is_restored(tiny_data, workdir, monkeypatch):
+    before = torch.get_num_threads()
+    seen = []
+    build = engine.build_model
+
+    def recording(name):
+        seen.append(torch.get_num_threads())
+        return build(name)
+
+    monkeypatch.setattr(engine, "build_model", recording)
+    argv = ["--threads", "1", "--epochs", "1", "--data-dir", str(tiny_data),
+            "--out", str(workdir / "runs"), "--log-every", "5", "--device", "cpu"]
+    assert train_large.main(argv) == 0
+    assert seen == [1] and torch.get_num_threads() == before
+    (log_path,) = (workdir / "runs").glob("*/run_log.json")
+    log = json.loads(log_path.read_text())
+    assert log["config"]["threads"] == 1 and log["hardware"]["torch_threads"] == 1

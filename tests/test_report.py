@@ -405,3 +405,30 @@ def test_resumed_run_against_its_uninterrupted_twin(tmp_path):
     assert row(first, "Weights sha256 after epoch 3")[-1] == "✓"
     assert row(second, "Loss lines after the resume")[-1] == "✗"
     assert row(second, "Weights sha256 after epoch 3")[-1] == "✗"
+
+
+def test_extended_run_is_named_so(tmp_path):
+    run = make_log("20261201-140000-large-e40", epochs=40)
+    run["resumes"] = [{"after_epoch": 20, "at": "2026-12-01T15:05:00+0000", "device": "cpu",
+                       "epochs_before": 20}]
+    write_logs(tmp_path / "runs", [run])
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(tmp_path / "runs"), "--output", str(out), "--no-plots"]) == 0
+    text = section(out.read_text(), "Interrupted and Resumed")
+    assert "`20261201-140000-large-e40`: extended from 20 to 40 epochs" in text
+    assert "No uninterrupted run of the same computation to compare with yet." in text
+
+
+def test_cpu_kernel_settings_label_runs_and_split_reproducibility_groups(tmp_path):
+    """Runs differing only in oneDNN on/off compute different sums: not one reproducibility group."""
+    onednn = make_log("20261201-140000-small-e2", model="small", sha="01" * 32)
+    native = [make_log(f"20261201-15000{i}-small-e2", model="small", sha="02" * 32) for i in (0, 1)]
+    for r in native:
+        r["config"]["onednn"] = False
+    write_logs(tmp_path / "runs", [onednn, *native])
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(tmp_path / "runs"), "--output", str(out), "--no-plots"]) == 0
+    text = section(out.read_text(), "Reproducibility")
+    assert "CPU, 2 Epochs, oneDNN off" in text
+    assert text.count("### ") == 1 and "20261201-140000" not in text   # the oneDNN run has no twin
+    assert row(tables(text)[0], "Final weights sha256")[-1] == "✓"

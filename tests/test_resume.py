@@ -106,9 +106,11 @@ def test_fixed_lr_run_can_be_extended_exactly(tiny_data, workdir, capsys):
     code, out, err = run(train_small, capsys, "--resume", str(short), "--epochs", "3", *base)
     assert code == 0, err
     assert run(train_small, capsys, "--epochs", "3", "--out", "long", *base)[0] == 0
-    a = json.loads((short / "run_log.json").read_text())["results"]
+    extended = json.loads((short / "run_log.json").read_text())
+    a = extended["results"]
     b = json.loads((run_dir(workdir / "long") / "run_log.json").read_text())["results"]
     assert a["epochs"] == 3 and a["weights_sha256"] == b["weights_sha256"]
+    assert [(r["after_epoch"], r["epochs_before"]) for r in extended["resumes"]] == [(2, 2)]
 
 
 def assert_error(code, err, pattern):

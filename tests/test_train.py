@@ -113,6 +113,7 @@ def assert_one_line_error(code, err, pattern, workdir):
     (["--epochs", "0"], r"--epochs: 0 is not a positive whole number"),
     (["--batch-size", "-4"], r"--batch-size: -4 is not a positive"),
     (["--lr", "abc"], r"--lr: 'abc' is not a number"),
+    (["--threads", "-1"], r"--threads: -1 is not zero or a positive whole number"),
     (["--model", "vgg"], r"--model: invalid choice: 'vgg'"),
     (["--device", "tpu"], r"--device: invalid choice: 'tpu'"),
     (["--precision", "fp16", "--device", "cpu"], r"fp16 is for cuda and mps"),
