@@ -286,7 +286,9 @@ def resumed_config(ckpt, cfg, explicit):
         if cfg.epochs < done:
             raise UserError(f"the run has already trained {done} epochs; --epochs must be at least that")
         epochs = cfg.epochs
-    # Where and how the run continues may change when asked: device, logging, compile, memory format.
+    # Where and how the run continues may change when asked: device, logging, compile, memory
+    # format, CPU threads and kernels (changing the last three changes the floating-point sums, so
+    # the resumed run no longer matches an uninterrupted one bit for bit).
     keep = {k: getattr(cfg, k) for k in ("device", "log_every", "compile", "channels_last", "threads",
                                          "onednn", "data_dir", "download") if k in explicit}
     return dataclasses.replace(saved, epochs=epochs, **keep)
