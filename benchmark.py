@@ -428,9 +428,8 @@ def bench_small(s):
     per_epoch = ds.num_batches(batch)
     steps = a.steps or a.epochs * per_epoch
     threads, onednn = CPU_SETTINGS[model]
-    with engine.cpu_settings(threads, onednn):
-        ours_threads = torch.get_num_threads()
     default_threads, default_onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    ours_threads = threads or default_threads
     print(f"== small: {model}, batch {batch}, {steps:,} steps ({steps / per_epoch:.2f} epochs) after "
           f"{a.warmup} warm-up, on {device}; ours as train_small.py runs it ({ours_threads} threads, "
           f"oneDNN {'on' if onednn else 'off'}), the tutorial as PyTorch runs it ({default_threads} "
@@ -469,8 +468,7 @@ def bench_small(s):
               "ours_steps_per_s": steps / ours.seconds,
               "tutorial_s": tut.seconds, "tutorial_images_per_s": tut_rate,
               "tutorial_steps_per_s": steps / tut.seconds,
-              "speedup": ratio.value, "speedup_target": target_text("small_speedup"),
-              "ours_threads": ours_threads, "ours_onednn": onednn})
+              "speedup": ratio.value, "speedup_target": target_text("small_speedup")})
 
 
 def bench_precision(s):

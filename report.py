@@ -739,9 +739,12 @@ class Report:
                     and (r.epochs == k or (not r.onecycle and r.epochs > k and len(r.history) >= k))]
             first = run.rec["resumes"][0]
             after, before = first.get("after_epoch", 0), first.get("epochs_before")
-            how = (f"extended from {before} to {k} epochs" if before and before == after < k
-                   else f"interrupted after epoch {after} of {k}, resumed" if before
-                   else f"stopped after epoch {after} of {k}, resumed")
+            if before is None:                              # logs older than epochs_before
+                how = f"stopped after epoch {after} of {k}, resumed"
+            elif before == after < k:
+                how = f"extended from {before} to {k} epochs"
+            else:
+                how = f"interrupted after epoch {after} of {k}, resumed"
             title = f"`{run.run_id}`: {how} ({MODEL_NAMES.get(run.model, run.model)}, {self.label(run)})"
             if not refs:
                 blocks.append((title, "No uninterrupted run of the same computation to compare with yet."))
@@ -762,9 +765,9 @@ class Report:
             where = f"`{ref.run_id}`" + (f" @ epoch {k}" if ref.epochs != k else "")
             blocks.append((title, table(["Metric", "Resumed run", f"Uninterrupted {where}", "Match"], rows)))
         self.add(3, "Interrupted and Resumed",
-                 "Runs continued with `--resume` (after a signal stopped them, or to extend them to more "
-                 "epochs) against an uninterrupted run of the same computation (with a fixed learning rate, epoch k of a longer run is the "
-                 "same computation as a k-epoch run).",
+                 "Runs continued with `--resume` (after a signal stopped them, or to extend them to "
+                 "more epochs) against an uninterrupted run of the same computation (with a fixed "
+                 "learning rate, epoch k of a longer run is the same computation as a k-epoch run).",
                  *[f"**{t}**\n\n{body}" for t, body in blocks])
 
     def repro_table(self, rs):
