@@ -122,19 +122,65 @@ def load_arrays(folder):
     return (*parts["train"], *parts["test"])
 
 
-def fingerprint(folder):
-    """Identify the dataset files: md5 of each, whether they are the official release."""
+# sha256 of the decoded dataset (``content_digest``) for the copies this project knows.
+OFFICIAL_CONTENT = "32e5966899bde482c0ef7d076bf69809b4b1488c806f657a814cfca4646ec493"
+KNOWN_CONTENT = {
+    OFFICIAL_CONTENT: "official CIFAR-10",
+    "30d6a8fae029940320b23d05f794aa0c82855f2b66804ed158e4921f882802e5":
+        "lossy JPEG (quality 75) re-encoding of CIFAR-10",
+}
+# Dataset ids of run logs written before the content digest existed (md5 of the files).
+KNOWN_FILE_IDS = {"d32df6ea6c2fcfbc": KNOWN_CONTENT[
+    "30d6a8fae029940320b23d05f794aa0c82855f2b66804ed158e4921f882802e5"]}
+
+
+def content_digest(x_train, y_train, x_test, y_test):
+    """sha256 of the decoded dataset: train images, train labels, test images, test labels, in order.
+
+    Images as uint8 bytes in (N, 3, 32, 32) order, labels as one byte each; independent of how
+    the files were pickled (their ``filenames`` or protocol), so two copies with the same
+    pixels and labels in the same order share a digest.
+    """
+    h = hashlib.sha256()
+    for images, labels in ((x_train, y_train), (x_test, y_test)):
+        h.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+        h.update(np.asarray(labels).astype(np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def describe_dataset(content=None, official=None, file_id=None):
+    """What a dataset is, in words, from its fingerprint's fields (older logs lack ``content``)."""
+    if content in KNOWN_CONTENT:
+        return KNOWN_CONTENT[content]
+    if official:
+        return "official CIFAR-10"
+    if file_id in KNOWN_FILE_IDS:
+        return KNOWN_FILE_IDS[file_id]
+    ident = (content or file_id or "unknown")[:16]
+    return f"a CIFAR-10-format dataset of unknown origin (id {ident})"
+
+
+def fingerprint(folder, arrays):
+    """Identify a dataset by its content (``arrays`` as from ``load_arrays``) and by its files.
+
+    ``official`` is true when the decoded content equals the official release's, or when every
+    file's md5 matches torchvision's list of the official files.
+    """
     from torchvision.datasets import CIFAR10
-    official = dict(CIFAR10.train_list + CIFAR10.test_list)
+    official_md5 = dict(CIFAR10.train_list + CIFAR10.test_list)
     folder = Path(folder)
     md5 = {n: hashlib.md5((folder / n).read_bytes()).hexdigest() for n in TRAIN_FILES + TEST_FILES}
-    combined = hashlib.sha256("".join(f"{n}:{h}\n" for n, h in md5.items()).encode()).hexdigest()
-    is_official = all(official.get(n) == h for n, h in md5.items())
+    files_id = hashlib.sha256("".join(f"{n}:{h}\n" for n, h in md5.items()).encode()).hexdigest()
+    content = content_digest(*arrays)
+    official_files = all(official_md5.get(n) == h for n, h in md5.items())
+    official = content == OFFICIAL_CONTENT or official_files
     return {
-        "id": combined[:16],
-        "official": is_official,
-        "source": "official CIFAR-10 python release" if is_official
-                  else "not the official files (e.g. the lossy JPEG re-encoding)",
+        "id": content[:16],
+        "official": official,
+        "source": describe_dataset(content, official),
+        "content_sha256": content,
+        "official_files": official_files,
+        "files_id": files_id[:16],
         "md5": md5,
     }
 

@@ -362,8 +362,9 @@ def _train(cfg, script, ckpt, ckpt_path):
     seed_everything(cfg.seed, device)
 
     folder = data.locate(cfg.data_dir, allow_download=cfg.download)
-    ds = data.DeviceCIFAR10.load(folder, device)
-    dataset_info = data.fingerprint(folder)
+    arrays = data.load_arrays(folder)
+    ds = data.DeviceCIFAR10(*arrays, device)
+    dataset_info = data.fingerprint(folder, arrays)
     dataset_info.update(folder=hwdna.relative(folder), train_images=len(ds),
                         test_images=len(ds.y_test))
     if cfg.channels_last:
@@ -384,7 +385,7 @@ def _train(cfg, script, ckpt, ckpt_path):
         history, loss_lines, start_epoch, started, resumes = [], [], 1, hwdna.now(), []
     else:
         run_dir = ckpt_path.parent
-        if ckpt.get("dataset_id") not in (None, dataset_info["id"]):
+        if ckpt.get("dataset_id") not in (None, dataset_info["id"], dataset_info["files_id"]):
             raise UserError(f"the run trained on dataset {ckpt['dataset_id']}, but {folder} holds "
                             f"{dataset_info['id']}; resume it with its own --data-dir")
         model.load_state_dict(ckpt["model"])

@@ -35,7 +35,7 @@ def check_record(rec, name, tiny_data):
     assert rec["kind"] == "benchmark" and rec["benchmark"] == name and rec["status"] == "complete"
     assert rec["run_id"].endswith(f"-bench-{name}")
     assert rec["hardware"]["torch"] and rec["hardware"]["cpu_count"]
-    assert rec["dataset"]["id"] == data.fingerprint(tiny_data / data.FOLDER)["id"]
+    assert rec["dataset"]["id"] == data.fingerprint(tiny_data / data.FOLDER, data.load_arrays(tiny_data / data.FOLDER))["id"]
     assert rec["dataset"]["train_images"] == 200
 
 
