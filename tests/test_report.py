@@ -1,4 +1,11 @@
-"""report.py: results.md and plots from synthetic run logs written into a temporary folder."""
+"""report.py: results.md and plots from run logs written into a temporary folder.
+
+The logs are made from one log that the real training loop writes (``template``): ``make_log``
+changes only fields that log has, so a change of the run-log format in engine.py breaks these
+tests instead of passing unnoticed.
+"""
+import copy
+import hashlib
 import json
 import re
 
@@ -8,72 +15,96 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 
+import recipes  # noqa: E402
 import report  # noqa: E402
+import train_large  # noqa: E402
 
 CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 BASE_OFFSETS = [5.0, 9.0, -8.0, -12.0, -3.0, -6.0, 7.0, 3.0, 10.0, -5.0]
 AUG_OFFSETS = [2.0, 11.0, -1.0, -9.0, 4.0, 1.0, 8.0, -4.0, 12.0, -6.0]
 CHIP = "Test Chip 9000"
-BATCH = {"small": 4, "large": 64, "resnet18": 128}
 PARAMS = {"small": 62006, "large": 1982602, "resnet18": 11173962}
+JPEG_ID = "d32df6ea6c2fcfbc"          # the md5-based id of the JPEG copy in logs before content digests
 
 
-def make_log(run_id, model="large", epochs=2, augment=False, onecycle=False, device="cpu",
+@pytest.fixture(scope="module")
+def template(tiny_data, tmp_path_factory):
+    """The run log of one real epoch of train_large.py on the tiny set."""
+    out = tmp_path_factory.mktemp("template") / "runs"
+    assert train_large.main(["--epochs", "1", "--data-dir", str(tiny_data), "--out", str(out),
+                             "--device", "cpu", "--log-every", "1"]) == 0
+    (path,) = out.glob("*/run_log.json")
+    log = json.loads(path.read_text())
+    assert log["status"] == "complete" and log["history"] and log["loss_lines"] and log["results"]
+    return log
+
+
+def put(record, **fields):
+    """Set ``fields`` of ``record``; each must be a field the training loop writes."""
+    for key, value in fields.items():
+        assert key in record, f"the run log has no field {key!r}: did its format change?"
+        record[key] = value
+
+
+def fake_sha(*parts):
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def make_log(template):
+    """``make_log(run_id, ...)``: the real log, changed into the run these arguments describe."""
+    def make(run_id, model="large", epochs=2, augment=False, onecycle=False, device="cpu",
              precision="fp32", seed=1111, status="complete", acc0=35.0, acc_step=2.0,
              epoch_time=30.0, loss0=2.3, offsets=BASE_OFFSETS, sha="a" * 64, chip=CHIP, tweak=None,
-             load=None):
-    """A run log like engine.py writes: 7 loss lines per epoch, history, results.
+             load=(1.0, 1.0)):
+        """7 loss lines per epoch, history, results.
 
-    Test accuracy after epoch e is ``acc0 + acc_step * e``; class i adds ``offsets[i]``;
-    cumulative training time is ``epoch_time * e``; the loss line [e, 100 b] reads
-    ``loss0 - 0.01 * (7 (e - 1) + b)``.
-    """
-    done = epochs if status == "complete" else epochs // 2
-    history, lines = [], []
-    for e in range(1, done + 1):
-        acc = round(acc0 + acc_step * e, 2)
-        for b in range(1, 8):
-            lines.append([e, 100 * b, round(loss0 - 0.01 * (7 * (e - 1) + b), 6)])
-        history.append({"epoch": e, "train_loss": round(loss0 - 0.01 * (7 * (e - 1) + 4), 6),
-                        "test_accuracy": acc,
-                        "per_class": {c: round(acc + o, 1) for c, o in zip(CLASSES, offsets)},
-                        "lr": 0.001, "epoch_time_s": epoch_time, "eval_time_s": 0.5,
-                        "train_time_s": round(epoch_time * e, 3)})
-    if tweak:                                   # {(epoch, batch): loss}: a run that diverged
-        lines = [[e, b, tweak.get((e, b), v)] for e, b, v in lines]
-    results = None
-    if status == "complete":
-        last = history[-1]
-        confusion = [[0] * 10 for _ in range(10)]
-        for i, c in enumerate(CLASSES):
-            right = int(round(last["per_class"][c] * 10))
-            confusion[i][i] = right
-            confusion[i][(i + 1) % 10] = 1000 - right
-        results = {"overall_accuracy": last["test_accuracy"], "correct": 0, "total": 10000,
-                   "per_class": last["per_class"], "confusion": confusion,
-                   "train_time_s": last["train_time_s"], "final_loss": lines[-1][2],
-                   "epochs": epochs, "weights_sha256": sha}
-    cfg = {"model": model, "epochs": epochs, "batch_size": BATCH[model], "lr": 0.001, "max_lr": 0.1,
-           "weight_decay": 5e-4 if onecycle else 0.0, "momentum": 0.9, "augment": augment,
-           "onecycle": onecycle, "seed": seed, "device": device, "precision": "auto",
-           "channels_last": False, "compile": False, "log_every": 100, "data_dir": "data",
-           "out": "runs", "download": True}
-    return {
-        "kind": "train", "run_id": run_id, "status": status, "script": f"train_{model}.py",
-        "model": model, "params": PARAMS[model], "seed": seed, "device": device,
-        "device_requested": device, "precision": precision, "config": cfg,
-        "hardware": {"os": "Linux", "os_release": "6.1", "architecture": "x86_64", "chip": chip,
-                     "cpu_count": 8, "torch_threads": 8,
-                     "gpu": "Test GPU 80GB" if device == "cuda" else None, "python": "3.11.7",
-                     "torch": "2.9.0", "torchvision": "0.24.0", "numpy": "2.1.0",
-                     **({"load_average": [load[0], 1.0, 1.0], "load_average_end": [load[1], 1.0, 1.0]}
-                        if load else {})},
-        "dataset": {"id": "d32df6ea6c2fcfbc", "official": False, "source": "not the official files",
-                    "md5": {}, "folder": "data/cifar-10-batches-py", "train_images": 50000,
-                    "test_images": 10000},
-        "git": None, "started": "2026-12-01T10:00:00+0000", "finished": None,
-        "results": results, "history": history, "loss_lines": lines,
-    }
+        Test accuracy after epoch e is ``acc0 + acc_step * e``; class i adds ``offsets[i]``;
+        cumulative training time is ``epoch_time * e``; the loss line [e, 100 b] reads
+        ``loss0 - 0.01 * (7 (e - 1) + b)``.
+        """
+        log = copy.deepcopy(template)
+        done = epochs if status == "complete" else epochs // 2
+        history, lines = [], []
+        for e in range(1, done + 1):
+            acc = round(acc0 + acc_step * e, 2)
+            for b in range(1, 8):
+                lines.append([e, 100 * b, round(loss0 - 0.01 * (7 * (e - 1) + b), 6)])
+            h = copy.deepcopy(template["history"][0])
+            put(h, epoch=e, train_loss=round(loss0 - 0.01 * (7 * (e - 1) + 4), 6), test_accuracy=acc,
+                per_class={c: round(acc + o, 1) for c, o in zip(CLASSES, offsets)}, lr=0.001,
+                epoch_time_s=epoch_time, eval_time_s=0.5, train_time_s=round(epoch_time * e, 3),
+                weights_sha256=sha if e == epochs else fake_sha(sha, e))
+            history.append(h)
+        if tweak:                                   # {(epoch, batch): loss}: a run that diverged
+            lines = [[e, b, tweak.get((e, b), v)] for e, b, v in lines]
+        results = None
+        if status == "complete":
+            last = history[-1]
+            confusion = [[0] * 10 for _ in range(10)]
+            for i, c in enumerate(CLASSES):
+                right = int(round(last["per_class"][c] * 10))
+                confusion[i][i] = right
+                confusion[i][(i + 1) % 10] = 1000 - right
+            results = copy.deepcopy(template["results"])
+            put(results, overall_accuracy=last["test_accuracy"], correct=0, total=10000,
+                per_class=last["per_class"], confusion=confusion, train_time_s=last["train_time_s"],
+                final_loss=lines[-1][2], epochs=epochs, weights_sha256=sha)
+        recipe = recipes.config_for(model)
+        put(log["config"], model=model, epochs=epochs, batch_size=recipe.batch_size, lr=0.001,
+            max_lr=0.1, weight_decay=5e-4 if onecycle else 0.0, momentum=0.9, augment=augment,
+            onecycle=onecycle, seed=seed, device=device, precision="auto", threads=0, onednn=True)
+        put(log["hardware"], os="Linux", os_release="6.1", architecture="x86_64", chip=chip,
+            cpu_count=8, torch_threads=8, gpu="Test GPU 80GB" if device == "cuda" else None,
+            python="3.11.7", torch="2.9.0", torchvision="0.24.0", numpy="2.1.0",
+            load_average=[load[0], 1.0, 1.0], load_average_end=[load[1], 1.0, 1.0])
+        put(log["dataset"], id=JPEG_ID, official=False, train_images=50000, test_images=10000,
+            folder="data/cifar-10-batches-py")
+        put(log, run_id=run_id, status=status, script=recipes.recipe(model).script, model=model,
+            params=PARAMS.get(model, 1000), seed=seed, device=device, device_requested=device,
+            precision=precision, results=results, history=history, loss_lines=lines)
+        return log
+    return make
 
 
 def write_logs(runs_dir, logs):
@@ -84,7 +115,7 @@ def write_logs(runs_dir, logs):
     return runs_dir
 
 
-def full_set():
+def full_set(make_log):
     return {
         "small": make_log("20261201-100000-small-e2", model="small", acc0=50.0),
         "cpu2a": make_log("20261201-110000-large-e2"),
@@ -132,9 +163,9 @@ def row(tbl, first):
 
 
 @pytest.fixture(scope="module")
-def full(tmp_path_factory):
+def full(tmp_path_factory, make_log):
     root = tmp_path_factory.mktemp("report")
-    logs = full_set()
+    logs = full_set(make_log)
     write_logs(root / "runs", logs.values())
     out = root / "site" / "results.md"
     assert report.main(["--runs", str(root / "runs"), "--output", str(out)]) == 0
@@ -169,7 +200,8 @@ def test_per_model_numbers_match_the_logs(full):
 
 def test_device_comparison_computes_speedup(full):
     tbl = tables(section(full["md"], "Device Comparison (2 Epochs)"))[0]
-    assert row(tbl, "CPU") == ["CPU", "60.00s", "39.00%", "1.0x (baseline)", "—", "`20261201-120000-large-e2`"]
+    assert row(tbl, "CPU") == ["CPU", "60.00s", "39.00%", "1.0x (baseline)", "1.00 → 1.00",
+                              "`20261201-120000-large-e2`"]
     assert row(tbl, "CUDA") == ["CUDA", "10.00s", "39.00%", "**6.0x faster**", "0.50 → 3.25",
                                 "`20261201-130000-large-e2`"]
 
@@ -203,7 +235,7 @@ def test_reproducibility_match_column(full):
     assert "20261201-130000" not in text          # the CUDA run is another device, not a repeat
 
 
-def test_reproducibility_mismatch_is_a_cross(tmp_path):
+def test_reproducibility_mismatch_is_a_cross(make_log, tmp_path):
     logs = [make_log("20261201-110000-large-e2"),
             make_log("20261201-120000-large-e2", sha="c" * 64, tweak={(1, 700): 2.2301, (2, 700): 2.1612})]
     write_logs(tmp_path / "runs", logs)
@@ -306,7 +338,7 @@ def test_no_runs_says_not_measured_with_commands(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_corrupt_log_is_skipped_with_a_warning(tmp_path, capsys):
+def test_corrupt_log_is_skipped_with_a_warning(make_log, tmp_path, capsys):
     runs = write_logs(tmp_path / "runs", [make_log("20261201-100000-small-e2", model="small", acc0=50.0)])
     (runs / "broken").mkdir()
     (runs / "broken" / "run_log.json").write_text('{"run_id": "broken", "status": "comp')
@@ -342,7 +374,7 @@ def test_benchmarks_and_unknown_kinds(tmp_path):
     assert "`20261201-080000-sweep` (sweep)" in out.read_text()
 
 
-def test_activation_pngs_are_linked(tmp_path):
+def test_activation_pngs_are_linked(make_log, tmp_path):
     runs = write_logs(tmp_path / "runs", [make_log("20261201-100000-small-e2", model="small")])
     (tmp_path / "activations").mkdir()
     for name in ["resnet18_layer1.png", "resnet18_conv1.png"]:
@@ -360,7 +392,7 @@ def test_activation_pngs_are_linked(tmp_path):
     assert row(tables(text)[0], "layer1") == ["layer1", "64", "32x32", "0.500", "45.7%"]
 
 
-def test_unwritable_output_is_a_one_line_error(tmp_path, capsys):
+def test_unwritable_output_is_a_one_line_error(make_log, tmp_path, capsys):
     runs = write_logs(tmp_path / "runs", [make_log("20261201-100000-small-e2", model="small")])
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where a folder should be")
@@ -385,7 +417,7 @@ def test_help_states_defaults(capsys):
     assert "(default: runs)" in out and "(default: results.md)" in out and "results/ beside --output" in out
 
 
-def test_resumed_run_against_its_uninterrupted_twin(tmp_path):
+def test_resumed_run_against_its_uninterrupted_twin(make_log, tmp_path):
     ref = make_log("20261201-140000-large-e20", epochs=20)
     for h in ref["history"]:
         h["weights_sha256"] = f"{h['epoch']:02d}" * 32
@@ -407,7 +439,7 @@ def test_resumed_run_against_its_uninterrupted_twin(tmp_path):
     assert row(second, "Weights sha256 after epoch 3")[-1] == "✗"
 
 
-def test_extended_run_is_named_so(tmp_path):
+def test_extended_run_is_named_so(make_log, tmp_path):
     run = make_log("20261201-140000-large-e40", epochs=40)
     run["resumes"] = [{"after_epoch": 20, "at": "2026-12-01T15:05:00+0000", "device": "cpu",
                        "epochs_before": 20}]
@@ -419,7 +451,7 @@ def test_extended_run_is_named_so(tmp_path):
     assert "No uninterrupted run of the same computation to compare with yet." in text
 
 
-def test_cpu_kernel_settings_label_runs_and_split_reproducibility_groups(tmp_path):
+def test_cpu_kernel_settings_label_runs_and_split_reproducibility_groups(make_log, tmp_path):
     """Runs differing only in oneDNN on/off compute different sums: not one reproducibility group."""
     onednn = make_log("20261201-140000-small-e2", model="small", sha="01" * 32)
     native = [make_log(f"20261201-15000{i}-small-e2", model="small", sha="02" * 32) for i in (0, 1)]
@@ -432,3 +464,27 @@ def test_cpu_kernel_settings_label_runs_and_split_reproducibility_groups(tmp_pat
     assert "CPU, 2 Epochs, oneDNN off" in text
     assert text.count("### ") == 1 and "20261201-140000" not in text   # the oneDNN run has no twin
     assert row(tables(text)[0], "Final weights sha256")[-1] == "✓"
+
+
+def test_a_model_added_to_the_recipes_appears_with_no_other_edit(make_log, tmp_path, monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "mini", recipes.Recipe(
+        model="mini", name="Mini CNN", script="train_mini.py", summary="a two-layer CNN",
+        defaults=dict(epochs=3, batch_size=32), feature_layers=("conv1",), shown_layers=("conv1",),
+        targets=(recipes.Target("Mini CNN", 60, {}, 5, "Two conv layers"),)))
+    empty = tmp_path / "empty"
+    (empty / "runs").mkdir(parents=True)
+    assert report.main(["--runs", str(empty / "runs"), "--output", str(empty / "results.md")]) == 0
+    text = section((empty / "results.md").read_text(), "Mini CNN")
+    assert "A two-layer CNN." in text and "`python train_mini.py --epochs 5`" in text
+
+    runs = write_logs(tmp_path / "runs", [make_log("20261201-100000-mini-e3", model="mini", epochs=3)])
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(runs), "--output", str(out)]) == 0
+    md = out.read_text()
+    assert "## Mini CNN (1,000 params)" in md
+    assert "the 5-epoch recipe has not been measured yet" in section(md, "Mini CNN (1,000 params)")
+    assert row(tables(section(md, "Acceptable Accuracy Targets"))[0], "Mini CNN")[1:] == [
+        "≥60%", "✗ Not yet (41.00%, 3 epochs)", "`20261201-100000-mini-e3`"]
+    assert row(tables(section(md, "Architecture Comparison"))[0], "Mini CNN")[1:3] == ["1,000", "41.00%"]
+    assert "CPU, 3 Epochs" in md and "batch 32" not in md        # the recipe's own batch size
+    assert "results/curves_mini.png" in md and (tmp_path / "results" / "curves_mini.png").is_file()
