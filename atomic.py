@@ -5,6 +5,7 @@ half-written file behind.  Example: ``write_json(Path("run_log.json"), rec)``.
 """
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+# Temp files of the writes in flight, so that an immediate exit can remove them first.
+_IN_FLIGHT = set()
 
 
 def write_with(path, writer):
@@ -23,6 +26,7 @@ def write_with(path, writer):
     except OSError as exc:
         raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
                         "choose a writable folder with --out") from None
+    _IN_FLIGHT.add(tmp)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as f:
@@ -34,15 +38,37 @@ def write_with(path, writer):
         _remove(tmp)
         raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
                         "free some disk space or choose another folder with --out") from None
+    except RuntimeError as exc:
+        # torch.save reports a failed write (a full disk) as RuntimeError from its C++ writer.
+        _remove(tmp)
+        if _nearly_full(path.parent):
+            raise UserError(f"cannot write {path} (No space left on device); "
+                            "free some disk space or choose another folder with --out") from None
+        raise
     except BaseException:
         _remove(tmp)
         raise
+    finally:
+        _IN_FLIGHT.discard(tmp)
+
+
+def _nearly_full(folder, margin=64 << 20):
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return True
+
+
+def discard_in_flight():
+    """Remove the temp files of writes in flight (before an immediate exit)."""
+    for tmp in list(_IN_FLIGHT):
+        _remove(tmp)
 
 
 def _remove(tmp):
     try:
         os.unlink(tmp)
-    except FileNotFoundError:
+    except OSError:
         pass
 
 

@@ -17,7 +17,6 @@ transforms) through ``torch.utils.data.DataLoader``.
 import argparse
 import itertools
 import math
-import os
 import sys
 import time
 
@@ -25,28 +24,22 @@ import torch
 from PIL import Image
 from torch import nn
 
+import cli
 import data
 import engine
 import hwdna
-import train_large
-import train_resnet
-import train_small
-from cli import Parser, positive_int
+import recipes
+import runs
+from cli import Parser, nonnegative_int, positive_int
 from errors import UserError
-from models import MODELS, build_model
+from models import build_model
 
 BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")
 DEVICE_KINDS = ("cpu", "mps", "cuda")
-# The batch each model trains with, taken from its training script.
-TRAIN_BATCH = {m.DEFAULTS["model"]: m.DEFAULTS["batch_size"] for m in (train_small, train_large, train_resnet)}
-# The CPU settings (threads, oneDNN) each model trains with, from its training script.
-CPU_SETTINGS = {m.DEFAULTS["model"]: (m.DEFAULTS.get("threads", engine.Config.threads),
-                                      m.DEFAULTS.get("onednn", engine.Config.onednn))
-                for m in (train_small, train_large, train_resnet)}
 DEFAULT_MODEL = {"devices": "large", "precision": "resnet18"}
 DEFAULT_STEPS = {"devices": 100, "precision": 20}   # overhead: one epoch; small: --epochs epochs
 PIPELINE_BATCH = 64
-LOG_EVERY = engine.Config.log_every                 # the engine reads the loss every this many steps
+LOG_EVERY = recipes.Config.log_every                # the engine reads the loss every this many steps
 # Precision variants: name -> (--precision value, channels-last).
 VARIANTS = {"fp32": ("fp32", False), "fp32-cl": ("fp32", True), "bf16": ("bf16", False),
             "bf16-cl": ("bf16", True), "fp16": ("fp16", False), "fp16-cl": ("fp16", True)}
@@ -233,18 +226,18 @@ class Session:
         print(ratio.line())
         return ratio
 
-    def device_data(self, device):
-        return data.DeviceCIFAR10(*self.arrays, device)
+    def device_data(self, device, memory_format=torch.contiguous_format):
+        return data.DeviceCIFAR10(*self.arrays, device, memory_format=memory_format)
 
     def record(self, name, started, model, batch_size, device, settings, results):
-        run_dir = hwdna.new_run_dir(self.args.out, f"bench-{name}")
+        run_dir = runs.new_run_dir(self.args.out, f"bench-{name}")
         rec = {
             "kind": "benchmark", "benchmark": name, "run_id": run_dir.name, "status": "complete",
             "model": model, "batch_size": batch_size, "device": device.type, "settings": settings,
             "hardware": hwdna.describe(device), "dataset": self.dataset, "git": hwdna.git_commit(),
             "started": started, "finished": hwdna.now(), "results": results,
         }
-        hwdna.write_run_log(run_dir, rec)
+        runs.write_log(run_dir, rec)
         print(f"record: {hwdna.relative(run_dir / 'run_log.json')}", flush=True)
         return rec
 
@@ -253,7 +246,8 @@ def bench_devices(s):
     """Training images/s of one model through the real pipeline on each device; speed-up vs CPU."""
     a = s.args
     model = a.model or DEFAULT_MODEL["devices"]
-    batch = a.batch_size or TRAIN_BATCH[model]
+    cfg = recipes.config_for(model)
+    batch = a.batch_size or cfg.batch_size
     steps = a.steps or DEFAULT_STEPS["devices"]
     kinds = list(a.devices)
     if "cpu" not in kinds:
@@ -275,7 +269,7 @@ def bench_devices(s):
         ds = s.device_data(device)
         trainer = Trainer(model, device, a.seed)
         batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
-        with engine.cpu_settings(*CPU_SETTINGS[model]):          # as the model's script trains
+        with engine.cpu_settings(cfg.threads, cfg.onednn):       # as the model's script trains
             train_steps(trainer, batches, a.warmup)
             with Clock(device) as clock:
                 images = train_steps(trainer, batches, steps)
@@ -341,7 +335,7 @@ def bench_pipeline(s):
 def bench_overhead(s):
     """The wide LeNet's steps through the real pipeline vs on batches already in memory."""
     a, device = s.args, s.device
-    model, batch = "large", TRAIN_BATCH["large"]
+    model, batch = "large", recipes.config_for("large").batch_size
     started = hwdna.now()
     engine.seed_everything(a.seed, device)
     ds = s.device_data(device)
@@ -419,15 +413,15 @@ def bench_small(s):
     """train_small.py's setting through our loop vs the PyTorch tutorial's DataLoader loop."""
     from torchvision import transforms
     a, device = s.args, s.device
-    cfg = train_small.DEFAULTS
-    model, batch = cfg["model"], cfg["batch_size"]
-    lr, momentum = cfg["lr"], engine.Config.momentum
+    cfg = recipes.config_for("small")
+    model, batch = cfg.model, cfg.batch_size
+    lr, momentum = cfg.lr, cfg.momentum
     started = hwdna.now()
     engine.seed_everything(a.seed, device)
     ds = s.device_data(device)
     per_epoch = ds.num_batches(batch)
     steps = a.steps or a.epochs * per_epoch
-    threads, onednn = CPU_SETTINGS[model]
+    threads, onednn = cfg.threads, cfg.onednn
     default_threads, default_onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     ours_threads = threads or default_threads
     print(f"== small: {model}, batch {batch}, {steps:,} steps ({steps / per_epoch:.2f} epochs) after "
@@ -438,10 +432,10 @@ def bench_small(s):
     with engine.cpu_settings(threads, onednn):
         trainer = Trainer(model, device, a.seed, lr=lr, momentum=momentum)
         train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed + 1),
-                                              cfg["augment"]), a.warmup)
+                                              cfg.augment), a.warmup)
         with Clock(device) as ours:                 # a fresh stream: epoch preparation included
             images = train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed),
-                                                           cfg["augment"]), steps)
+                                                           cfg.augment), steps)
     print(rate_line("ours (DeviceCIFAR10 + engine step)", images, ours.seconds, steps), flush=True)
 
     transform = transforms.Compose([transforms.ToTensor(),
@@ -475,18 +469,17 @@ def bench_precision(s):
     """Training steps/s under each precision and memory format; speed-ups against the first."""
     a, device = s.args, s.device
     model = a.model or DEFAULT_MODEL["precision"]
-    batch = a.batch_size or TRAIN_BATCH[model]
+    batch = a.batch_size or recipes.config_for(model).batch_size
     steps = a.steps or DEFAULT_STEPS["precision"]
     started = hwdna.now()
     print(f"== precision: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, "
           f"augmented, on {device}", flush=True)
     engine.seed_everything(a.seed, device)
-    ds = s.device_data(device)
     variants = {}
     for name in a.variants:
         precision, channels_last = VARIANTS[name]
         dtype = engine.amp_dtype(precision, device)
-        ds.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        ds = s.device_data(device, torch.channels_last if channels_last else torch.contiguous_format)
         trainer = Trainer(model, device, a.seed, dtype=dtype, channels_last=channels_last)
         batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
         train_steps(trainer, batches, a.warmup)
@@ -529,61 +522,46 @@ def _names(allowed):
     return parse
 
 
-def nonnegative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not zero or a positive whole number")
-    return value
-
-
 def build_parser():
     p = Parser(prog="benchmark.py", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
+               formatter_class=argparse.RawDescriptionHelpFormatter,
+               parents=[cli.shared_parent(device_help="device of pipeline, overhead, small and precision; "
+                                                      "auto = MPS, then CUDA, then CPU (default: auto)")])
     a = p.add_argument
+    small = recipes.config_for("small")
     a("benchmark", nargs="+", choices=BENCHMARKS + ("all",),
       help="what to measure; several run in the order given, all = " + ", ".join(BENCHMARKS))
-    a("--device", choices=["auto", "mps", "cuda", "cpu"], default="auto",
-      help="device of pipeline, overhead, small and precision; auto = MPS, then CUDA, then CPU "
-           "(default: auto)")
     a("--devices", type=_names(DEVICE_KINDS), default=list(DEVICE_KINDS),
       help="devices benchmark: devices to compare, comma-separated; unavailable ones are skipped "
            f"and cpu, the baseline, is always measured (default: {','.join(DEVICE_KINDS)})")
-    a("--model", choices=sorted(MODELS), default=None,
+    a("--model", choices=sorted(recipes.RECIPES), default=None,
       help="network of the devices and precision benchmarks "
            f"(default: {DEFAULT_MODEL['devices']} for devices, {DEFAULT_MODEL['precision']} for precision)")
-    batches = ", ".join(f"{m} {b}" for m, b in TRAIN_BATCH.items())
+    batches = ", ".join(f"{m} {r.config().batch_size}" for m, r in recipes.RECIPES.items())
     a("--batch-size", type=positive_int, default=None,
       help="mini-batch of the devices and precision benchmarks (default: the model's training "
            f"batch: {batches}); pipeline and overhead use {PIPELINE_BATCH}, small uses "
-           f"{TRAIN_BATCH['small']}")
+           f"{small.batch_size}")
     a("--steps", type=positive_int, default=None,
       help=f"timed training steps (default: devices {DEFAULT_STEPS['devices']}, overhead one epoch "
            f"(782 at batch 64), small --epochs epochs (12,500 steps each), precision "
            f"{DEFAULT_STEPS['precision']}); pipeline always times one epoch")
     a("--warmup", type=nonnegative_int, default=5,
       help="untimed steps (pipeline: batches) before each timed run (default: 5)")
-    a("--epochs", type=positive_int, default=train_small.DEFAULTS["epochs"],
+    a("--epochs", type=positive_int, default=small.epochs,
       help="small benchmark: epochs of train_small.py's setting, unless --steps is given "
-           f"(default: {train_small.DEFAULTS['epochs']})")
+           f"(default: {small.epochs})")
     a("--ref-images", type=positive_int, default=10000,
       help="pipeline benchmark: images the reference DataLoader delivers in the timed run (default: 10000)")
-    a("--num-workers", type=nonnegative_int, default=2,
-      help="DataLoader worker processes of the reference pipelines (pipeline, small) (default: 2)")
+    a("--num-workers", type=cli.worker_count, default=min(2, cli.CPU_COUNT),
+      help="DataLoader worker processes of the reference pipelines (pipeline, small), at most "
+           f"this machine's {cli.CPU_COUNT} CPUs (default: {min(2, cli.CPU_COUNT)})")
     a("--repeats", type=positive_int, default=1,
       help="overhead benchmark: passes over the three variants (interleaved in segments), the fastest kept "
            "(default: 1)")
     a("--variants", type=_names(tuple(VARIANTS)), default=DEFAULT_VARIANTS.split(","),
       help="precision benchmark: comma-separated, the first is the baseline; -cl = channels-last; "
            f"fp16 only on cuda and mps (default: {DEFAULT_VARIANTS})")
-    a("--seed", type=int, default=engine.Config.seed, help=f"random seed (default: {engine.Config.seed})")
-    default_data = os.environ.get("CIFAR10_DIR", "data")
-    a("--data-dir", default=default_data,
-      help=f"folder holding cifar-10-batches-py (default: $CIFAR10_DIR or ./data; now: {default_data})")
-    a("--download", action=argparse.BooleanOptionalAction, default=True,
-      help="download CIFAR-10 when it is missing (default: on)")
     a("--out", default="runs", help="folder of run folders; one per benchmark (default: runs)")
     return p
 
@@ -620,7 +598,7 @@ def main(argv=None):
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted; records of finished benchmarks are kept", file=sys.stderr)
-        return engine.EXIT_INTERRUPTED
+        return cli.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,36 +1,22 @@
-"""The command line shared by the training scripts: one parent parser, one error path.
+"""The command line of every entry point: validators, the shared flags, the training flags, one error path.
 
-A training script is its defaults plus ``return cli.main(DEFAULTS, argv, __doc__, script)``.
-Bad input becomes ``error: <what> ; <what to do>`` on stderr and exit status 2.
+A training script is ``return cli.train_main("large", argv, __doc__, "train_large.py")``.
+Bad input becomes ``error: <what>; <what to do>`` on stderr and exit status 2.
+This module imports no torch, so ``--help`` and a bad flag answer at once.
 """
 import argparse
 import dataclasses
+import math
 import os
 import sys
 
-import torch
-
-import engine
+import recipes
 from errors import UserError
-from models import MODELS
 
-
-def _typed(kind, test, what):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not test(value):
-            raise argparse.ArgumentTypeError(f"{text} is not {what}")
-        return value
-    return parse
-
-
-positive_int = _typed(int, lambda v: v > 0, "a positive whole number")
-nonnegative_int = _typed(int, lambda v: v >= 0, "zero or a positive whole number")
-positive_float = _typed(float, lambda v: v > 0, "a positive number")
-nonnegative_float = _typed(float, lambda v: v >= 0, "zero or a positive number")
+EXIT_INTERRUPTED = 130
+SEED_MAX = 2**32 - 1             # numpy's seeds are 32-bit
+CPU_COUNT = os.cpu_count() or 1
+DEVICES = ("auto", "mps", "cuda", "cpu")
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,100 +26,148 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
-def build_parser(defaults, description, prog=None):
-    d = dataclasses.asdict(engine.Config()) | defaults
-    p = Parser(prog=prog, description=description,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    a = p.add_argument
-    a("--model", choices=sorted(MODELS), default=d["model"], help=f"network (default: {d['model']})")
-    a("--epochs", type=positive_int, default=d["epochs"], help=f"training epochs (default: {d['epochs']})")
-    a("--batch-size", type=positive_int, default=d["batch_size"],
-      help=f"mini-batch size (default: {d['batch_size']})")
-    a("--lr", type=positive_float, default=d["lr"],
-      help=f"fixed learning rate, used without OneCycle (default: {d['lr']})")
-    a("--max-lr", type=positive_float, default=d["max_lr"],
-      help=f"OneCycle peak learning rate (default: {d['max_lr']})")
-    a("--weight-decay", type=nonnegative_float, default=None,
-      help="L2 weight decay (default: 5e-4 with OneCycle, 0 without)")
-    a("--momentum", type=nonnegative_float, default=d["momentum"],
-      help=f"SGD momentum (default: {d['momentum']})")
-    a("--augment", action=argparse.BooleanOptionalAction, default=d["augment"],
-      help=f"random crop 32 (padding 4) + horizontal flip (default: {'on' if d['augment'] else 'off'})")
-    a("--onecycle", action=argparse.BooleanOptionalAction, default=d["onecycle"],
-      help="OneCycleLR per batch: 30%% warm-up to --max-lr, cosine down "
-           f"(default: {'on' if d['onecycle'] else 'off'})")
-    a("--device", choices=["auto", "mps", "cuda", "cpu"], default="auto",
-      help="auto = MPS, then CUDA, then CPU; a missing device falls back with a warning (default: auto)")
-    a("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=d["precision"],
-      help="autocast precision; auto = bf16 on CUDA where supported, fp32 elsewhere (default: auto)")
-    a("--channels-last", action=argparse.BooleanOptionalAction, default=d["channels_last"],
-      help=f"channels-last memory format (default: {'on' if d['channels_last'] else 'off'})")
-    a("--compile", action=argparse.BooleanOptionalAction, default=d["compile"],
-      help=f"torch.compile the model (default: {'on' if d['compile'] else 'off'})")
-    a("--threads", type=nonnegative_int, default=d["threads"],
-      help="CPU threads for tensor ops; 0 = PyTorch's default, "
-           f"{torch.get_num_threads()} here (default: {d['threads']})")
-    a("--onednn", action=argparse.BooleanOptionalAction, default=d["onednn"],
-      help="CPU convolutions through oneDNN; --no-onednn uses PyTorch's native kernels, faster for "
-           f"tiny convolutions at tiny batches (default: {'on' if d['onednn'] else 'off'})")
-    a("--seed", type=int, default=d["seed"], help=f"random seed (default: {d['seed']})")
-    default_data = os.environ.get("CIFAR10_DIR", "data")
-    a("--data-dir", default=default_data,
+def number(kind, what, low=None, high=None, above=None):
+    """An argparse ``type``: parse ``kind``, finite, ``low <= value <= high``, ``value > above``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if (not math.isfinite(value) or (low is not None and value < low)
+                or (high is not None and value > high) or (above is not None and value <= above)):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+    return parse
+
+
+positive_int = number(int, "a positive whole number", low=1)
+nonnegative_int = number(int, "zero or a positive whole number", low=0)
+positive_float = number(float, "a positive number", above=0)
+nonnegative_float = number(float, "zero or a positive number", low=0)
+seed_int = number(int, f"a seed from 0 to {SEED_MAX}", low=0, high=SEED_MAX)
+thread_count = number(int, f"a thread count from 0 to {CPU_COUNT} (this machine's CPUs)", low=0, high=CPU_COUNT)
+worker_count = number(int, f"a worker count from 0 to {CPU_COUNT} (this machine's CPUs)", low=0, high=CPU_COUNT)
+
+
+def on_off(flag):
+    return "on" if flag else "off"
+
+
+def default_data_dir():
+    return os.environ.get("CIFAR10_DIR", "data")
+
+
+def _adder(parser, suppress):
+    """``parser.add_argument`` that drops every default when ``suppress`` (see ``given_flags``)."""
+    def add(*flags, default=None, **kw):
+        if not suppress:
+            kw["default"] = default
+        return parser.add_argument(*flags, **kw)
+    return add
+
+
+def shared_parent(seed_help="random seed", device_help=None, suppress=False):
+    """The flags every entry point that touches data shares: device, seed, data folder, download."""
+    p = argparse.ArgumentParser(add_help=False,
+                                argument_default=argparse.SUPPRESS if suppress else None)
+    a = _adder(p, suppress)
+    a("--device", choices=DEVICES, default="auto",
+      help=device_help or "auto = MPS, then CUDA, then CPU; a missing device falls back with a "
+                          "warning (default: auto)")
+    a("--seed", type=seed_int, default=recipes.DEFAULT_SEED,
+      help=f"{seed_help} (default: {recipes.DEFAULT_SEED})")
+    data_dir = default_data_dir()
+    a("--data-dir", default=data_dir,
       help=f"folder holding cifar-10-batches-py, or where to download it "
-           f"(default: $CIFAR10_DIR or ./data; now: {default_data})")
+           f"(default: $CIFAR10_DIR or ./data; now: {data_dir})")
     a("--download", action=argparse.BooleanOptionalAction, default=True,
       help="download CIFAR-10 when it is missing (default: on)")
-    a("--out", default=d["out"], help=f"folder of run folders (default: {d['out']})")
-    a("--log-every", type=positive_int, default=d["log_every"],
-      help=f"print the mean loss every N mini-batches (default: {d['log_every']})")
+    return p
+
+
+def build_training_parser(model, description=None, prog=None, suppress=False):
+    """The training flags over ``model``'s recipe defaults.
+
+    With ``suppress``, no flag has a default, so parsing yields only the flags given.
+    """
+    d = recipes.config_for(model)
+    p = Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+               parents=[shared_parent(suppress=suppress)],
+               argument_default=argparse.SUPPRESS if suppress else None)
+    a = _adder(p, suppress)
+
+    a("--model", choices=sorted(recipes.RECIPES), default=d.model,
+      help=f"network; another model's recipe defaults apply (default: {d.model})")
+    a("--epochs", type=positive_int, default=d.epochs, help=f"training epochs (default: {d.epochs})")
+    a("--batch-size", type=positive_int, default=d.batch_size,
+      help=f"mini-batch size (default: {d.batch_size})")
+    a("--lr", type=positive_float, default=d.lr,
+      help=f"fixed learning rate, used without OneCycle (default: {d.lr})")
+    a("--max-lr", type=positive_float, default=d.max_lr,
+      help=f"OneCycle peak learning rate (default: {d.max_lr})")
+    a("--weight-decay", type=nonnegative_float, default=None,
+      help=f"L2 weight decay (default: {recipes.ONECYCLE_WEIGHT_DECAY:g} with OneCycle, 0 without)")
+    a("--momentum", type=nonnegative_float, default=d.momentum,
+      help=f"SGD momentum (default: {d.momentum})")
+    a("--augment", action=argparse.BooleanOptionalAction, default=d.augment,
+      help=f"random crop 32 (padding 4) + horizontal flip (default: {on_off(d.augment)})")
+    a("--onecycle", action=argparse.BooleanOptionalAction, default=d.onecycle,
+      help="OneCycleLR per batch: 30%% warm-up to --max-lr, cosine down "
+           f"(default: {on_off(d.onecycle)})")
+    a("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=d.precision,
+      help="autocast precision; auto = bf16 on CUDA where supported, fp32 elsewhere "
+           f"(default: {d.precision})")
+    a("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
+      help=f"channels-last memory format (default: {on_off(d.channels_last)})")
+    a("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
+      help=f"torch.compile the model (default: {on_off(d.compile)})")
+    a("--threads", type=thread_count, default=d.threads,
+      help=f"CPU threads for tensor ops; 0 = PyTorch's default (default: {d.threads})")
+    a("--onednn", action=argparse.BooleanOptionalAction, default=d.onednn,
+      help="CPU convolutions through oneDNN; --no-onednn uses PyTorch's native kernels, faster for "
+           f"tiny convolutions at tiny batches (default: {on_off(d.onednn)})")
+    a("--out", default=d.out, help=f"folder of run folders (default: {d.out})")
+    a("--log-every", type=positive_int, default=d.log_every,
+      help=f"print the mean loss every N mini-batches (default: {d.log_every})")
     a("--resume", metavar="RUN", help="continue a run: its id in --out, its folder or its checkpoint")
     return p
 
 
-def explicit_flags(parser, argv):
-    """Names of the options given on the command line (not left at their defaults)."""
-    shadow = argparse.Namespace()
-    for action in parser._actions:
-        if action.dest != "help":
-            setattr(shadow, action.dest, argparse.SUPPRESS)
-    saved = {a.dest: a.default for a in parser._actions}
-    try:
-        for a in parser._actions:
-            a.default = argparse.SUPPRESS
-        given = parser.parse_args(argv, namespace=argparse.Namespace())
-    finally:
-        for a in parser._actions:
-            a.default = saved[a.dest]
-    return set(vars(given))
+def given_flags(model, argv):
+    """Names (``dest``) of the options given on the command line, not left at their defaults."""
+    return set(vars(build_training_parser(model, suppress=True).parse_args(argv)))
+
+
+def chosen_model(default_model, argv):
+    """The ``--model`` of ``argv`` (checked later by the full parser), else the script's own."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default=default_model)
+    model = pre.parse_known_args(argv)[0].model
+    return model if model in recipes.RECIPES else default_model
 
 
 def config_from_args(args):
-    wd = args.weight_decay if args.weight_decay is not None else (5e-4 if args.onecycle else 0.0)
-    return engine.Config(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         max_lr=args.max_lr, weight_decay=wd, momentum=args.momentum,
-                         augment=args.augment, onecycle=args.onecycle, seed=args.seed,
-                         device=args.device, precision=args.precision,
-                         channels_last=args.channels_last, compile=args.compile, threads=args.threads,
-                         onednn=args.onednn,
-                         log_every=args.log_every, data_dir=args.data_dir, out=args.out,
-                         download=args.download)
+    wd = args.weight_decay
+    if wd is None:
+        wd = recipes.ONECYCLE_WEIGHT_DECAY if args.onecycle else 0.0
+    fields = {f.name for f in dataclasses.fields(recipes.Config)}
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    return recipes.Config(**{**values, "weight_decay": wd})
 
 
-def main(defaults, argv, description, script):
-    """Parse ``argv`` over the script's ``defaults`` and train; return the exit status."""
+def train_main(model, argv, description, script):
+    """Parse ``argv`` over ``model``'s recipe and train; return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        parser = build_parser(defaults, description, prog=script)
-        args = parser.parse_args(argv)
-        explicit = explicit_flags(parser, argv)
-        if "weight_decay" in explicit:
-            explicit.add("weight_decay")
-        return engine.train(config_from_args(args), script=script, resume=args.resume,
-                            explicit=explicit)
+        model = chosen_model(model, argv)
+        args = build_training_parser(model, description, prog=script).parse_args(argv)
+        given = given_flags(model, argv)
+        import engine                       # torch: only once the command line is sound
+        return engine.train(config_from_args(args), script=script, resume=args.resume, explicit=given)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted; every file already written (checkpoints, run logs) is intact",
               file=sys.stderr)
-        return engine.EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED

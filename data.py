@@ -100,14 +100,22 @@ def _read_batch(path):
         raise UserError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); {fix}") from None
     if not isinstance(entry, dict) or "data" not in entry or not ({"labels", "fine_labels"} & entry.keys()):
         raise UserError(f"{path} is not a CIFAR-10 batch (no 'data'/'labels'); {fix}")
-    data = np.asarray(entry["data"])
-    labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    try:
+        data = np.asarray(entry["data"])
+        raw_labels = np.asarray(entry.get("labels", entry.get("fine_labels")))
+    except (ValueError, TypeError):                      # ragged lists
+        raise UserError(f"{path} holds ragged images or labels; {fix}") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise UserError(f"{path} holds images of shape {data.shape} and type {data.dtype}, "
                         f"expected (N, 3072) uint8; {fix}")
-    if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
-        raise UserError(f"{path} has {labels.size} labels for {data.shape[0]} images "
+    if raw_labels.ndim != 1 or (raw_labels.size and raw_labels.dtype.kind not in "iu"):
+        raise UserError(f"{path} has labels that are not whole numbers "
+                        f"(type {raw_labels.dtype}, shape {raw_labels.shape}); {fix}")
+    if raw_labels.shape != (data.shape[0],) or (raw_labels.size and (raw_labels.min() < 0
+                                                                     or raw_labels.max() > 9)):
+        raise UserError(f"{path} has {raw_labels.size} labels for {data.shape[0]} images "
                         f"or labels outside 0-9; {fix}")
+    labels = raw_labels.astype(np.int64)
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -119,6 +127,9 @@ def load_arrays(folder):
         batches = [_read_batch(folder / n) for n in names]
         parts[split] = (np.concatenate([b[0] for b in batches]),
                         np.concatenate([b[1] for b in batches]))
+        if not len(parts[split][1]):
+            raise UserError(f"the {split} files in {folder} hold no images; "
+                            "regenerate the folder or point --data-dir at a complete copy")
     return (*parts["train"], *parts["test"])
 
 
@@ -220,8 +231,9 @@ class DeviceCIFAR10:
 
     NORMALIZE_IMAGES = 256                                        # 3 MB of float32 per block
 
-    def __init__(self, x_train, y_train, x_test, y_test, device):
+    def __init__(self, x_train, y_train, x_test, y_test, device, memory_format=torch.contiguous_format):
         self.device = torch.device(device)
+        self.memory_format = memory_format                       # of the float batches it yields
         to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
         self.x_train, self.y_train = to(x_train), to(y_train)   # (50000, 3, 32, 32) uint8, (50000,)
         self.x_test, self.y_test = to(x_test), to(y_test)       # (10000, 3, 32, 32) uint8, (10000,)
@@ -229,12 +241,11 @@ class DeviceCIFAR10:
         std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
         self._scale = 1.0 / (255.0 * std)                        # x_float = x_uint8 * scale + shift
         self._shift = -mean / std
-        self.memory_format = torch.contiguous_format
         self._windows = None                                     # crop views, made on first use
 
     @classmethod
-    def load(cls, folder, device):
-        return cls(*load_arrays(folder), device)
+    def load(cls, folder, device, memory_format=torch.contiguous_format):
+        return cls(*load_arrays(folder), device, memory_format)
 
     def __len__(self):
         return len(self.y_train)

@@ -1,16 +1,16 @@
 """The shared training loop: device, seeding, SGD + OneCycle, logging, evaluation, checkpoints.
 
-Every training script is a set of defaults plus ``engine.train(config)``:
+Every training script is a recipe plus ``engine.train(config)``:
 
-    >>> train(Config(model="large", epochs=2, batch_size=64), script="train_large.py")
+    >>> train(recipes.config_for("large", epochs=2), script="train_large.py")
 
-Prints ``[epoch, batch] loss: x.xxx`` every ``log_every`` mini-batches (batch
-counted from 1), an epoch summary line, and at the end the per-class accuracy
-table.  Each run lives in ``<out>/<run-id>/``: ``run_log.json`` (rewritten
-after every epoch), ``checkpoint.pt`` (after every epoch, for ``--resume``)
-and ``weights.pt`` (the final ``state_dict``).  A completed run also refreshes
-the top-level ``run_log.json``.  On CPU, the same seed gives the same loss lines
-and bit-identical weights, also across an interruption and resume.
+``train`` reads as set-up, resume, one epoch at a time, finish.  It prints
+``[epoch, batch] loss: x.xxx`` every ``log_every`` mini-batches (batch counted
+from 1), an epoch summary line, and at the end the per-class accuracy table.
+Each run lives in ``<out>/<run-id>/``: ``run_log.json`` (rewritten after every
+epoch), ``checkpoint.pt`` (after every epoch, for ``--resume``) and
+``weights.pt`` (the final ``state_dict``).  On CPU, the same seed gives the
+same loss lines and bit-identical weights, also across an interruption and resume.
 """
 import dataclasses
 import hashlib
@@ -18,9 +18,9 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,37 +30,22 @@ import torch.nn.functional as F
 import atomic
 import data
 import hwdna
+import runs
+from cli import EXIT_INTERRUPTED
 from errors import UserError
 from models import build_model, count_parameters
+from recipes import Config
 
-EXIT_INTERRUPTED = 130
+__all__ = ["Config", "EXIT_INTERRUPTED", "train", "train_step", "evaluate", "resolve_device"]
+
 # Config fields that define what a run computes: a resumed run may not change them.
 FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momentum",
                    "augment", "onecycle", "seed", "precision")
-
-
-@dataclass
-class Config:
-    model: str = "small"
-    epochs: int = 2
-    batch_size: int = 4
-    lr: float = 0.001          # fixed learning rate (without OneCycle)
-    max_lr: float = 0.1        # OneCycle peak (with OneCycle)
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    augment: bool = False
-    onecycle: bool = False
-    seed: int = 1111
-    device: str = "auto"       # as requested; the device used is recorded in the run log
-    precision: str = "auto"
-    channels_last: bool = False
-    compile: bool = False
-    threads: int = 0           # CPU threads for tensor ops; 0 = PyTorch's default
-    onednn: bool = True        # CPU convolutions through oneDNN (else PyTorch's native kernels)
-    log_every: int = 100
-    data_dir: str = "data"
-    out: str = "runs"
-    download: bool = True
+# Where and how a run continues may change on resume.  The last three change the order of
+# floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
+CHANGEABLE_ON_RESUME = ("device", "log_every", "data_dir", "download", "compile", "channels_last",
+                        "threads", "onednn")
+FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
 
 # ---------------------------------------------------------------- device and seeds
@@ -133,24 +118,58 @@ def autocast(device, dtype):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
+@contextmanager
+def cpu_settings(threads=0, onednn=True):
+    """Run the block with ``threads`` intra-op CPU threads (0: PyTorch's setting) and CPU
+    convolutions through oneDNN or not; restore both afterwards.
+
+    oneDNN pays a fixed cost per convolution call that dominates for the tutorial LeNet at
+    batch 4 (6 and 16 channels); PyTorch's native convolution is faster there. Both settings
+    change the order of floating-point sums, so a run records them in its config.
+    """
+    before = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    if threads:
+        torch.set_num_threads(threads)
+    torch.backends.mkldnn.enabled = onednn
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.backends.mkldnn.enabled = before[1]
+
+
 # ---------------------------------------------------------------- interruption
 
 class StopFlag:
-    """SIGINT/SIGTERM set a flag checked after each batch; a second signal stops at once."""
+    """SIGINT/SIGTERM set a flag checked after each batch; a second signal exits at once.
+
+    The second signal calls ``on_abort`` (which marks the run log) and ends the process with
+    status 130 through ``os._exit``: no exception travels through whatever was running (a
+    checkpoint being pickled, a C++ kernel), so the exit is the same wherever it lands.  Every
+    file is written atomically, so stopping mid-write leaves the previous file intact; the
+    temp file of a write in flight is removed first.
+    """
 
     def __init__(self):
         self.signum = None
+        self.on_abort = None
 
     def _handle(self, signum, frame):
         if self.signum is not None:
-            raise KeyboardInterrupt
+            try:
+                print(f"\n{signal.Signals(signum).name} again: stopping now", file=sys.stderr, flush=True)
+                atomic.discard_in_flight()
+                if self.on_abort is not None:
+                    self.on_abort()
+            finally:
+                os._exit(EXIT_INTERRUPTED)
         self.signum = signum
         print(f"\n{signal.Signals(signum).name}: stopping after this batch "
               "(send it again to stop at once)", flush=True)
 
     @contextmanager
     def installed(self):
-        if sys.platform == "win32" or not _main_thread():
+        if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
             yield self
             return
         old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -166,16 +185,12 @@ class StopFlag:
         return self.signum is not None
 
 
-def _main_thread():
-    import threading
-    return threading.current_thread() is threading.main_thread()
-
-
 # ---------------------------------------------------------------- evaluation and reports
 
 @torch.no_grad()
 def evaluate(model, ds, dtype=None):
-    """Accuracy on the test set: overall %, per-class %, and the 10x10 confusion matrix."""
+    """Accuracy on the test set: overall %, per-class % (None for a class with no test image),
+    and the 10x10 confusion matrix."""
     model.eval()
     n = len(data.CLASSES)
     confusion = torch.zeros(n * n, dtype=torch.int64, device=ds.device)
@@ -185,19 +200,21 @@ def evaluate(model, ds, dtype=None):
         confusion += torch.bincount(y * n + pred, minlength=n * n)
     confusion = confusion.view(n, n).cpu()                 # rows: true class, cols: predicted
     totals = confusion.sum(1)
-    per_class = {c: round(100.0 * confusion[i, i].item() / max(totals[i].item(), 1), 2)
+    per_class = {c: round(100.0 * confusion[i, i].item() / totals[i].item(), 2) if totals[i] else None
                  for i, c in enumerate(data.CLASSES)}
     correct = int(confusion.diag().sum())
     total = int(totals.sum())
-    return {"overall_accuracy": round(100.0 * correct / max(total, 1), 2), "correct": correct,
+    return {"overall_accuracy": round(100.0 * correct / total, 2), "correct": correct,
             "total": total, "per_class": per_class, "confusion": confusion.tolist()}
 
 
 def class_table(per_class):
     """The per-class accuracy table, best class first (the results document's format)."""
     rows = ["| Class | Accuracy |", "|-------|----------|"]
-    for c, acc in sorted(per_class.items(), key=lambda kv: (-kv[1], data.CLASSES.index(kv[0]))):
-        rows.append(f"| {c:<5} | {acc:.1f}%{'':<3} |")
+    order = sorted(per_class.items(), key=lambda kv: (kv[1] is None, -(kv[1] or 0),
+                                                      data.CLASSES.index(kv[0])))
+    for c, acc in order:
+        rows.append(f"| {c:<5} | {'n/a' if acc is None else f'{acc:.1f}%':<8} |")
     return "\n".join(rows)
 
 
@@ -245,34 +262,38 @@ def _python_state():
     return [version, list(internal), gauss]
 
 
-def find_checkpoint(resume, out):
-    """``resume`` is a run id in ``out``, a run folder, or a checkpoint file."""
-    for cand in (Path(resume), Path(out) / resume):
-        if cand.is_file():
-            return cand
-        if (cand / "checkpoint.pt").is_file():
-            return cand / "checkpoint.pt"
-    raise UserError(f"no run {resume!r} to resume: no checkpoint.pt in {Path(out) / resume} "
-                    f"(list the runs with: ls {out})")
+CHECKPOINT_KEYS = {"config": dict, "epoch": int, "started": str, "model": dict, "optimizer": dict,
+                   "rng": dict, "history": list, "loss_lines": list}
 
 
 def load_checkpoint(path):
+    """The checkpoint at ``path``, checked for every key a resume reads."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}); "
                         "start a new run") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != 1 or "config" not in ckpt:
-        raise UserError(f"{path} is not a checkpoint of this project; start a new run")
+    not_ours = f"{path} is not a checkpoint of this project's runs; start a new run"
+    if not isinstance(ckpt, dict) or ckpt.get("format") != 1:
+        raise UserError(not_ours)
+    if any(not isinstance(ckpt.get(k), kind) for k, kind in CHECKPOINT_KEYS.items()):
+        raise UserError(not_ours)
+    fields = {f.name for f in dataclasses.fields(Config)}
+    if not set(ckpt["config"]) <= fields or ckpt["epoch"] < 0:
+        raise UserError(not_ours)
+    try:
+        ckpt["config"] = Config(**ckpt["config"])
+    except TypeError:
+        raise UserError(not_ours) from None
     return ckpt
 
 
 def resumed_config(ckpt, cfg, explicit):
     """The checkpoint's config, with the flags a resume may change taken from ``cfg``."""
-    saved = Config(**ckpt["config"])
+    saved = ckpt["config"]
     if cfg.model != saved.model:
         raise UserError(f"run trained model {saved.model!r}, not {cfg.model!r}; "
-                        f"resume it with train script of {saved.model!r}")
+                        f"resume it with --model {saved.model} or its own training script")
     for key in FIXED_ON_RESUME:
         if key in explicit and getattr(cfg, key) != getattr(saved, key):
             raise UserError(f"--{key.replace('_', '-')} {getattr(cfg, key)} differs from the run's "
@@ -286,15 +307,11 @@ def resumed_config(ckpt, cfg, explicit):
         if cfg.epochs < done:
             raise UserError(f"the run has already trained {done} epochs; --epochs must be at least that")
         epochs = cfg.epochs
-    # Where and how the run continues may change when asked: device, logging, compile, memory
-    # format, CPU threads and kernels (changing the last three changes the floating-point sums, so
-    # the resumed run no longer matches an uninterrupted one bit for bit).
-    keep = {k: getattr(cfg, k) for k in ("device", "log_every", "compile", "channels_last", "threads",
-                                         "onednn", "data_dir", "download") if k in explicit}
+    keep = {k: getattr(cfg, k) for k in CHANGEABLE_ON_RESUME if k in explicit}
     return dataclasses.replace(saved, epochs=epochs, **keep)
 
 
-# ---------------------------------------------------------------- the loop
+# ---------------------------------------------------------------- one step, one epoch
 
 def train_step(model, optimizer, scaler, x, y, dtype=None):
     """One SGD step on batch (x, y) under autocast ``dtype``; returns the loss, still on the device."""
@@ -323,38 +340,95 @@ def run_tag(cfg):
     return cfg.model + ("-aug" if cfg.augment else "") + ("-onecycle" if cfg.onecycle else "") + f"-e{cfg.epochs}"
 
 
-@contextmanager
-def cpu_settings(threads=0, onednn=True):
-    """Run the block with ``threads`` intra-op CPU threads (0: PyTorch's setting) and CPU
-    convolutions through oneDNN or not; restore both afterwards.
+class DivergedError(Exception):
+    """The loss became NaN or infinite at (epoch, batch)."""
 
-    oneDNN pays a fixed cost per convolution call that dominates for the tutorial LeNet at
-    batch 4 (6 and 16 channels); PyTorch's native convolution is faster there. Both settings
-    change the order of floating-point sums, so a run records them in its config.
+    def __init__(self, value, epoch, batch):
+        super().__init__(f"loss became {value} at [{epoch}, {batch}]")
+        self.epoch = epoch
+
+
+def train_one_epoch(t, epoch, stop):
+    """Train ``t`` (a ``Training``) for one epoch, or until ``stop``; return (losses, batches done).
+
+    Losses stay on the device; one host read per logging interval, for the printed line.
     """
-    before = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    if threads:
-        torch.set_num_threads(threads)
-    torch.backends.mkldnn.enabled = onednn
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before[0])
-        torch.backends.mkldnn.enabled = before[1]
+    cfg = t.cfg
+    t.model.train()
+    losses, b = [], 0
+    for b, (x, y) in enumerate(t.ds.train_batches(cfg.batch_size, t.gen, cfg.augment), 1):
+        losses.append(train_step(t.step_model, t.optimizer, t.scaler, x, y, t.dtype))
+        if t.schedule is not None:
+            t.schedule.step()
+        if b % cfg.log_every == 0 or b == t.steps:
+            start = (b - 1) // cfg.log_every * cfg.log_every
+            window = torch.stack(losses[start:b])           # this logging interval's losses
+            mean = window.float().mean().item()
+            if not np.isfinite(mean):
+                bad = int(torch.nonzero(~torch.isfinite(window))[0])
+                raise DivergedError(window[bad].item(), epoch, start + bad + 1)
+            if b % cfg.log_every == 0:
+                print(f"[{epoch}, {b}] loss: {mean:.3f}", flush=True)
+                t.loss_lines.append([epoch, b, round(mean, 6)])
+        if stop:
+            break
+    synchronize(t.device)
+    return losses, b
 
 
-def train(cfg, script="train.py", resume=None, explicit=()):
-    """Train (or resume) one run; return the exit status (0 done, 130 interrupted)."""
-    ckpt = ckpt_path = None
-    if resume is not None:
-        ckpt_path = find_checkpoint(resume, cfg.out)
-        ckpt = load_checkpoint(ckpt_path)
-        cfg = resumed_config(ckpt, cfg, explicit)
-    with cpu_settings(cfg.threads, cfg.onednn):
-        return _train(cfg, script, ckpt, ckpt_path)
+# ---------------------------------------------------------------- a run, from set-up to finish
+
+@dataclasses.dataclass
+class Training:
+    """Everything one run holds: config, device, data, model, optimizer, run folder and record."""
+    cfg: Config
+    script: str
+    device: torch.device
+    dtype: object
+    ds: data.DeviceCIFAR10
+    dataset: dict
+    model: torch.nn.Module
+    step_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: object
+    scaler: torch.amp.GradScaler
+    gen: torch.Generator
+    steps: int
+    run_dir: Path = None
+    started: str = None
+    history: list = dataclasses.field(default_factory=list)
+    loss_lines: list = dataclasses.field(default_factory=list)
+    resumes: list = dataclasses.field(default_factory=list)
+    done: int = 0                                      # epochs finished
+    record: dict = None
+
+    @property
+    def resume_hint(self):
+        # --epochs: an extended run stopped before its first new epoch still has the old count
+        # in its checkpoint.
+        epochs = "" if self.cfg.onecycle else f" --epochs {self.cfg.epochs}"
+        return f"resume with: python {self.script} --resume {hwdna.relative(self.run_dir)}{epochs}"
+
+    def save_checkpoint(self):
+        try:
+            atomic.torch_save(self.run_dir / runs.CHECKPOINT, {
+                "format": 1, "config": dataclasses.asdict(self.cfg), "epoch": self.done,
+                "started": self.started, "dataset_id": self.dataset["id"], "resumes": self.resumes,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.schedule.state_dict() if self.schedule is not None else None,
+                "scaler": self.scaler.state_dict(), "rng": rng_state(self.gen, self.device),
+                "history": self.history, "loss_lines": self.loss_lines})
+        except UserError as exc:
+            raise UserError(f"{exc}; the checkpoint of epoch {max(self.done - 1, 0)} is kept: "
+                            f"free some space, then {self.resume_hint}") from None
+
+    def write_log(self, status):
+        self.record["status"] = status
+        runs.write_log(self.run_dir, self.record)
 
 
-def _train(cfg, script, ckpt, ckpt_path):
+def set_up(cfg, script):
+    """Device, seeds, data, model, optimizer and schedule of a run, before any epoch."""
     device, warning = resolve_device(cfg.device)
     if warning:
         print(warning, file=sys.stderr)
@@ -363,146 +437,168 @@ def _train(cfg, script, ckpt, ckpt_path):
 
     folder = data.locate(cfg.data_dir, allow_download=cfg.download)
     arrays = data.load_arrays(folder)
-    ds = data.DeviceCIFAR10(*arrays, device)
-    dataset_info = data.fingerprint(folder, arrays)
-    dataset_info.update(folder=hwdna.relative(folder), train_images=len(ds),
-                        test_images=len(ds.y_test))
-    if cfg.channels_last:
-        ds.memory_format = torch.channels_last
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    ds = data.DeviceCIFAR10(*arrays, device, memory_format=memory_format)
+    dataset = data.fingerprint(folder, arrays) | {
+        "folder": hwdna.relative(folder), "train_images": len(ds), "test_images": len(ds.y_test)}
 
-    model = build_model(cfg.model).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(cfg.model).to(device, memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     steps = ds.num_batches(cfg.batch_size)
-    schedule = make_schedule(cfg, optimizer, steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
-    gen = data_generator(cfg.seed)
+    return Training(
+        cfg=cfg, script=script, device=device, dtype=dtype, ds=ds, dataset=dataset, model=model,
+        step_model=torch.compile(model) if cfg.compile else model, optimizer=optimizer,
+        schedule=make_schedule(cfg, optimizer, steps),
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype is torch.float16),
+        gen=data_generator(cfg.seed), steps=steps)
 
-    if ckpt is None:
-        run_dir = hwdna.new_run_dir(cfg.out, run_tag(cfg))
-        history, loss_lines, start_epoch, started, resumes = [], [], 1, hwdna.now(), []
-    else:
-        run_dir = ckpt_path.parent
-        if ckpt.get("dataset_id") not in (None, dataset_info["id"], dataset_info["files_id"]):
-            raise UserError(f"the run trained on dataset {ckpt['dataset_id']}, but {folder} holds "
-                            f"{dataset_info['id']}; resume it with its own --data-dir")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if schedule is not None:
-            schedule.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"], gen, device)
-        history, loss_lines = ckpt["history"], ckpt["loss_lines"]
-        start_epoch, started = ckpt["epoch"] + 1, ckpt["started"]
-        resumes = ckpt.get("resumes", []) + [{"after_epoch": ckpt["epoch"], "at": hwdna.now(),
-                                              "device": device.type,
-                                              "epochs_before": ckpt["config"]["epochs"]}]
-        print(f"resuming {run_dir.name} after epoch {ckpt['epoch']} on {device}")
-    step_model = torch.compile(model) if cfg.compile else model
 
-    record = {
-        "kind": "train", "run_id": run_dir.name, "status": "running", "script": script, "model": cfg.model,
-        "params": count_parameters(model), "seed": cfg.seed, "device": device.type,
-        "device_requested": cfg.device, "precision": precision_name(dtype),
+def start_new(t):
+    t.run_dir = runs.new_run_dir(t.cfg.out, run_tag(t.cfg))
+    t.started = hwdna.now()
+    t.save_checkpoint()                                  # epoch 0: a stop at once can resume
+
+
+def restore(t, ckpt, ckpt_path):
+    """Load a checkpoint's model, optimizer, schedule, random states and history into ``t``."""
+    t.run_dir = ckpt_path.parent
+    if ckpt.get("dataset_id") not in (None, t.dataset["id"], t.dataset["files_id"]):
+        raise UserError(f"the run trained on dataset {ckpt['dataset_id']}, but "
+                        f"{t.dataset['folder']} holds {t.dataset['id']}; resume it with its own --data-dir")
+    try:
+        t.model.load_state_dict(ckpt["model"])
+        t.optimizer.load_state_dict(ckpt["optimizer"])
+        if t.schedule is not None:
+            t.schedule.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            t.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"], t.gen, t.device)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError):
+        raise UserError(f"{ckpt_path} does not fit this run's model or settings; "
+                        "it is not a checkpoint of this run: start a new run") from None
+    t.history, t.loss_lines, t.done, t.started = ckpt["history"], ckpt["loss_lines"], ckpt["epoch"], ckpt["started"]
+    t.resumes = ckpt.get("resumes", []) + [{"after_epoch": t.done, "at": hwdna.now(),
+                                            "device": t.device.type,
+                                            "epochs_before": ckpt["config"].epochs}]
+
+
+def new_record(t):
+    cfg = t.cfg
+    return {
+        "kind": "train", "run_id": t.run_dir.name, "status": "running", "script": t.script,
+        "model": cfg.model, "params": count_parameters(t.model), "seed": cfg.seed,
+        "device": t.device.type, "device_requested": cfg.device, "precision": precision_name(t.dtype),
         "config": dataclasses.asdict(cfg) | {"data_dir": hwdna.relative(cfg.data_dir),
                                              "out": hwdna.relative(cfg.out)},
-        "hardware": hwdna.describe(device), "dataset": dataset_info, "git": hwdna.git_commit(),
-        "started": started, "finished": None, "results": None, "history": history,
-        "loss_lines": loss_lines, "resumes": resumes,
+        "hardware": hwdna.describe(t.device), "dataset": t.dataset, "git": hwdna.git_commit(),
+        "started": t.started, "finished": None, "results": None, "history": t.history,
+        "loss_lines": t.loss_lines, "resumes": t.resumes,
     }
 
-    def save_checkpoint(epoch):
-        atomic.torch_save(run_dir / "checkpoint.pt", {
-            "format": 1, "config": dataclasses.asdict(cfg), "epoch": epoch, "started": started,
-            "dataset_id": dataset_info["id"], "resumes": resumes,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": schedule.state_dict() if schedule is not None else None,
-            "scaler": scaler.state_dict(), "rng": rng_state(gen, device),
-            "history": history, "loss_lines": loss_lines})
 
-    if start_epoch > cfg.epochs:
-        print(f"run {run_dir.name} already has all {cfg.epochs} epochs; nothing to do")
-        return 0
-    if ckpt is None:
-        save_checkpoint(0)
-    hwdna.write_run_log(run_dir, record)
-    print(f"run {run_dir.name}: {cfg.model} ({record['params']:,} parameters) on {device}, "
-          f"{record['precision']}, {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}, "
-          f"{len(ds):,} training images", flush=True)
-
-    stop = StopFlag()
-    resume_hint = f"resume with: python {script} --resume {run_dir.name}" + (
-        f" --out {record['config']['out']}" if Path(cfg.out) != Path("runs") else "")
-    with stop.installed():
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            model.train()
-            losses = []                                   # per-batch 0-d losses, kept on the device
-            b = 0
-            for b, (x, y) in enumerate(ds.train_batches(cfg.batch_size, gen, cfg.augment), 1):
-                losses.append(train_step(step_model, optimizer, scaler, x, y, dtype))
-                if schedule is not None:
-                    schedule.step()
-                if b % cfg.log_every == 0 or b == steps:
-                    start = (b - 1) // cfg.log_every * cfg.log_every
-                    window = torch.stack(losses[start:b])     # this logging interval's losses
-                    mean = window.float().mean().item()
-                    if not np.isfinite(mean):
-                        bad = int(torch.nonzero(~torch.isfinite(window))[0])
-                        record["status"] = "failed"
-                        hwdna.write_run_log(run_dir, record)
-                        raise UserError(f"loss became {window[bad].item()} at [{epoch}, {start + bad + 1}]; "
-                                        f"the checkpoint of epoch {epoch - 1} in {hwdna.relative(run_dir)} "
-                                        "is kept; try a lower --lr or --max-lr")
-                    if b % cfg.log_every == 0:
-                        print(f"[{epoch}, {b}] loss: {mean:.3f}", flush=True)
-                        loss_lines.append([epoch, b, round(mean, 6)])
-                if stop:
-                    break
-            synchronize(device)
-            train_time = time.perf_counter() - t0
-            if stop:
-                record["status"] = "interrupted"
-                hwdna.write_run_log(run_dir, record)
-                print(f"interrupted at [{epoch}, {b}]; the checkpoint holds epoch {epoch - 1}; "
-                      f"{resume_hint}", file=sys.stderr)
-                return EXIT_INTERRUPTED
-            t1 = time.perf_counter()
-            result = evaluate(model, ds, dtype)
-            eval_time = time.perf_counter() - t1
-            history.append({
-                "epoch": epoch, "train_loss": round(torch.stack(losses).float().mean().item(), 6),
-                "test_accuracy": result["overall_accuracy"], "per_class": result["per_class"],
-                "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": round(train_time, 3),
-                "eval_time_s": round(eval_time, 3),
-                "train_time_s": round(sum(h["epoch_time_s"] for h in history) + train_time, 3),
-                "weights_sha256": weights_digest(model),
-            })
-            print(f"epoch {epoch}/{cfg.epochs}: train loss {history[-1]['train_loss']:.3f}, "
-                  f"test accuracy {result['overall_accuracy']:.2f}%, "
-                  f"train time {train_time:.1f}s, eval time {eval_time:.1f}s", flush=True)
-            save_checkpoint(epoch)
-            hwdna.write_run_log(run_dir, record)
-            if stop and epoch < cfg.epochs:
-                record["status"] = "interrupted"
-                hwdna.write_run_log(run_dir, record)
-                print(f"interrupted after epoch {epoch}; {resume_hint}", file=sys.stderr)
-                return EXIT_INTERRUPTED
-
-    atomic.torch_save(run_dir / "weights.pt", model.state_dict())
-    total_train = history[-1]["train_time_s"]
-    record["hardware"]["load_average_end"] = hwdna.load_average()
-    record.update(status="complete", finished=hwdna.now(), results={
-        **result, "train_time_s": total_train,
-        "final_loss": loss_lines[-1][2] if loss_lines else history[-1]["train_loss"],
-        "epochs": cfg.epochs, "weights_sha256": weights_digest(model),
+def end_of_epoch(t, epoch, losses, train_time):
+    """Evaluate, record the epoch, print its line, save the checkpoint and the run log."""
+    t1 = time.perf_counter()
+    result = evaluate(t.model, t.ds, t.dtype)
+    eval_time = time.perf_counter() - t1
+    t.history.append({
+        "epoch": epoch, "train_loss": round(torch.stack(losses).float().mean().item(), 6),
+        "test_accuracy": result["overall_accuracy"], "per_class": result["per_class"],
+        "lr": t.optimizer.param_groups[0]["lr"], "epoch_time_s": round(train_time, 3),
+        "eval_time_s": round(eval_time, 3),
+        "train_time_s": round(sum(h["epoch_time_s"] for h in t.history) + train_time, 3),
+        "weights_sha256": weights_digest(t.model), "load_average": hwdna.load_average(),
     })
-    hwdna.write_run_log(run_dir, record, refresh_top=True)
+    print(f"epoch {epoch}/{t.cfg.epochs}: train loss {t.history[-1]['train_loss']:.3f}, "
+          f"test accuracy {result['overall_accuracy']:.2f}%, "
+          f"train time {train_time:.1f}s, eval time {eval_time:.1f}s", flush=True)
+    t.done = epoch
+    t.save_checkpoint()
+    t.write_log("running")
+    return result
+
+
+def refreshes_top_level(t):
+    """Only a full-size run in the project's own ``runs/`` refreshes the project's ``run_log.json``."""
+    return (Path(t.cfg.out).resolve() == hwdna.ROOT / "runs"
+            and t.dataset["train_images"] == FULL_TRAIN and t.dataset["test_images"] == FULL_TEST)
+
+
+def finish(t, result):
+    """Write the weights and the final run log; print the accuracy and the per-class table."""
+    atomic.torch_save(t.run_dir / runs.WEIGHTS, t.model.state_dict())
+    total_train = t.history[-1]["train_time_s"]
+    t.record["hardware"]["load_average_end"] = hwdna.load_average()
+    t.record.update(finished=hwdna.now(), results={
+        **result, "train_time_s": total_train,
+        "final_loss": t.loss_lines[-1][2] if t.loss_lines else t.history[-1]["train_loss"],
+        "epochs": t.cfg.epochs, "weights_sha256": weights_digest(t.model),
+    })
+    t.write_log("complete")
+    if refreshes_top_level(t):
+        atomic.write_json(hwdna.ROOT / runs.LOG, t.record)
     print(f"Accuracy of the network on the {result['total']} test images: "
           f"{result['overall_accuracy']:.2f} %")
     print(class_table(result["per_class"]))
-    print(f"Training time: {total_train:.2f}s on {device} ({record['precision']}); "
-          f"run log: {hwdna.relative(run_dir / 'run_log.json')}")
+    print(f"Training time: {total_train:.2f}s on {t.device} ({t.record['precision']}); "
+          f"run log: {hwdna.relative(t.run_dir / runs.LOG)}")
+
+
+def train(cfg, script="train.py", resume=None, explicit=()):
+    """Train (or resume) one run; return the exit status (0 done, 130 interrupted)."""
+    stop = StopFlag()
+    with stop.installed():                   # from the start: no signal finds the run half-made
+        ckpt = ckpt_path = None
+        if resume is not None:
+            ckpt_path = runs.find_checkpoint(resume, cfg.out)
+            ckpt = load_checkpoint(ckpt_path)
+            cfg = resumed_config(ckpt, cfg, explicit)
+        with cpu_settings(cfg.threads, cfg.onednn):
+            return _run(cfg, script, ckpt, ckpt_path, stop)
+
+
+def _run(cfg, script, ckpt, ckpt_path, stop):
+    t = set_up(cfg, script)
+    if ckpt is None:
+        start_new(t)
+    else:
+        restore(t, ckpt, ckpt_path)
+        log = runs.read_log(t.run_dir)
+        if t.done >= cfg.epochs and runs.is_complete_training(log) and (t.run_dir / runs.WEIGHTS).is_file():
+            print(f"run {t.run_dir.name} already has all {cfg.epochs} epochs; nothing to do")
+            return 0
+        print(f"resuming {t.run_dir.name} after epoch {t.done} on {t.device}")
+    t.record = new_record(t)
+    stop.on_abort = lambda: t.write_log("interrupted")
+    t.write_log("running")
+    if stop:
+        return _interrupted(t, f"before epoch {t.done + 1}")
+    print(f"run {t.run_dir.name}: {cfg.model} ({t.record['params']:,} parameters) on {t.device}, "
+          f"{t.record['precision']}, {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}, "
+          f"{len(t.ds):,} training images", flush=True)
+
+    result = None
+    for epoch in range(t.done + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        try:
+            losses, b = train_one_epoch(t, epoch, stop)
+        except DivergedError as exc:
+            t.write_log("failed")
+            raise UserError(f"{exc}; the checkpoint of epoch {exc.epoch - 1} in "
+                            f"{hwdna.relative(t.run_dir)} is kept; try a lower --lr or --max-lr") from None
+        if stop:
+            return _interrupted(t, f"at [{epoch}, {b}]; the checkpoint holds epoch {epoch - 1}")
+        result = end_of_epoch(t, epoch, losses, time.perf_counter() - t0)
+        if stop and epoch < cfg.epochs:
+            return _interrupted(t, f"after epoch {epoch}")
+    if result is None:                      # resumed after the last epoch: finish what was left
+        result = evaluate(t.model, t.ds, t.dtype)
+    finish(t, result)
     return 0
+
+
+def _interrupted(t, where):
+    t.write_log("interrupted")
+    print(f"interrupted {where}; {t.resume_hint}", file=sys.stderr)
+    return EXIT_INTERRUPTED

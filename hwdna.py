@@ -1,4 +1,4 @@
-"""Hardware DNA: describe the machine and software of a run, and write run logs.
+"""Hardware DNA: describe the machine and software a run used.
 
     >>> hwdna.describe(torch.device("cpu"))["chip"]
     'Intel(R) Xeon(R) ...'
@@ -13,8 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import atomic
 
 ROOT = Path(__file__).resolve().parent
 
@@ -48,8 +46,16 @@ def gpu_name(device):
 
 
 def git_commit():
-    """The project's git commit and whether the tree had uncommitted changes, or None."""
+    """The project's git commit and whether the tree had uncommitted changes, or None.
+
+    Only when the project folder is itself a repository's top level: a copy of the project
+    inside another repository has no commit of its own.
+    """
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5)
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != ROOT:
+            return None
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, timeout=5)
         if rev.returncode != 0:
@@ -101,33 +107,3 @@ def relative(path):
 
 def now():
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def new_run_dir(out, tag):
-    """Create ``<out>/<timestamp>-<tag>/`` (suffixed if taken) and return it."""
-    base = time.strftime("%Y%m%d-%H%M%S") + f"-{tag}"
-    out = Path(out)
-    for i in range(1000):
-        run_dir = out / (base if i == 0 else f"{base}-{i + 1}")
-        try:
-            run_dir.mkdir(parents=True)
-            return run_dir
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            from errors import UserError
-            raise UserError(f"cannot create a run folder in {out} ({exc.strerror}); "
-                            "choose a writable folder with --out") from None
-    raise RuntimeError("no free run folder name")
-
-
-def top_level_log(out):
-    """The run_log.json beside the runs folder, refreshed by every completed run."""
-    return Path(out).resolve().parent / "run_log.json"
-
-
-def write_run_log(run_dir, record, refresh_top=False):
-    """Write ``<run_dir>/run_log.json`` atomically; also the top-level one if asked."""
-    atomic.write_json(Path(run_dir) / "run_log.json", record)
-    if refresh_top:
-        atomic.write_json(top_level_log(Path(run_dir).parent), record)

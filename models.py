@@ -103,14 +103,6 @@ def resnet18():
 
 MODELS = {"small": small_lenet, "large": large_lenet, "resnet18": resnet18}
 
-# Layers whose outputs people look at, by model (forward-hook names).
-FEATURE_LAYERS = {
-    "small": ["conv1", "conv2"],
-    "large": ["conv1", "conv2"],
-    "resnet18": ["conv1", "layer1", "layer2", "layer3", "layer4"],
-}
-
-
 def build_model(name):
     """Return a freshly initialised network; ``name`` is a key of ``MODELS``."""
     try:

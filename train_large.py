@@ -3,15 +3,11 @@
     python train_large.py --epochs 20
     python train_large.py --epochs 40 --augment --onecycle
 """
-from pathlib import Path
-
 import cli
-
-DEFAULTS = dict(model="large", epochs=2, batch_size=64, lr=0.001, augment=False, onecycle=False)
 
 
 def main(argv=None):
-    return cli.main(DEFAULTS, argv, __doc__, Path(__file__).name)
+    return cli.train_main("large", argv, __doc__, "train_large.py")
 
 
 if __name__ == "__main__":

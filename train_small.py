@@ -3,17 +3,11 @@
     python train_small.py                  # about a minute of training on a laptop CPU
     python train_small.py --epochs 4 --device cpu
 """
-from pathlib import Path
-
 import cli
-
-# --no-onednn: at batch 4 oneDNN's fixed cost per convolution call outweighs the arithmetic.
-DEFAULTS = dict(model="small", epochs=2, batch_size=4, lr=0.001, augment=False, onecycle=False,
-                onednn=False)
 
 
 def main(argv=None):
-    return cli.main(DEFAULTS, argv, __doc__, Path(__file__).name)
+    return cli.train_main("small", argv, __doc__, "train_small.py")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ table, the image and where the weights came from).  Figures are drawn
 off-screen with matplotlib's Agg renderer.
 """
 import argparse
-import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -31,71 +29,24 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 import atomic
+import cli
 import data
-from cli import Parser
+import recipes
+import runs
 from engine import resolve_device
 from errors import UserError
-from models import FEATURE_LAYERS, MODELS, build_model
+from models import MODELS, build_model
 
 DEFAULT_MODEL = "resnet18"
-TRAIN_SCRIPTS = {"small": "train_small.py", "large": "train_large.py", "resnet18": "train_resnet.py"}
 OVERVIEW_CHANNELS = 8
 
 
 def default_layers(model_name):
     """The layers shown unless --layers says otherwise (ResNet-18 leaves out the 4x4 layer4)."""
-    return [n for n in FEATURE_LAYERS[model_name] if not (model_name == "resnet18" and n == "layer4")]
+    return list(recipes.RECIPES[model_name].shown_layers)
 
 
 # ---------------------------------------------------------------- weights
-
-def read_run_log(run_dir):
-    """The run's ``run_log.json`` as a dict, or None when it is missing or unreadable."""
-    try:
-        record = json.loads((Path(run_dir) / "run_log.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def is_finished(record, model_name=None):
-    return (record is not None and record.get("kind", "train") == "train"
-            and record.get("status") == "complete"
-            and (model_name is None or record.get("model") == model_name))
-
-
-def latest_run(runs_dir, model_name):
-    """The newest complete training run of ``model_name`` with a weights.pt, or None.
-
-    Run folders start with a sortable timestamp, so the last name is the newest.
-    """
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return None
-    for run_dir in sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True):
-        if is_finished(read_run_log(run_dir), model_name) and (run_dir / "weights.pt").is_file():
-            return run_dir
-    return None
-
-
-def find_run(run, runs_dir):
-    """``run`` is a run id in ``runs_dir`` or a run folder; return (folder, its model)."""
-    for cand in (Path(runs_dir) / run, Path(run)):
-        if (cand / "run_log.json").is_file():
-            break
-    else:
-        raise UserError(f"no run {run!r} in {runs_dir} (list the runs with: ls {runs_dir})")
-    record = read_run_log(cand)
-    if record is None or record.get("model") not in MODELS:
-        raise UserError(f"{cand / 'run_log.json'} is unreadable or names no known model")
-    if not is_finished(record):
-        raise UserError(f"run {cand.name} is {record.get('status')!r}, not complete, so it has no "
-                        "final weights yet; pass its checkpoint with --weights "
-                        f"{cand / 'checkpoint.pt'} to see the last finished epoch")
-    if not (cand / "weights.pt").is_file():
-        raise UserError(f"run {cand.name} is complete but {cand / 'weights.pt'} is missing")
-    return cand, record["model"]
-
 
 def _fits(model, state):
     """Whether ``state`` has exactly the parameter names and shapes of ``model``."""
@@ -104,8 +55,11 @@ def _fits(model, state):
         isinstance(state[k], torch.Tensor) and own[k].shape == state[k].shape for k in own)
 
 
-def load_weights(model_name, path, device):
-    """``model_name``'s network with the state_dict in ``path`` (or a checkpoint's), on ``device``."""
+def load_weights(model_name, path, device, from_run=False):
+    """``model_name``'s network with the state_dict in ``path`` (or a checkpoint's), on ``device``.
+
+    ``from_run``: the model was named by a run's log, so --model is no way out of a mismatch.
+    """
     path = Path(path)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
@@ -120,8 +74,13 @@ def load_weights(model_name, path, device):
     if not isinstance(state, dict) or not _fits(model, state):
         others = [m for m in MODELS if m != model_name and isinstance(state, dict)
                   and _fits(build_model(m), state)]
-        hint = (f"they are {others[0]} weights; pass --model {others[0]}" if others
-                else f"they fit none of the models ({', '.join(MODELS)})")
+        if others and from_run:
+            hint = (f"they are {others[0]} weights, not the run's; pass them with "
+                    f"--weights {path} --model {others[0]}")
+        elif others:
+            hint = f"they are {others[0]} weights; pass --model {others[0]}"
+        else:
+            hint = f"they fit none of the models ({', '.join(MODELS)})"
         raise UserError(f"{path} does not hold {model_name} weights: {hint}")
     model.load_state_dict(state)
     return model.to(device)
@@ -319,12 +278,20 @@ def overview_figure(model_name, rows, acts, picture, image, source):
 
 # ---------------------------------------------------------------- command line
 
+def layer_names(text):
+    """--layers items: names separated by spaces or commas; an empty item is an error."""
+    names = [n for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no layer")
+    return [n.strip() for n in names]
+
+
 def build_parser():
-    default_data = os.environ.get("CIFAR10_DIR", "data")
-    p = Parser(prog=Path(__file__).name, description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(prog=Path(__file__).name, description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                   parents=[cli.shared_parent(seed_help="initialisation seed for --untrained")])
     a = p.add_argument
-    a("--model", choices=list(MODELS), default=None,
+    a("--model", choices=list(recipes.RECIPES), default=None,
       help=f"network (default: {DEFAULT_MODEL}; with --run, the run's model)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--run", metavar="RUN_ID",
@@ -335,44 +302,38 @@ def build_parser():
     src.add_argument("--untrained", action="store_true",
                      help="show a freshly initialised network, seeded with --seed (default: off)")
     a("--runs", default="runs", help="folder of training runs (default: runs)")
-    a("--seed", type=int, default=1111, help="initialisation seed for --untrained (default: 1111)")
-    a("--layers", nargs="+", metavar="NAME",
+    a("--layers", nargs="+", metavar="NAME", type=layer_names,
       help="layers to show, by module name, e.g. conv1 layer4 or layer2.1.conv1 (default: "
-           + "; ".join(f"{m}: {' '.join(default_layers(m))}" for m in MODELS) + ")")
+           + "; ".join(f"{m}: {' '.join(default_layers(m))}" for m in recipes.RECIPES) + ")")
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--index", type=int, default=None,
                       help="test image index (default: 0)")
     pick.add_argument("--class", dest="class_name", choices=data.CLASSES,
                       help="use the first test image of this class instead (default: none)")
     a("--out", default="activations", help="folder for the PNGs and stats (default: activations)")
-    a("--device", choices=["auto", "mps", "cuda", "cpu"], default="auto",
-      help="auto = MPS, then CUDA, then CPU; a missing device falls back with a warning (default: auto)")
-    a("--data-dir", default=default_data,
-      help=f"folder holding cifar-10-batches-py (default: $CIFAR10_DIR or ./data; now: {default_data})")
-    a("--download", action=argparse.BooleanOptionalAction, default=True,
-      help="download CIFAR-10 when it is missing (default: on)")
     return p
 
 
 def resolve_weights(args, device):
     """(model name, network on ``device``, description of where the weights came from)."""
     if args.run is not None:
-        run_dir, model_name = find_run(args.run, args.runs)
+        run_dir, model_name = runs.find_complete(args.run, args.runs, recipes.RECIPES)
         if args.model is not None and args.model != model_name:
             raise UserError(f"run {run_dir.name} trained {model_name}, not {args.model}; drop --model")
-        return model_name, load_weights(model_name, run_dir / "weights.pt", device), f"run {run_dir.name}"
+        return (model_name, load_weights(model_name, run_dir / runs.WEIGHTS, device, from_run=True),
+                f"run {run_dir.name}")
     model_name = args.model or DEFAULT_MODEL
     if args.untrained:
         return model_name, untrained_model(model_name, args.seed, device), f"untrained, seed {args.seed}"
     if args.weights is not None:
         return model_name, load_weights(model_name, args.weights, device), f"weights {args.weights}"
-    run_dir = latest_run(args.runs, model_name)
+    run_dir = runs.latest_complete(args.runs, model_name)
     if run_dir is None:
         out = "" if Path(args.runs) == Path("runs") else f" --out {args.runs}"
         raise UserError(f"no trained {model_name} weights: no complete {model_name} run in "
-                        f"{args.runs}; train them with: python {TRAIN_SCRIPTS[model_name]}{out} "
+                        f"{args.runs}; train them with: python {recipes.RECIPES[model_name].script}{out} "
                         "(or pass --run, --weights, or --untrained)")
-    return model_name, load_weights(model_name, run_dir / "weights.pt", device), f"run {run_dir.name}"
+    return model_name, load_weights(model_name, run_dir / runs.WEIGHTS, device), f"run {run_dir.name}"
 
 
 def visualize(args):
@@ -380,8 +341,8 @@ def visualize(args):
     if warning:
         print(warning, file=sys.stderr)
     model_name, model, source = resolve_weights(args, device)
-    layers = list(dict.fromkeys(n for item in (args.layers or default_layers(model_name))
-                                for n in item.split(",") if n))
+    layers = list(dict.fromkeys(n for names in (args.layers or [default_layers(model_name)])
+                                for n in names))
 
     x_train, y_train, x_test, y_test = data.load_arrays(data.locate(args.data_dir, args.download))
     index = pick_image(y_test, args.index, args.class_name)

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from models import FEATURE_LAYERS, MODELS, build_model, count_parameters
+from models import MODELS, build_model, count_parameters
+from recipes import RECIPES
 
 
 @pytest.mark.parametrize("name, params", [("small", 62_006), ("large", 1_982_602),
@@ -23,7 +24,7 @@ def test_layer_names_people_hook():
     for lenet in (build_model("small"), build_model("large")):
         for layer in ("conv1", "conv2", "fc1", "fc2", "fc3"):
             assert hasattr(lenet, layer)
-    assert set(FEATURE_LAYERS) == set(MODELS)
+    assert set(RECIPES) == set(MODELS)
 
 
 def test_wide_lenet_layer_sizes():

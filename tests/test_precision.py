@@ -71,11 +71,12 @@ def test_channels_last_model_weights():
 
 
 def test_channels_last_batches(tiny_data):
-    ds = data.DeviceCIFAR10.load(data.locate(tiny_data, allow_download=False), CPU)
+    folder = data.locate(tiny_data, allow_download=False)
+    ds = data.DeviceCIFAR10.load(folder, CPU)
     gen = engine.data_generator(0)
     x, _ = next(ds.train_batches(8, gen, augment=True))
     assert x.shape == (8, 3, 32, 32) and not x.is_contiguous(memory_format=torch.channels_last)
-    ds.memory_format = torch.channels_last
+    ds = data.DeviceCIFAR10.load(folder, CPU, memory_format=torch.channels_last)
     for augment in (True, False):
         x, _ = next(ds.train_batches(8, gen, augment=augment))
         assert x.shape == (8, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)

@@ -42,8 +42,8 @@ def test_script_runs_end_to_end(script, model, extra, tiny_data, workdir, capsys
         assert log["hardware"][key]
     assert log["dataset"]["official"] is False and log["dataset"]["train_images"] == 200
     assert not log["dataset"]["folder"].startswith("/") and not log["config"]["out"].startswith("/")
-    # the top-level log beside runs/ is this run's log; weights load with map_location
-    assert json.loads((workdir / "run_log.json").read_text())["run_id"] == run_dir.name
+    # a run writes only inside --out; weights load with map_location
+    assert [p.name for p in workdir.iterdir()] == ["runs"]
     state = torch.load(run_dir / "weights.pt", map_location="cpu", weights_only=True)
     build_model(model).load_state_dict(state)
     # one loss line per logged batch, then the table of ten classes, best first
@@ -54,6 +54,23 @@ def test_script_runs_end_to_end(script, model, extra, tiny_data, workdir, capsys
     assert len(table) == 10
     accs = [float(a) for _, a in table]
     assert accs == sorted(accs, reverse=True)
+
+
+def test_only_full_size_runs_in_the_projects_runs_refresh_its_run_log(tiny_data, workdir, capsys,
+                                                                     monkeypatch):
+    import engine
+    import hwdna
+    monkeypatch.setattr(hwdna, "ROOT", workdir)              # this folder plays the project
+    args = ["--epochs", "1", "--data-dir", str(tiny_data), "--device", "cpu"]
+    assert run(train_small, capsys, *args, "--out", "runs")[0] == 0
+    assert not (workdir / "run_log.json").exists()            # 200 images: a quick test run
+    monkeypatch.setattr(engine, "FULL_TRAIN", 200)
+    monkeypatch.setattr(engine, "FULL_TEST", 100)
+    assert run(train_small, capsys, *args, "--out", "elsewhere/runs")[0] == 0
+    assert not (workdir / "run_log.json").exists() and not (workdir / "elsewhere" / "run_log.json").exists()
+    assert run(train_small, capsys, *args, "--out", "runs")[0] == 0
+    newest = sorted((workdir / "runs").iterdir())[-1]
+    assert json.loads((workdir / "run_log.json").read_text())["run_id"] == newest.name
 
 
 def test_defaults_are_the_documented_recipes(capsys):
@@ -113,7 +130,12 @@ def assert_one_line_error(code, err, pattern, workdir):
     (["--epochs", "0"], r"--epochs: 0 is not a positive whole number"),
     (["--batch-size", "-4"], r"--batch-size: -4 is not a positive"),
     (["--lr", "abc"], r"--lr: 'abc' is not a number"),
-    (["--threads", "-1"], r"--threads: -1 is not zero or a positive whole number"),
+    (["--threads", "-1"], r"--threads: -1 is not a thread count from 0 to \d+"),
+    (["--threads", "99999999999999999999"], r"--threads: 99999999999999999999 is not a thread count"),
+    (["--seed", "-5"], r"--seed: -5 is not a seed from 0 to 4294967295"),
+    (["--seed", "4294967296"], r"--seed: 4294967296 is not a seed"),
+    (["--lr", "nan"], r"--lr: nan is not a positive number"),
+    (["--max-lr", "inf"], r"--max-lr: inf is not a positive number"),
     (["--model", "vgg"], r"--model: invalid choice: 'vgg'"),
     (["--device", "tpu"], r"--device: invalid choice: 'tpu'"),
     (["--precision", "fp16", "--device", "cpu"], r"fp16 is for cuda and mps"),

@@ -9,7 +9,8 @@ from matplotlib.image import imread
 import data
 import visualize_activations as va
 from errors import UserError
-from models import FEATURE_LAYERS, build_model
+from models import build_model
+from recipes import RECIPES
 
 
 def run_main(capsys, *argv):
@@ -35,7 +36,7 @@ def fake_run(runs, run_id, model_name, status="complete", seed=0, weights=True):
 
 def test_capture_resnet18_shapes_and_hooks_removed():
     model = build_model("resnet18")
-    logits, acts = va.capture(model, torch.randn(1, 3, 32, 32), FEATURE_LAYERS["resnet18"])
+    logits, acts = va.capture(model, torch.randn(1, 3, 32, 32), list(RECIPES["resnet18"].feature_layers))
     assert logits.shape == (1, 10)
     assert {k: tuple(v.shape) for k, v in acts.items()} == {
         "conv1": (1, 64, 32, 32), "layer1": (1, 64, 32, 32), "layer2": (1, 128, 16, 16),

@@ -1,0 +1,131 @@
+"""The recipes: every fact about each network that more than one entry point needs.
+
+    >>> from recipes import RECIPES, config_for
+    >>> config_for("large").batch_size
+    64
+
+One entry per model: its training defaults (over ``Config``), display name,
+training script, the layers people look at, and the results document's accuracy
+targets.  Training scripts, ``benchmark.py``, ``visualize_activations.py`` and
+``report.py`` all read this module; it imports no torch, so the report stays light.
+Adding a network is one builder in ``models.MODELS`` and one ``Recipe`` here.
+"""
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Config:
+    """Everything a training run computes with; the run log records it in full."""
+    model: str = "small"
+    epochs: int = 2
+    batch_size: int = 4
+    lr: float = 0.001          # fixed learning rate (without OneCycle)
+    max_lr: float = 0.1        # OneCycle peak (with OneCycle)
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    augment: bool = False
+    onecycle: bool = False
+    seed: int = 1111
+    device: str = "auto"       # as requested; the device used is recorded in the run log
+    precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    threads: int = 0           # CPU threads for tensor ops; 0 = PyTorch's default
+    onednn: bool = True        # CPU convolutions through oneDNN (else PyTorch's native kernels)
+    log_every: int = 100
+    data_dir: str = "data"
+    out: str = "runs"
+    download: bool = True
+
+
+DEFAULT_SEED = Config.seed
+# Weight decay when --weight-decay is not given: the seed's 5e-4 comes with OneCycle.
+ONECYCLE_WEIGHT_DECAY = 5e-4
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of the results document's accuracy targets: a model and the flags that define it."""
+    name: str
+    accuracy: float                 # %
+    flags: dict                     # config values a run must have, e.g. {"augment": True}
+    epochs: int                     # the epochs the results document trained it for
+    features: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: str                      # key of models.MODELS
+    name: str                       # display name
+    script: str                     # the training script whose defaults these are
+    summary: str                    # one line for --help and the report
+    defaults: dict                  # Config fields this recipe sets
+    feature_layers: tuple           # forward-hook names users look at
+    shown_layers: tuple             # the ones visualize_activations.py draws by default
+    targets: tuple = field(default=())
+
+    def config(self, **overrides):
+        return dataclasses.replace(Config(), **{"model": self.model, **self.defaults, **overrides})
+
+    def command(self, **flags):
+        """The command line that trains this recipe with ``flags`` (only those off its defaults)."""
+        cfg = self.config()
+        parts = [f"python {self.script}"]
+        for key, value in flags.items():
+            if getattr(cfg, key, None) == value:
+                continue
+            flag = "--" + key.replace("_", "-")
+            if isinstance(value, bool):
+                parts.append(flag if value else f"--no-{key.replace('_', '-')}")
+            else:
+                parts.append(f"{flag} {value}")
+        return " ".join(parts)
+
+
+RECIPES = {
+    "small": Recipe(
+        model="small", name="Small LeNet-style CNN", script="train_small.py",
+        summary="the PyTorch-tutorial LeNet (conv 3->6->16, fc 400->120->84->10)",
+        # --no-onednn: at batch 4 oneDNN's fixed cost per convolution call outweighs the arithmetic.
+        defaults=dict(epochs=2, batch_size=4, lr=0.001, augment=False, onecycle=False, onednn=False),
+        feature_layers=("conv1", "conv2"), shown_layers=("conv1", "conv2"),
+        targets=(Target("Small LeNet-style CNN", 50, {}, 2, "Original tutorial architecture (conv 3→6→16)"),)),
+    "large": Recipe(
+        model="large", name="Large LeNet-style CNN", script="train_large.py",
+        summary="the wide LeNet (conv 3->64->128, fc 3200->512->256->10)",
+        defaults=dict(epochs=2, batch_size=64, lr=0.001, augment=False, onecycle=False),
+        feature_layers=("conv1", "conv2"), shown_layers=("conv1", "conv2"),
+        targets=(
+            Target("Large LeNet-style CNN", 70, {"augment": False, "onecycle": False}, 20,
+                   "Wider conv layers (64, 128), fixed LR"),
+            Target("Large LeNet-style CNN + augmentation", 75, {"augment": True, "onecycle": False}, 40,
+                   "+ random crop and horizontal flip"),
+            Target("Large LeNet-style CNN + augmentation + OneCycleLR", 85,
+                   {"augment": True, "onecycle": True}, 40, "+ OneCycleLR, weight decay"),
+        )),
+    "resnet18": Recipe(
+        model="resnet18", name="ResNet-18", script="train_resnet.py",
+        summary="the CIFAR ResNet-18 (3x3 stem, no max-pool, BasicBlocks [2, 2, 2, 2])",
+        defaults=dict(epochs=40, batch_size=128, max_lr=0.1, augment=True, onecycle=True),
+        feature_layers=("conv1", "layer1", "layer2", "layer3", "layer4"),
+        shown_layers=("conv1", "layer1", "layer2", "layer3"),
+        targets=(Target("ResNet-18", 90, {}, 40, "Residual connections, 3x3 stem for 32x32, no max-pool"),)),
+}
+
+
+def recipe(model):
+    """The recipe of ``model``; a model with no recipe of its own trains on the base Config."""
+    if model in RECIPES:
+        return RECIPES[model]
+    return Recipe(model=model, name=model, script="train_small.py", summary=model,
+                  defaults={}, feature_layers=(), shown_layers=())
+
+
+def config_for(model, **overrides):
+    return recipe(model).config(**overrides)
+
+
+def targets():
+    """Every (recipe, target) pair, in registry order."""
+    return [(r, t) for r in RECIPES.values() for t in r.targets]
