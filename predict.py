@@ -1,0 +1,211 @@
+"""Classify your own pictures with a trained CIFAR-10 run: the top classes and their probabilities.
+
+    python predict.py cat.jpg truck.png                     # the newest complete run in runs/
+    python predict.py photo.jpg --model resnet18 --top 5    # the newest complete ResNet-18 run
+    python predict.py photo.jpg --run 20261129-142840-small-e2 --json
+    python predict.py photo.jpg --weights my_weights.pt --model large
+
+Each image (PNG, JPEG or any other format Pillow reads, any size) is turned
+upright by its EXIF orientation, converted to RGB and resized to 32x32 with
+Pillow's bilinear filter (antialiased when shrinking), then normalised exactly
+as training normalises (``data.DeviceCIFAR10.normalize``: pixels scaled to
+[0, 1], minus ``data.MEAN``, over ``data.STD``).  A CIFAR-10 network sees
+32x32 pictures of one centred object, so a photo cropped around its subject
+is classified best.
+
+Output: a line naming the model, then one line per image,
+``cat.jpg: cat 62.1%, dog 20.3%, frog 5.0%``; with ``--json``, one JSON
+document instead.  A file that cannot be read gets ``error: cannot read FILE
+(...)`` on stderr, the other images are still classified, and the exit status
+is 2 at the end (0 when every image was classified).
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+import cli
+import data
+import recipes
+import runs
+from engine import resolve_device
+from errors import UserError
+from visualize_activations import load_weights
+
+SIZE = 32                                   # CIFAR-10 images are 32x32
+MAX_TOP = len(data.CLASSES)
+CHUNK = data.EVAL_BATCH                     # images per forward pass
+
+
+# ---------------------------------------------------------------- images
+
+def load_image(path):
+    """An image file as uint8 (3, 32, 32) RGB, the layout of CIFAR-10's own images.
+
+    Raises OSError (missing, unreadable, not an image), ValueError or
+    Image.DecompressionBombError; ``read_images`` turns them into one line each.
+    """
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)             # photos stored sideways come out upright
+        img = img.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).contiguous()   # (3, 32, 32)
+
+
+def why_unreadable(exc):
+    """The reason a file could not be read, in a few words."""
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image file Pillow can read"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror                                 # "No such file or directory", ...
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def read_images(paths):
+    """(uint8 (B, 3, 32, 32) of the readable files, their paths, {path: reason} of the others)."""
+    images, read, failed = [], [], {}
+    for path in paths:
+        try:
+            images.append(load_image(path))
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+            # Pillow reports some corrupt files as SyntaxError or EOFError.
+            failed[path] = why_unreadable(exc)
+            print(f"error: cannot read {path} ({failed[path]})", file=sys.stderr)
+            continue
+        read.append(path)
+    batch = torch.stack(images) if images else torch.zeros(0, 3, SIZE, SIZE, dtype=torch.uint8)
+    return batch, read, failed
+
+
+def normalize(images, device):
+    """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) on ``device``, by training's own normalisation."""
+    empty_x, empty_y = np.zeros((0, 3, SIZE, SIZE), np.uint8), np.zeros(0, np.int64)
+    pipeline = data.DeviceCIFAR10(empty_x, empty_y, empty_x, empty_y, device)
+    return pipeline.normalize(images.to(device))
+
+
+# ---------------------------------------------------------------- the trained model
+
+def add_source_flags(p, purpose):
+    """--run | --weights, --model and --runs: which trained network ``purpose`` uses."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--run", metavar="RUN_ID",
+                     help="a complete training run's id in --runs, or its folder (default: the newest "
+                          "complete run in --runs, of --model when given, else of any model)")
+    src.add_argument("--weights", metavar="PATH",
+                     help="a weights.pt (or a run's checkpoint.pt) of --model, which is then required "
+                          "(default: none; see --run)")
+    p.add_argument("--model", choices=list(recipes.RECIPES), default=None,
+                   help=f"network to {purpose}: with --weights, the one they belong to; otherwise "
+                        "restricts the choice of run (default: the run's model)")
+    p.add_argument("--runs", default="runs", help="folder of training runs (default: runs)")
+
+
+def trained_model(args, device):
+    """(model name, network on ``device`` in eval mode, {"run": run id or None, "weights": path})."""
+    if args.weights is not None:
+        if args.model is None:
+            raise UserError(f"--weights needs --model to say which network they belong to "
+                            f"({', '.join(recipes.RECIPES)})")
+        model = load_weights(args.model, args.weights, device)
+        return args.model, model.eval(), {"run": None, "weights": str(args.weights)}
+    if args.run is not None:
+        run_dir, model_name = runs.find_complete(args.run, args.runs, recipes.RECIPES)
+        if args.model is not None and args.model != model_name:
+            raise UserError(f"run {run_dir.name} trained {model_name}, not {args.model}; drop --model")
+    else:
+        run_dir = runs.latest_complete(args.runs, args.model)
+        if run_dir is None:
+            which = f"{args.model} " if args.model else ""
+            script = recipes.RECIPES[args.model or "small"].script
+            out = "" if Path(args.runs) == Path("runs") else f" --out {args.runs}"
+            raise UserError(f"no complete {which}run with weights in {args.runs}; train one with: "
+                            f"python {script}{out} (or pass --run or --weights)")
+        run_dir, model_name = runs.find_complete(str(run_dir), args.runs, recipes.RECIPES)
+    model = load_weights(model_name, run_dir / runs.WEIGHTS, device, from_run=True)
+    return model_name, model.eval(), {"run": run_dir.name, "weights": str(run_dir / runs.WEIGHTS)}
+
+
+def describe(source):
+    return f"run {source['run']}" if source["run"] else f"weights {source['weights']}"
+
+
+# ---------------------------------------------------------------- classification
+
+def classify(model, x):
+    """Class probabilities float32 (B, 10) of normalised images ``x`` (B, 3, 32, 32)."""
+    with torch.no_grad():
+        return torch.softmax(model(x).float(), dim=1)
+
+
+def predict(model, images, device):
+    """Probabilities (B, 10) on the CPU of uint8 images (B, 3, 32, 32), ``CHUNK`` images per pass."""
+    parts = [classify(model, normalize(images[s:s + CHUNK], device)).cpu()
+             for s in range(0, len(images), CHUNK)]
+    return torch.cat(parts) if parts else torch.zeros(0, len(data.CLASSES))
+
+
+def top_classes(probs, k):
+    """[(class name, probability)] of the ``k`` likeliest classes, likeliest first, of one image."""
+    p, i = probs.topk(k)
+    return [(data.CLASSES[int(c)], float(v)) for v, c in zip(p, i)]
+
+
+def format_line(path, top):
+    return f"{path}: " + ", ".join(f"{name} {100 * p:.1f}%" for name, p in top)
+
+
+# ---------------------------------------------------------------- command line
+
+def build_parser():
+    p = cli.Parser(prog=Path(__file__).name, description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
+    add_source_flags(p, "classify with")
+    p.add_argument("--device", choices=cli.DEVICES, default="auto",
+                   help="auto = MPS, then CUDA, then CPU; a missing device falls back with a "
+                        "warning (default: auto)")
+    p.add_argument("--top", type=cli.number(int, f"a whole number from 1 to {MAX_TOP}", low=1, high=MAX_TOP),
+                   default=3, help=f"classes shown per image, 1 to {MAX_TOP} (default: 3)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document (model, run, and per image its top classes with "
+                        "probabilities, or its error) instead of lines (default: off)")
+    return p
+
+
+def run_predict(args):
+    device, warning = resolve_device(args.device)
+    if warning:
+        print(warning, file=sys.stderr)
+    model_name, model, source = trained_model(args, device)
+    images, read, failed = read_images(args.images)
+    tops = dict(zip(read, (top_classes(p, args.top) for p in predict(model, images, device))))
+    if args.json:
+        doc = {"kind": "predictions", "model": model_name, **source, "device": device.type,
+               "images": [{"file": path, "error": failed[path]} if path in failed else
+                          {"file": path, "top": [{"class": name, "probability": p} for name, p in tops[path]]}
+                          for path in args.images]}
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"{model_name} ({describe(source)}) on {device.type}")
+        for path in read:
+            print(format_line(path, tops[path]))
+    return 2 if failed else 0
+
+
+def main(argv=None):
+    try:
+        return run_predict(build_parser().parse_args(argv))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
