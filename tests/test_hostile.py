@@ -1,0 +1,295 @@
+"""Hostile input: signals at every stage, full disks, crafted data and checkpoints, bad numbers.
+
+Each case ends with exit status 2 (130 for a signal), one line on stderr and nothing
+lost or half-written; a run stopped at any moment completes with ``--resume``.
+"""
+import json
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import benchmark
+import train_small
+import visualize_activations as va
+from conftest import ROOT, run
+
+
+def assert_error(code, err, pattern):
+    assert code == 2, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(pattern, lines[0]), err
+
+
+def only_run(out):
+    dirs = [p for p in Path(out).iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def no_temp_files(folder):
+    return not [p for p in Path(folder).rglob("*") if p.name.endswith(".tmp")]
+
+
+def log_of(run_dir):
+    return json.loads((run_dir / "run_log.json").read_text())
+
+
+# ---------------------------------------------------------------- signals, in a child process
+
+CHILD = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import atomic, runs, train_small
+
+def send(times, signum=signal.SIGTERM):
+    for _ in range(times):
+        os.kill(os.getpid(), signum)
+
+real_save = atomic.torch_save
+def torch_save(path, obj):
+    {hook}
+    return real_save(path, obj)
+atomic.torch_save = torch_save
+real_new = runs.new_run_dir
+def new_run_dir(out, tag):
+    folder = real_new(out, tag)
+    {new_dir_hook}
+    return folder
+runs.new_run_dir = new_run_dir
+raise SystemExit(train_small.main(sys.argv[1:]))
+"""
+
+
+def child(tmp_path, args, hook="pass", new_dir_hook="pass"):
+    """Run train_small.py in a child whose checkpoint/weights writes call ``hook`` first."""
+    code = CHILD.format(root=str(ROOT), hook=hook, new_dir_hook=new_dir_hook)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def resume(tmp_path, data_dir, run_dir, *extra):
+    return subprocess.run([sys.executable, str(ROOT / "train_small.py"), "--resume", str(run_dir),
+                           "--data-dir", str(data_dir), "--device", "cpu", *extra], cwd=tmp_path,
+                          capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_data, tmp_path_factory):
+    """An uninterrupted 2-epoch run: the weights every stopped-and-resumed twin must reach."""
+    tmp = tmp_path_factory.mktemp("ref")
+    proc = subprocess.run([sys.executable, str(ROOT / "train_small.py"), "--epochs", "2",
+                           "--data-dir", str(tiny_data), "--out", "runs", "--device", "cpu"],
+                          cwd=tmp, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return log_of(only_run(tmp / "runs"))["results"]["weights_sha256"]
+
+
+ARGS = ["--epochs", "2", "--out", "runs", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("hook", [
+    # two signals while the final weights are written: exit at once, weights missing
+    "if path.name == 'weights.pt': send(2)",
+    # a burst of signals in the middle of a checkpoint save (epoch 1)
+    "if path.name == 'checkpoint.pt' and obj['epoch'] == 1: send(3, signal.SIGINT)",
+])
+def test_signals_mid_write_leave_a_resumable_run(hook, tiny_data, tmp_path, reference):
+    proc = child(tmp_path, ARGS + ["--data-dir", str(tiny_data)], hook=hook)
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr and "terminate called" not in proc.stderr
+    run_dir = only_run(tmp_path / "runs")
+    assert no_temp_files(run_dir)
+    assert log_of(run_dir)["status"] == "interrupted"
+    assert not (run_dir / "weights.pt").exists()
+    done = resume(tmp_path, tiny_data, run_dir)
+    assert done.returncode == 0, done.stderr
+    log = log_of(run_dir)
+    assert log["status"] == "complete" and (run_dir / "weights.pt").is_file()
+    assert log["results"]["weights_sha256"] == reference
+    again = resume(tmp_path, tiny_data, run_dir)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_kill_at_the_weights_write_is_completed_by_resume(tiny_data, tmp_path, reference):
+    """kill -9 (no handler runs) while weights.pt is written: the run log still says running."""
+    proc = child(tmp_path, ARGS + ["--data-dir", str(tiny_data)],
+                 hook="if path.name == 'weights.pt': os.kill(os.getpid(), signal.SIGKILL)")
+    assert proc.returncode == -9
+    run_dir = only_run(tmp_path / "runs")
+    assert log_of(run_dir)["status"] == "running" and not (run_dir / "weights.pt").exists()
+    done = resume(tmp_path, tiny_data, run_dir)
+    assert done.returncode == 0, done.stderr
+    assert log_of(run_dir)["results"]["weights_sha256"] == reference
+
+
+def test_sigterm_as_the_run_folder_appears(tiny_data, tmp_path, reference):
+    proc = child(tmp_path, ARGS + ["--data-dir", str(tiny_data)], new_dir_hook="send(1)")
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr
+    assert "resume with: python train_small.py --resume" in proc.stderr
+    run_dir = only_run(tmp_path / "runs")
+    assert no_temp_files(run_dir) and log_of(run_dir)["status"] == "interrupted"
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 0
+    done = resume(tmp_path, tiny_data, run_dir)
+    assert done.returncode == 0, done.stderr
+    assert log_of(run_dir)["results"]["weights_sha256"] == reference
+
+
+def test_resume_hint_of_a_stopped_extended_run_works(tiny_data, tmp_path):
+    first = child(tmp_path, ["--epochs", "1", "--out", "mine", "--device", "cpu", "--data-dir", str(tiny_data)])
+    assert first.returncode == 0, first.stderr
+    run_dir = only_run(tmp_path / "mine")
+    # extend to 3 epochs; a signal as epoch 2's checkpoint is saved stops it after epoch 2
+    proc = child(tmp_path, ["--resume", str(run_dir), "--epochs", "3", "--data-dir", str(tiny_data)],
+                 hook="if path.name == 'checkpoint.pt' and obj['epoch'] == 2: send(1)")
+    assert proc.returncode == 130, proc.stderr
+    hint = re.search(r"resume with: python (\S+) (.*)$", proc.stderr, re.M)
+    assert hint and "--epochs 3" in hint.group(2)
+    follow = subprocess.run([sys.executable, str(ROOT / hint.group(1)), *hint.group(2).split(),
+                             "--data-dir", str(tiny_data)], cwd=tmp_path, capture_output=True,
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert follow.returncode == 0, follow.stderr
+    log = log_of(run_dir)
+    assert log["status"] == "complete" and log["results"]["epochs"] == 3 and len(log["history"]) == 3
+
+
+def test_second_interrupt_exit_status_is_always_130(tiny_data, tmp_path):
+    """The second signal ends the process through os._exit, wherever it lands."""
+    hook = "if path.name == 'checkpoint.pt' and obj['epoch'] == 1: send(2, signal.SIGINT)"
+    for i in range(3):
+        (tmp_path / str(i)).mkdir()
+        proc = child(tmp_path / str(i), ARGS + ["--data-dir", str(tiny_data)], hook=hook)
+        assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+        assert no_temp_files(tmp_path / str(i))
+
+
+# ---------------------------------------------------------------- full disk
+
+def test_full_disk_inside_torch_save_is_one_line(tiny_data, workdir, capsys, monkeypatch):
+    import atomic
+    real_save = torch.save
+
+    def failing_save(obj, f, *a, **k):
+        if isinstance(obj, dict) and obj.get("epoch") == 1:
+            f.write(b"partial")
+            raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4352 vs 4240")
+        return real_save(obj, f, *a, **k)
+    monkeypatch.setattr(torch, "save", failing_save)
+    monkeypatch.setattr(atomic, "_nearly_full", lambda folder, margin=0: True)
+    code, _, err = run(train_small, capsys, "--epochs", "2", "--data-dir", str(tiny_data),
+                       "--out", "runs", "--device", "cpu")
+    assert_error(code, err, r"cannot write .*checkpoint.pt \(No space left on device\).*"
+                            r"free some space, then resume with: python train_small.py --resume runs/")
+    run_dir = only_run(workdir / "runs")
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 0
+    assert no_temp_files(run_dir)
+
+
+# ---------------------------------------------------------------- crafted data
+
+def _write_batches(folder, train, test):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 6):
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump(train, f, protocol=2)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(test, f, protocol=2)
+
+
+GOOD = {"data": np.zeros((10, 3072), np.uint8), "labels": list(range(10))}
+
+
+@pytest.mark.parametrize("train, test, pattern", [
+    ({"data": GOOD["data"], "labels": ["cat"] * 10}, GOOD, r"labels that are not whole numbers"),
+    ({"data": GOOD["data"], "labels": [None] * 10}, GOOD, r"labels that are not whole numbers"),
+    ({"data": GOOD["data"], "labels": [float("nan")] * 10}, GOOD, r"labels that are not whole numbers"),
+    ({"data": GOOD["data"], "labels": [1.0] * 10}, GOOD, r"labels that are not whole numbers"),
+    ({"data": GOOD["data"], "labels": [2**70] * 10}, GOOD, r"labels (that are not whole numbers|outside 0-9)"),
+    ({"data": [[0] * 3072, [0] * 5], "labels": [0, 1]}, GOOD, r"ragged|shape"),
+    ({"data": np.zeros((0, 3072), np.uint8), "labels": []}, GOOD, r"the train files .* hold no images"),
+    (GOOD, {"data": np.zeros((0, 3072), np.uint8), "labels": []}, r"the test files .* hold no images"),
+])
+def test_bad_data_contents(train, test, pattern, workdir, capsys):
+    _write_batches(workdir / "bad" / "cifar-10-batches-py", train, test)
+    for script, args in ((train_small, ["--epochs", "1", "--out", "runs", "--no-download"]),
+                         (va, ["--untrained", "--model", "small", "--out", "maps", "--no-download"]),
+                         (benchmark, ["pipeline", "--out", "runs", "--no-download"])):
+        code, _, err = run(script, capsys, *args, "--data-dir", str(workdir / "bad"), "--device", "cpu")
+        assert_error(code, err, pattern)
+        assert "Traceback" not in err
+    assert not (workdir / "runs").exists() and not (workdir / "maps").exists()
+
+
+# ---------------------------------------------------------------- crafted checkpoints
+
+@pytest.fixture
+def one_epoch(tiny_data, workdir, capsys):
+    assert run(train_small, capsys, "--epochs", "1", "--data-dir", str(tiny_data), "--out", "runs",
+               "--device", "cpu")[0] == 0
+    return only_run(workdir / "runs")
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: c.update(config=None),
+    lambda c: c.pop("epoch"),
+    lambda c: c["config"].update(colour="red"),
+    lambda c: c.update(model={k: torch.zeros(1) for k in c["model"]}),
+    lambda c: c.update(epoch="one"),
+])
+def test_crafted_checkpoints_are_refused(change, one_epoch, tiny_data, capsys):
+    path = one_epoch / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, path)
+    code, _, err = run(train_small, capsys, "--resume", str(one_epoch), "--epochs", "2",
+                       "--data-dir", str(tiny_data))
+    assert_error(code, err, r"not a checkpoint of this (project's runs|run)")
+
+
+# ---------------------------------------------------------------- numbers and misleading output
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--untrained", "--seed", "999999999999999999999999"], r"--seed: .* is not a seed"),
+    (["--untrained", "--layers", ""], r"--layers: '' names no layer"),
+])
+def test_visualize_bad_numbers(argv, pattern, tiny_data, workdir, capsys):
+    code, _, err = run(va, capsys, *argv, "--data-dir", str(tiny_data))
+    assert_error(code, err, pattern)
+
+
+def test_benchmark_worker_count_is_bounded(tiny_data, workdir, capsys):
+    code, _, err = run(benchmark, capsys, "pipeline", "--num-workers", "100000000",
+                       "--data-dir", str(tiny_data))
+    assert_error(code, err, r"--num-workers: 100000000 is not a worker count from 0 to \d+")
+
+
+def test_visualize_run_with_other_models_weights_names_a_way_that_works(one_epoch, tiny_data, capsys):
+    other = {k: v for k, v in __import__("models").build_model("large").state_dict().items()}
+    torch.save(other, one_epoch / "weights.pt")
+    code, _, err = run(va, capsys, "--run", str(one_epoch), "--data-dir", str(tiny_data))
+    assert_error(code, err, r"they are large weights, not the run's; pass them with --weights \S+ --model large")
+
+
+def test_git_commit_only_from_the_projects_own_repository(tmp_path, monkeypatch):
+    import hwdna
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    top = tmp_path / "outer"
+    (top / "copy").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    subprocess.run(["git", "-C", str(top), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "--allow-empty", "-m", "x"], check=True)
+    monkeypatch.setattr(hwdna, "ROOT", top / "copy")      # a copy of the project inside another repo
+    assert hwdna.git_commit() is None
+    monkeypatch.setattr(hwdna, "ROOT", top)
+    assert hwdna.git_commit()["commit"]
