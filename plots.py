@@ -64,7 +64,8 @@ def draw_per_class(bars, title="Per-class accuracy, best run of each model"):
         ax.bar(xs, [per_class.get(c) or 0 for c in CLASSES], width, label=name)
     ax.set_xticks(range(len(CLASSES)), CLASSES)
     ax.set(ylabel="test accuracy (%)", ylim=(0, 100), title=title)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, frameon=False)
+    if bars:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

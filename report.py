@@ -4,12 +4,16 @@
     python report.py --runs runs --output /tmp/rep/results.md
 
 Reads every ``<runs>/*/run_log.json``.  Only runs whose status is ``complete`` feed
-the tables; the others are listed in the run index.  Every table names the run
-ids it comes from.  With a fixed learning rate, epoch k of a longer run is the
-same computation as a k-epoch run with the same seed, so a missing k-epoch
-column may be filled from a longer run's history ("run-id @ epoch k").  The
-output depends only on the logs (no clock), so running it twice gives the same
-file.  A log that cannot be read is skipped with a warning on stderr.
+the tables; the others are listed in the run index.  The main tables take only runs
+on the whole official CIFAR-10 (its content, 50,000 training and 10,000 test images);
+runs on other data (a JPEG copy, a quick run on a subset) have a section of their own.
+Runs of one configuration with different seeds read as mean ± standard deviation
+(n = seeds); comparisons are made at equal epochs.  Every table names the run ids it
+comes from.  With a fixed learning rate, epoch k of a longer run is the same
+computation as a k-epoch run with the same seed, so a missing k-epoch column may be
+filled from a longer run's history ("run-id @ epoch k").  The output depends only on
+the logs (no clock), so running it twice gives the same file.  A log that cannot be
+read is skipped with a warning on stderr.
 """
 import argparse
 import json
@@ -25,12 +29,16 @@ import atomic
 import plots
 import recipes
 from errors import UserError
-from runs import (DEVICE_ORDER, best, choose_setup, config_groups, is_number, load_runs, representative,
-                  resolve)
+from runs import (DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, choose_setup, config_groups, configurations,
+                  is_number, load_runs, representative, resolve_sample)
 
 CLASSES = plots.CLASSES
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}
 NOT_MEASURED = "Not measured yet"
+BUSY_MARK = "†"
+BUSY_NOTE = ("† Timed on a busy machine: the mean 1-minute load average over the run's epochs (older "
+             "logs: the larger of its start and end loads) exceeded the CPU count + 0.5, so other work "
+             "shared the processors and the time reads longer than the run alone would take.")
 # What each model section says about its network (the recipes' one-line summary otherwise).
 DESCRIPTIONS = {
     "small": "The PyTorch tutorial's LeNet (conv 3→6→16, fc 400→120→84→10).",
@@ -75,6 +83,22 @@ def command(model, epochs=None, **flags):
     return text if epochs is None else f"{head} --epochs {epochs}{text[len(head):]}"
 
 
+def at_recipe_defaults(run):
+    """The run's batch size, learning rate, weight decay and momentum are its recipe's defaults.
+
+    The seed's rows are the recipes as the scripts train them; a run with other
+    hyperparameters is its own configuration (in its model's table), never one of those rows.
+    """
+    recipe = recipes.recipe(run.model)
+    d = recipe.config()
+    weight_decay = (d.weight_decay if "weight_decay" in recipe.defaults
+                    else recipes.ONECYCLE_WEIGHT_DECAY if run.onecycle else d.weight_decay)
+    lr_key = "max_lr" if run.onecycle else "lr"
+    c = run.cfg
+    return (run.batch_size == d.batch_size and c.get(lr_key) == getattr(d, lr_key)
+            and c.get("weight_decay") == weight_decay and c.get("momentum") == d.momentum)
+
+
 @dataclass(frozen=True)
 class Category:
     """One of the seed's accuracy targets and the runs that count for it."""
@@ -91,14 +115,19 @@ class Category:
         return self.target.features
 
     @property
+    def epochs(self):
+        return self.target.epochs
+
+    @property
     def command(self):
         return command(self.recipe.model, self.target.epochs, **self.target.flags)
 
     def holds(self, run):
-        """``run`` trains this model with the target's flags (any length)."""
+        """``run`` is this row: its model and flags, the target's epochs, the recipe's hyperparameters."""
         defaults = recipes.Config()
-        return run.model == self.recipe.model and all(
-            run.cfg.get(k, getattr(defaults, k, None)) == v for k, v in self.target.flags.items())
+        return (run.model == self.recipe.model and run.epochs == self.target.epochs
+                and all(run.cfg.get(k, getattr(defaults, k, None)) == v for k, v in self.target.flags.items())
+                and at_recipe_defaults(run))
 
 
 def categories():
@@ -106,7 +135,9 @@ def categories():
 
 
 def is_large(aug, onecycle):
-    return lambda r: r.model == "large" and r.augment == aug and r.onecycle == onecycle
+    """Runs of the wide LeNet's recipe with (or without) augmentation and OneCycle."""
+    return lambda r: (r.model == "large" and r.augment == aug and r.onecycle == onecycle
+                      and at_recipe_defaults(r))
 
 
 # ---------------------------------------------------------------- formatting
@@ -116,7 +147,8 @@ def pct(v):
 
 
 def pc(v):
-    return "—" if v is None else f"{v:.1f}%"
+    """A class's accuracy; n/a for a class with no test image."""
+    return "n/a" if v is None else f"{v:.1f}%"
 
 
 def secs(v):
@@ -135,12 +167,38 @@ def delta(v, bold_from=10.0):
     return f"**{text}**" if v >= bold_from else text
 
 
+def points(v):
+    """A difference of overall accuracies: '+0.95 points'."""
+    return "—" if v is None else f"{round(v, 2) + 0.0:+.2f} points"
+
+
+def accuracy_text(s):
+    """A sample's accuracy: '84.91 ± 0.21% (n=3)' over several seeds, '84.91%' for one."""
+    if s is None:
+        return "—"
+    if getattr(s, "n", 1) >= 2 and s.accuracy_std is not None:
+        return f"{s.accuracy:.2f} ± {s.accuracy_std:.2f}% (n={s.n})"
+    return pct(s.accuracy)
+
+
+def time_text(s):
+    """A cell's or sample's training time (the mean over seeds), † when the machine was busy."""
+    if s is None:
+        return "—"
+    return secs(s.time) + (BUSY_MARK if s.time is not None and s.busy else "")
+
+
+def busy_note(items):
+    """The † footnote when one of ``items`` (cells, samples) was timed on a busy machine."""
+    return BUSY_NOTE if any(x is not None and x.busy and x.time is not None for x in items) else ""
+
+
 def params_text(n):
     return f"{n:,}" if isinstance(n, int) else "—"
 
 
 def sha_text(v):
-    return f"`{v[:12]}…`" if isinstance(v, str) and v else "—"
+    return f"`{v[:12]}…`" if isinstance(v, str) and v else "not recorded"
 
 
 def table(headers, rows):
@@ -164,7 +222,7 @@ def not_measured(*commands, sep=" and "):
     return f"*{NOT_MEASURED}.* Run {cmds}, then `python report.py`."
 
 
-def config_label(run, chips):
+def config_label(run, chips, seed=True):
     """'CPU, 2 Epochs, augmentation, OneCycleLR' with non-default settings added."""
     parts = [DEVICE_NAMES.get(run.device, run.device), f"{run.epochs} Epochs"]
     if run.augment:
@@ -181,7 +239,7 @@ def config_label(run, chips):
     default_batch = defaults.batch_size if run.model in recipes.RECIPES else None
     if run.batch_size is not None and run.batch_size != default_batch:
         parts.append(f"batch {run.batch_size}")
-    if run.seed is not None and run.seed != recipes.DEFAULT_SEED:
+    if seed and run.seed is not None and run.seed != recipes.DEFAULT_SEED:
         parts.append(f"seed {run.seed}")
     lr_key = "max_lr" if run.onecycle else "lr"
     if run.cfg.get(lr_key) not in (None, getattr(defaults, lr_key)):
@@ -192,9 +250,9 @@ def config_label(run, chips):
 
 
 def class_rows_sorted(per_class):
-    """(class, accuracy) best first; classes in their usual order among equals."""
+    """(class, accuracy) best first, classes without test images last; usual order among equals."""
     order = {c: i for i, c in enumerate(CLASSES)}
-    return sorted(per_class.items(), key=lambda kv: (-kv[1], order.get(kv[0], 99), kv[0]))
+    return sorted(per_class.items(), key=lambda kv: (kv[1] is None, -(kv[1] or 0), order.get(kv[0], 99), kv[0]))
 
 
 def class_names(*per_classes):
@@ -213,7 +271,7 @@ def per_class_compare(columns, base=0, other=-1, delta_header=None):
     pcs = [p for _, p in columns]
     rows = []
     for c in class_names(*pcs):
-        row = [c] + [pc(p.get(c)) for p in pcs]
+        row = [c] + [pc(p[c]) if c in p else "—" for p in pcs]
         if delta_header:
             a, b = pcs[base].get(c), pcs[other].get(c)
             row.append(delta(b - a) if a is not None and b is not None else "—")
@@ -224,7 +282,8 @@ def per_class_compare(columns, base=0, other=-1, delta_header=None):
 
 def extremes(base, new):
     """'largest gain: dog (+21.7); largest drop: horse (-6.9)' from two per-class dicts."""
-    diffs = sorted(((new[c] - base[c], c) for c in class_names(base, new) if c in base and c in new),
+    diffs = sorted(((new[c] - base[c], c) for c in class_names(base, new)
+                    if base.get(c) is not None and new.get(c) is not None),
                    key=lambda x: (-x[0], x[1]))
     if not diffs:
         return "no classes to compare"
@@ -237,9 +296,9 @@ def extremes(base, new):
 
 
 def metric_rows(cells):
-    """Time, accuracy, final loss and the run of each cell (None: not measured)."""
-    return [["**Time**"] + [secs(c.time) if c else "not measured" for c in cells],
-            ["**Overall Accuracy**"] + [pct(c.accuracy) if c else "not measured" for c in cells],
+    """Time, accuracy, final loss and the runs of each cell or sample (None: not measured)."""
+    return [["**Time**"] + [time_text(c) if c else "not measured" for c in cells],
+            ["**Overall Accuracy**"] + [accuracy_text(c) if c else "not measured" for c in cells],
             ["**Final Loss**"] + [loss(c.final_loss) if c else "not measured" for c in cells],
             ["Run"] + [c.ref if c else "—" for c in cells]]
 
@@ -248,6 +307,15 @@ def history_note():
     return ("With a fixed learning rate, epoch k of a longer run with the same seed is the same "
             "computation as a k-epoch run, so a cell cited as \"run @ epoch k\" is read from that "
             "run's per-epoch history.")
+
+
+def seeds_note(samples):
+    """What mean ± std means, when one of ``samples`` pools several seeds."""
+    if not any(s is not None and s.n >= 2 for s in samples):
+        return ""
+    return ("A value over several seeds is their mean ± sample standard deviation (n = number of seeds; "
+            "a rerun with a seed already counted reproduces it and is not a new sample); times and "
+            "losses are means.")
 
 
 def scalars(results, skip=()):
@@ -262,6 +330,40 @@ def scalars(results, skip=()):
 
 def safe_name(name):
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+# ---------------------------------------------------------------- datasets
+
+def dataset_name(run):
+    """What the run's dataset is, from its fingerprint (data.describe_dataset)."""
+    import data                # torch comes with it; only the names of datasets need it
+    d = run.dataset
+    return data.describe_dataset(d.get("content_sha256"), d.get("official"), d.get("files_id") or d.get("id"))
+
+
+def dataset_id(run):
+    return run.dataset.get("id", "unknown")
+
+
+def dataset_size(run):
+    return f"{run.dataset.get('train_images', '?')} / {run.dataset.get('test_images', '?')}"
+
+
+def data_label(run):
+    """'' for the whole official CIFAR-10; else what the run trained on, to label it with."""
+    if run.full_official:
+        return ""
+    return f"{dataset_name(run)}, {dataset_size(run)} images"
+
+
+def why_not_main(run):
+    """Why a complete run is kept out of the main tables ('' when it is in them)."""
+    if run.full_official:
+        return ""
+    d = run.dataset
+    if (d.get("train_images"), d.get("test_images")) != (FULL_TRAIN, FULL_TEST):
+        return f"{dataset_size(run)} images, not the full set"
+    return "not the official images" if d.get("official") is False else "dataset not recorded"
 
 
 # ---------------------------------------------------------------- what every section reads
@@ -297,6 +399,16 @@ class Context:
         return [r for r in self.train if r.complete]
 
     @cached_property
+    def main(self):
+        """Complete runs on the whole official CIFAR-10: the only runs of the main tables."""
+        return [r for r in self.done if r.full_official]
+
+    @cached_property
+    def other(self):
+        """Complete runs on other data (another copy, a subset)."""
+        return [r for r in self.done if not r.full_official]
+
+    @cached_property
     def bench(self):
         return [r for r in self.runs if r.kind == "benchmark"]
 
@@ -307,11 +419,16 @@ class Context:
     def link(self, path):
         return Path(os.path.relpath(path, self.out_dir)).as_posix()
 
-    def label(self, run):
-        return config_label(run, self.chips)
+    def label(self, run, seed=True):
+        return config_label(run, self.chips, seed)
+
+    def sample_label(self, s):
+        """A configuration's label; its seed only when it has one."""
+        return config_label(s.run, self.chips, seed=s.n < 2)
 
     def model_runs(self, model):
-        return [r for r in self.done if r.model == model]
+        """The model's complete runs of the main tables."""
+        return [r for r in self.main if r.model == model]
 
     def model_heading(self, model):
         params = sorted({r.params for r in self.train if r.model == model and isinstance(r.params, int)})
@@ -319,25 +436,36 @@ class Context:
         return f"{name} ({params_text(params[-1])} params)" if params else name
 
 
+def best_sample(samples):
+    """The most accurate sample (by its mean); the one with the newest run among equals."""
+    return max(samples, key=lambda s: (s.accuracy if s.accuracy is not None else -1,
+                                       max(r.run_id for r in s.runs)), default=None)
+
+
 def category_best(ctx):
-    """[(category, its most accurate complete run or None)] in the recipes' order."""
-    return [(cat, best([r for r in ctx.done if cat.holds(r)])) for cat in categories()]
+    """[(category, its most accurate configuration (a Sample) or None)] in the recipes' order."""
+    return [(cat, best_sample(configurations([r for r in ctx.main if cat.holds(r)]))) for cat in categories()]
 
 
-def progression_cells(ctx):
-    """Cells of the wide LeNet's 2/10/20-epoch columns (fixed rate, no augmentation), one setup."""
-    fixed = [r for r in ctx.done if is_large(False, False)(r)]
-    return choose_setup(fixed, [(lambda r: True, k) for k in (2, 10, 20)])
+PROGRESSION_EPOCHS = (2, 10, 20)
 
 
+def progression_cells(ctx, epochs=PROGRESSION_EPOCHS):
+    """Samples of the wide LeNet after ``epochs`` (fixed rate, no augmentation), from one setup."""
+    fixed = [r for r in ctx.main if is_large(False, False)(r)]
+    return choose_setup(fixed, [(lambda r: True, k) for k in epochs])
+
+
+# (label, (augment, onecycle), epochs): with and without augmentation at equal epochs.
 AUGMENTATION_COLUMNS = [("No Aug (20 epochs)", (False, False), 20),
                         ("With Aug (20 epochs)", (True, False), 20),
+                        ("No Aug (40 epochs)", (False, False), 40),
                         ("With Aug (40 epochs)", (True, False), 40)]
 
 
 def augmentation_cells(ctx):
-    """Cells of the augmentation table's columns (``AUGMENTATION_COLUMNS``), one setup."""
-    return choose_setup(ctx.done, [(is_large(*flags), k) for _, flags, k in AUGMENTATION_COLUMNS])
+    """Samples of the augmentation table's columns (``AUGMENTATION_COLUMNS``), from one setup."""
+    return choose_setup(ctx.main, [(is_large(*flags), k) for _, flags, k in AUGMENTATION_COLUMNS])
 
 
 # ---------------------------------------------------------------- the sections
@@ -366,46 +494,70 @@ def header(ctx):
     if pending:
         note += (f" {len(pending)} run(s) not complete (running, interrupted or failed) "
                  "are listed in the index only.")
+    note += (f" The main tables take only runs on the whole official CIFAR-10 (its content; "
+             f"{FULL_TRAIN:,} training and {FULL_TEST:,} test images)")
+    if ctx.other:
+        note += (f"; {len(ctx.other)} complete run(s) on other data are in "
+                 "[Runs on Other Data](#runs-on-other-data)")
+    note += (". Comparisons are made at equal epochs; runs of one configuration with several seeds "
+             "read as mean ± standard deviation (n = seeds).")
     return hw + "\n\n" + note
 
 
-def dataset_id(run):
-    return run.dataset.get("id", "unknown")
-
-
 def data_section(ctx):
-    by_id = {}
+    by_name = {}
     for r in ctx.train:
-        by_id.setdefault(str(dataset_id(r)), []).append(r)
-    if not by_id:
+        by_name.setdefault(dataset_name(r), []).append(r)
+    if not by_name:
         return [block(2, "Data", not_measured(first_command()))]
-    rows, lossy = [], False
-    for ds_id, rs in sorted(by_id.items()):
-        official = rs[-1].dataset.get("official")
-        lossy |= official is False
-        kind = ("official CIFAR-10 python release" if official is True
-                else "offline lossy JPEG re-encoding (not the official files)" if official is False
-                else "unknown (not recorded)")
+    rows = []
+    for name, rs in sorted(by_name.items(), key=lambda kv: (not kv[1][0].dataset.get("official"), kv[0])):
+        ids = sorted({f"`{dataset_id(r)}`" for r in rs})
+        official = {r.dataset.get("official") for r in rs}
         folders = sorted({str(r.dataset.get("folder")) for r in rs if r.dataset.get("folder")})
-        sizes = sorted({f"{r.dataset.get('train_images', '?')} / {r.dataset.get('test_images', '?')}"
-                        for r in rs})
-        rows.append([f"`{ds_id}`", kind, ", ".join(folders) or "—", ", ".join(sizes), len(rs)])
-    text = table(["Dataset id", "Files", "Folder", "Train / test images", "Runs"], rows)
-    text += ("\n\nThe dataset id is a fingerprint of the files' md5 sums, recorded in each run log; "
-             "the [Run Index](#run-index) gives the dataset of every run.")
-    if lossy:
-        text += ("\n\nRuns on the offline lossy JPEG re-encoding did not see the official files: "
-                 "the images passed through JPEG compression, so their accuracy may read a little "
-                 "below what the official files give.")
+        sizes = sorted({dataset_size(r) for r in rs})
+        main = sum(r.complete and r.full_official for r in rs)
+        rows.append([name, ", ".join(ids), "yes" if official == {True} else "no" if official == {False}
+                     else "not recorded" if official == {None} else "mixed",
+                     ", ".join(folders) or "—", ", ".join(sizes), len(rs),
+                     f"{main} of {len(rs)}" if main else "no"])
+    text = table(["Dataset", "Id", "Official", "Folder", "Train / test images", "Runs", "In the main tables"],
+                 rows)
+    text += ("\n\nEach run log fingerprints its dataset: the id is the start of the sha256 of the decoded "
+             "images and labels (logs written before that digest existed: of the files' md5 sums), and "
+             "the dataset is named by what that fingerprint is, never guessed from its folder. Only runs "
+             f"on the official content at full size ({FULL_TRAIN:,} / {FULL_TEST:,} images) enter the main "
+             "tables; the [Run Index](#run-index) gives the dataset of every run.")
     return [block(2, "Data", text)]
 
 
-def run_bullets(r):
-    return "\n".join([f"- **Overall accuracy:** {pct(r.accuracy)}",
-                      f"- **Training time:** {secs(r.at().time)}",
-                      f"- **Final loss:** {loss(r.at().final_loss)}",
-                      f"- **Device:** {r.device} ({r.precision})",
-                      f"- **Run:** `{r.run_id}`"])
+def run_bullets(s):
+    r = s.run
+    lines = [f"- **Overall accuracy:** {accuracy_text(s)}",
+             f"- **Training time:** {time_text(s)}",
+             f"- **Final loss:** {loss(s.final_loss)}",
+             f"- **Device:** {r.device} ({r.precision})"]
+    if s.n >= 2:
+        lines.append(f"- **Seeds:** {', '.join(str(c.seed) for c in s.cells)}")
+        lines.append(f"- **Runs:** {s.ref}")
+    else:
+        lines.append(f"- **Run:** `{r.run_id}`")
+    return "\n".join(lines)
+
+
+def configurations_table(ctx, samples, groups_of, with_device=True):
+    """One row per configuration (a Sample over its seeds)."""
+    headers = (["Configuration"] + (["Device", "Precision"] if with_device else [])
+               + ["Epochs", "Accuracy", "Time", "Final loss", "Runs", "Runs of this config"])
+    rows = [[ctx.sample_label(s)] + ([s.run.device, s.run.precision] if with_device else [])
+            + [s.run.epochs, accuracy_text(s), time_text(s), loss(s.final_loss), s.ref,
+               len(groups_of(s))] for s in samples]
+    return table(headers, rows)
+
+
+def runs_of(runs):
+    """``sample -> every run of its configuration`` among ``runs``."""
+    return lambda s: [r for r in runs if r.configuration == s.run.configuration]
 
 
 def model_section(ctx, model):
@@ -416,23 +568,18 @@ def model_section(ctx, model):
     runs = ctx.model_runs(model)
     if not runs:
         return [block(2, ctx.model_heading(model), text, not_measured(command(model)))]
-    heads, groups = config_groups(runs)
-    summary = table(
-        ["Configuration", "Device", "Precision", "Epochs", "Accuracy", "Time", "Final loss", "Run",
-         "Runs of this config"],
-        [[ctx.label(r), r.device, r.precision, r.epochs, pct(r.accuracy), secs(r.at().time),
-          loss(r.at().final_loss), f"`{r.run_id}`", len(groups[r.recipe])] for r in heads])
+    samples = configurations(runs)
     blocks = [block(2, ctx.model_heading(model), text,
                     f"Batch size {', '.join(sorted({str(r.batch_size) for r in runs}))}. One row per "
-                    "configuration, from its fastest complete run (identical runs give identical numbers).",
-                    summary)]
+                    "configuration; of identical runs (same seed) the fastest.",
+                    configurations_table(ctx, samples, runs_of(runs)), seeds_note(samples), busy_note(samples))]
     seen = {}
-    for r in heads:
-        heading = ctx.label(r)
+    for s in samples:
+        heading = ctx.sample_label(s)
         seen[heading] = seen.get(heading, 0) + 1
         if seen[heading] > 1:
-            heading += f" ({r.run_id})"
-        blocks.append(block(3, heading, run_bullets(r), per_class_table(r.at().per_class)))
+            heading += f" ({s.run.run_id})"
+        blocks.append(block(3, heading, run_bullets(s), per_class_table(s.per_class)))
     return blocks
 
 
@@ -482,10 +629,10 @@ def benchmark_tables(ctx):
 
 
 def device_comparison_section(ctx):
-    fixed = [r for r in ctx.done if is_large(False, False)(r)]
+    fixed = [r for r in ctx.main if is_large(False, False)(r)]
     rows = []
     for setup in sorted({r.setup[:4] for r in fixed}):
-        cell = resolve([r for r in fixed if r.setup[:4] == setup], 2)
+        cell = resolve_sample([r for r in fixed if r.setup[:4] == setup], 2)
         if cell:
             rows.append(cell)
     parts = ["Large LeNet-style CNN, fixed learning rate, no augmentation. Speedup is the CPU "
@@ -506,11 +653,12 @@ def device_comparison_section(ctx):
             label = DEVICE_NAMES.get(r.device, r.device) + (f" ({r.precision})" if r.precision != "fp32" else "")
             if len(ctx.chips) > 1:
                 label += f", {r.chip}"
-            body.append([label, secs(c.time), pct(c.accuracy), speed, r.load, c.ref])
+            body.append([label, time_text(c), accuracy_text(c), speed, "; ".join(x.load for x in c.runs), c.ref])
         parts.append(table(["Device", "Time", "Accuracy", "Speedup", "Load avg (start → end)", "Run"],
                            body))
         parts.append("Load avg is the machine's 1-minute load average logged at the start and the end "
                      "of the run: a value above the CPU count means the timing shared the machine.")
+        parts += [seeds_note(rows), busy_note(rows)]
         if any(c.derived for c in rows):
             parts.append(history_note())
         if not any(c.run.device != "cpu" for c in rows):
@@ -530,9 +678,11 @@ def progression_section(ctx):
     parts = ["Large LeNet-style CNN, fixed learning rate, no augmentation."]
     if any(cells):
         r0 = next(c for c in cells if c).run
-        parts[0] += (f" Device {r0.device} ({r0.precision}), batch size {r0.batch_size}, "
-                     f"seed {r0.seed}" + (f", {r0.chip}" if len(ctx.chips) > 1 else "") + ".")
-        parts.append(table(["Metric"] + [f"{k} Epochs" for k in (2, 10, 20)], metric_rows(cells)))
+        parts[0] += (f" Device {r0.device} ({r0.precision}), batch size {r0.batch_size}"
+                     + (f", seed {r0.seed}" if all(c is None or c.n == 1 for c in cells) else "")
+                     + (f", {r0.chip}" if len(ctx.chips) > 1 else "") + ".")
+        parts.append(table(["Metric"] + [f"{k} Epochs" for k in PROGRESSION_EPOCHS], metric_rows(cells)))
+        parts += [seeds_note(cells), busy_note(cells)]
         if any(c and c.derived for c in cells):
             parts.append(history_note())
         if not all(cells):
@@ -543,7 +693,7 @@ def progression_section(ctx):
 
 
 def per_class_by_epoch_section(ctx):
-    by_epoch = [(k, c) for k, c in zip((2, 10, 20), progression_cells(ctx)) if k in (10, 20)]
+    by_epoch = [(k, c) for k, c in zip(PROGRESSION_EPOCHS, progression_cells(ctx)) if k in (10, 20)]
     if all(c for _, c in by_epoch):
         text = per_class_compare([(f"{k} Epochs", c.per_class) for k, c in by_epoch])
         text += "\n\nRuns: " + ", ".join(f"{k} epochs: {c.ref}" for k, c in by_epoch) + "."
@@ -565,56 +715,64 @@ def reproducibility_section(ctx):
                       "machine (`--device cpu` for bit-identical weights), then `python report.py`.")]
     blocks = [block(2, "Reproducibility",
                     "Runs with the same configuration (model, epochs, batch size, augmentation, schedule, "
-                    "learning rates, weight decay, seed, precision; on a CPU also its threads and "
+                    "learning rates, weight decay, seed, precision, dataset; on a CPU also its threads and "
                     "convolution kernels) on the same device and machine. "
-                    "Match is ✓ when every run logged exactly the same value.")]
+                    "Match is ✓ when every run logged exactly the same value. Reproduction is a property "
+                    "of the computation, so runs on any dataset count here; the dataset is named when it "
+                    "is not the whole official CIFAR-10.")]
     order = model_order()
     keys = sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 9,
                                          groups[k][0].setup, k[1:], groups[k][0].run_id))
     for key in keys:
         rs = sorted(groups[key], key=lambda r: r.run_id)
         first = rs[0]
-        blocks.append(block(3, f"{model_name(first.model)}, {ctx.label(first)}, seed {first.seed}",
-                            *repro_table(rs)))
+        on = data_label(first)
+        blocks.append(block(3, f"{model_name(first.model)}, {ctx.label(first)}, seed {first.seed}"
+                            + (f" — {on}" if on else ""), *repro_table(rs)))
     return blocks
 
 
 def repro_table(rs):
     """The compared values of runs ``rs`` of one recipe, the verdict and Run 1's per-class table."""
     lines = rs[0].loss_lines
-    points = []
+    points_ = []
     if lines:
-        points.append(lines[0][:2])
+        points_.append(lines[0][:2])
         ep1 = [x for x in lines if x[0] == 1]
-        if ep1 and ep1[-1][:2] not in points:
-            points.append(ep1[-1][:2])
-        if lines[-1][:2] not in points:
-            points.append(lines[-1][:2])
+        if ep1 and ep1[-1][:2] not in points_:
+            points_.append(ep1[-1][:2])
+        if lines[-1][:2] not in points_:
+            points_.append(lines[-1][:2])
     rows = []
 
     def add_row(name, values, fmt, exact_fmt=None):
+        """✓ equal, ✗ different, or 'not recorded' when a run did not log the value (older logs)."""
         known = [v for v in values if v is not None]
-        same = len(known) == len(values) and all(v == known[0] for v in known)
-        shown = [fmt(v) if v is not None else "—" for v in values]
+        same = all(v == known[0] for v in known)
+        shown = [fmt(v) if v is not None else "not recorded" for v in values]
         if not same and exact_fmt and len(set(shown)) < len(shown):
-            shown = [exact_fmt(v) if v is not None else "—" for v in values]
-        rows.append([name] + shown + ["✓" if same else "✗"])
+            shown = [exact_fmt(v) if v is not None else "not recorded" for v in values]
+        match = "✗" if not same else "✓" if len(known) == len(values) else "not recorded"
+        rows.append([name] + shown + [match])
 
-    for ep, b in points:
+    for ep, b in points_:
         vals = [next((x[2] for x in r.loss_lines if x[:2] == (ep, b)), None) for r in rs]
         add_row(f"Loss [{ep}, {b}]", vals, lambda v: f"{v:.3f}", lambda v: f"{v:.6f}")
     add_row("**Overall Accuracy**", [r.accuracy for r in rs], pct)
     add_row("Final weights sha256", [r.results.get("weights_sha256") for r in rs],
             lambda v: f"`{v[:12]}…`")
-    matches = [row[-1] == "✓" for row in rows]
     headers = ["Metric"] + [f"Run {i}" for i in range(1, len(rs) + 1)] + ["Match"]
     runs_line = "Runs: " + ", ".join(f"Run {i} = `{r.run_id}`" for i, r in enumerate(rs, 1)) + "."
-    if all(matches):
+    differ = [row[0].strip("*") for row in rows if row[-1] == "✗"]
+    unrecorded = [row[0].strip("*") for row in rows if row[-1] == "not recorded"]
+    if differ:
+        verdict = f"**Result:** the runs differ in {', '.join(differ)}."
+    elif unrecorded:
+        verdict = (f"**Result:** every value that all runs recorded is identical ({len(rows) - len(unrecorded)} "
+                   f"of {len(rows)}); not recorded by every run (an older log): {', '.join(unrecorded)}.")
+    else:
         verdict = (f"**Result:** all {len(rows)} compared values are identical: the runs reproduce "
                    "bit for bit.")
-    else:
-        diff = [row[0].strip("*") for row in rows if row[-1] == "✗"]
-        verdict = f"**Result:** the runs differ in {', '.join(diff)}."
     return [table(headers, rows), runs_line, verdict,
             f"Per-class accuracy of Run 1 (`{rs[0].run_id}`):", per_class_table(rs[0].at().per_class)]
 
@@ -638,13 +796,16 @@ def resumed_section(ctx):
             how = f"extended from {before} to {k} epochs"
         else:
             how = f"interrupted after epoch {after} of {k}, resumed"
-        title = f"`{run.run_id}`: {how} ({model_name(run.model)}, {ctx.label(run)})"
+        on = data_label(run)
+        title = (f"`{run.run_id}`: {how} ({model_name(run.model)}, {ctx.label(run)}"
+                 + (f"; {on}" if on else "") + ")")
         if not refs:
             blocks.append((title, "No uninterrupted run of the same computation to compare with yet."))
             continue
         ref = representative(refs)
         h = ref.history[k - 1]
         ref_sha = h.get("weights_sha256") or (ref.results.get("weights_sha256") if ref.epochs == k else None)
+        run_sha = run.results.get("weights_sha256")
         ref_lines = [x for x in ref.loss_lines if after < x[0] <= k]
         run_lines = [x for x in run.loss_lines if x[0] > after]
         rows = [
@@ -652,8 +813,8 @@ def resumed_section(ctx):
              "✓" if run_lines and run_lines == ref_lines else "✗"],
             [f"Accuracy after epoch {k}", pct(run.accuracy), pct(h.get("test_accuracy")),
              "✓" if run.accuracy == h.get("test_accuracy") else "✗"],
-            [f"Weights sha256 after epoch {k}", sha_text(run.results.get("weights_sha256")), sha_text(ref_sha),
-             "✓" if ref_sha and run.results.get("weights_sha256") == ref_sha else "✗"],
+            [f"Weights sha256 after epoch {k}", sha_text(run_sha), sha_text(ref_sha),
+             "not recorded" if not (ref_sha and run_sha) else "✓" if run_sha == ref_sha else "✗"],
         ]
         where = f"`{ref.run_id}`" + (f" @ epoch {k}" if ref.epochs != k else "")
         blocks.append((title, table(["Metric", "Resumed run", f"Uninterrupted {where}", "Match"], rows)))
@@ -667,40 +828,43 @@ def resumed_section(ctx):
 def augmentation_section(ctx):
     cells = augmentation_cells(ctx)
     intro = ("Large LeNet-style CNN, fixed learning rate, with RandomCrop(32, padding=4) and "
-             "RandomHorizontalFlip against none.")
-    cmds = [command("large", 20), command("large", 40, augment=True), command("large", 40, augment=True)]
+             "RandomHorizontalFlip against none, at equal epochs.")
+    cmds = [command("large", k, augment=aug) for _, (aug, _), k in AUGMENTATION_COLUMNS]
     if not any(cells):
-        return [block(2, "Data Augmentation", intro, not_measured(cmds[0], cmds[1]))]
+        return [block(2, "Data Augmentation", intro, not_measured(*sorted(set(cmds))))]
     r0 = next(c for c in cells if c).run
-    intro += f" Device {r0.device} ({r0.precision}), seed {r0.seed}."
-    parts = [intro, table(["Metric"] + [label for label, _, _ in AUGMENTATION_COLUMNS], metric_rows(cells))]
+    intro += (f" Device {r0.device} ({r0.precision})"
+              + (f", seed {r0.seed}" if all(c is None or c.n == 1 for c in cells) else "") + ".")
+    parts = [intro, table(["Metric"] + [label for label, _, _ in AUGMENTATION_COLUMNS], metric_rows(cells)),
+             seeds_note(cells), busy_note(cells)]
     if any(c and c.derived for c in cells):
         parts.append(history_note())
     missing = sorted({cmds[i] for i, c in enumerate(cells) if c is None})
     if missing:
         parts.append(not_measured(*missing))
+    pairs = [(k, cells[i], cells[i + 1]) for i, (_, _, k) in enumerate(AUGMENTATION_COLUMNS)
+             if i % 2 == 0 and cells[i] and cells[i + 1]]
+    if pairs:
+        parts.append("**Key findings:** " + "; ".join(
+            f"at {k} epochs, {accuracy_text(aug)} with augmentation against {accuracy_text(no)} without "
+            f"({points(aug.accuracy - no.accuracy)})" for k, no, aug in pairs) + ".")
     blocks = [block(2, "Data Augmentation", *parts)]
-    if cells[0] and cells[2]:
-        cols = [("No Aug (20 ep)", cells[0].per_class)]
-        if cells[1]:
-            cols.append(("Aug (20 ep)", cells[1].per_class))
-        cols.append(("Aug (40 ep)", cells[2].per_class))
-        text = per_class_compare(cols, delta_header="Δ (40 vs No Aug)")
-        gain = cells[2].accuracy - cells[0].accuracy
-        text += (f"\n\n**Key findings:** augmentation with 40 epochs: {pct(cells[2].accuracy)} against "
-                 f"{pct(cells[0].accuracy)} without ({delta(gain, math.inf)} points); "
-                 f"{extremes(cells[0].per_class, cells[2].per_class)}.")
+    if pairs:
+        k, no, aug = pairs[-1]                       # the longest equal-epoch pair
+        text = per_class_compare([(f"No Aug ({k} ep)", no.per_class), (f"Aug ({k} ep)", aug.per_class)],
+                                 delta_header="Δ")
+        text += (f"\n\nBoth at {k} epochs. **Key findings:** {extremes(no.per_class, aug.per_class)}.")
         blocks.append(block(3, "Per-Class Accuracy Comparison", text))
     return blocks
 
 
 def scheduling_section(ctx):
-    fixed, cyc = choose_setup(ctx.done, [(is_large(True, False), 40), (is_large(True, True), 40)])
+    fixed, cyc = choose_setup(ctx.main, [(is_large(True, False), 40), (is_large(True, True), 40)])
     heading = "Learning Rate Scheduling (40 Epochs)"
-    intro = "Large LeNet-style CNN with augmentation: fixed learning rate against OneCycleLR."
+    intro = "Large LeNet-style CNN with augmentation, 40 epochs: fixed learning rate against OneCycleLR."
     if cyc:
         c = cyc.run.cfg
-        intro = ("Large LeNet-style CNN with augmentation: fixed learning rate "
+        intro = ("Large LeNet-style CNN with augmentation, 40 epochs: fixed learning rate "
                  f"({fixed.run.cfg.get('lr') if fixed else '—'}) against OneCycleLR "
                  f"(max_lr={c.get('max_lr')}, cosine annealing, 30% warm-up) + weight decay "
                  f"({c.get('weight_decay')}).")
@@ -711,7 +875,7 @@ def scheduling_section(ctx):
         if fixed or cyc:
             c = fixed or cyc
             parts.append(table(["Metric", "Fixed LR", "OneCycleLR"],
-                               [["**Overall Accuracy**"] + [pct(c.accuracy) if c is x else "not measured"
+                               [["**Overall Accuracy**"] + [accuracy_text(c) if c is x else "not measured"
                                                             for x in (fixed, cyc)],
                                 ["Run"] + [c.ref if c is x else "—" for x in (fixed, cyc)]]))
         parts.append(not_measured(*missing))
@@ -719,12 +883,13 @@ def scheduling_section(ctx):
     loss_change = (f"{round(100 * (cyc.final_loss - fixed.final_loss) / fixed.final_loss) + 0:+d}%"
                    if fixed.final_loss and cyc.final_loss is not None else "—")
     time_change = (f"{cyc.time / fixed.time:.2f}x" if fixed.time and cyc.time is not None else "—")
-    rows = [["**Overall Accuracy**", pct(fixed.accuracy), pct(cyc.accuracy),
-             delta(cyc.accuracy - fixed.accuracy, math.inf) + " points"],
+    rows = [["**Overall Accuracy**", accuracy_text(fixed), accuracy_text(cyc),
+             points(cyc.accuracy - fixed.accuracy)],
             ["**Final Loss**", loss(fixed.final_loss), loss(cyc.final_loss), loss_change],
-            ["**Time**", secs(fixed.time), secs(cyc.time), time_change],
+            ["**Time**", time_text(fixed), time_text(cyc), time_change],
             ["Run", fixed.ref, cyc.ref, ""]]
-    parts = [intro, table(["Metric", "Fixed LR", "OneCycleLR", "Change"], rows)]
+    parts = [intro, table(["Metric", "Fixed LR", "OneCycleLR", "Change"], rows),
+             seeds_note([fixed, cyc]), busy_note([fixed, cyc])]
     if fixed.derived:
         parts.append(history_note())
     text = per_class_compare([("Fixed LR", fixed.per_class), ("OneCycleLR", cyc.per_class)],
@@ -735,42 +900,48 @@ def scheduling_section(ctx):
 
 
 def targets_section(ctx):
-    rows, missing = [], []
-    for cat, r in category_best(ctx):
-        if r is None:
-            status, run = "not measured", "—"
+    rows, missing, shown = [], [], []
+    for cat, s in category_best(ctx):
+        if s is None:
+            status, accuracy, run = "not measured", "—", "—"
             missing.append(cat.command)
         else:
-            ok = r.accuracy >= cat.target.accuracy
-            status = ("✓ Achieved" if ok else "✗ Not yet") + f" ({pct(r.accuracy)}, {r.epochs} epochs)"
-            run = f"`{r.run_id}`"
-        rows.append([cat.name, f"≥{cat.target.accuracy:g}%", status, run])
-    parts = ["Status from the most accurate complete run of each category.",
-             table(["Model", "Target Accuracy", "Status", "Run"], rows)]
+            shown.append(s)
+            short = cat.target.accuracy - s.accuracy
+            status = "✓ Achieved" if short <= 0 else f"✗ {short:.2f} points below"
+            accuracy, run = accuracy_text(s), s.ref
+        rows.append([cat.name, f"≥{cat.target.accuracy:g}%", cat.epochs, accuracy, status, run])
+    parts = ["Each target is the seed's row: its recipe as the script trains it, at the epochs shown. "
+             "Status from the most accurate configuration of each row (over its seeds when it has several).",
+             table(["Model", "Target Accuracy", "Epochs", "Accuracy", "Status", "Runs"], rows),
+             seeds_note(shown)]
     if missing:
         parts.append(not_measured(*missing, sep=" / "))
     return [block(2, "Acceptable Accuracy Targets", *parts)]
 
 
+EPOCHS_SERIES = (2, 10, 20, 40)
+
+
 def epochs_section(ctx):
+    """The wide LeNet without augmentation at a fixed rate: accuracy after more epochs, nothing else varied."""
     heading = "Epoch Training and Diminishing Returns"
-    aug40 = augmentation_cells(ctx)[2]
-    entries = [(str(k), c) for k, c in zip((2, 10, 20), progression_cells(ctx)) if c]
-    if aug40:
-        entries.append(("40 (aug)", aug40))
+    entries = [(k, c) for k, c in zip(EPOCHS_SERIES, progression_cells(ctx, EPOCHS_SERIES)) if c]
     if not entries:
         return [block(2, heading, not_measured(command("large", 20)))]
     rows, prev = [], None
-    for label, c in entries:
-        rows.append([label, pct(c.accuracy), "-" if prev is None else delta(c.accuracy - prev, math.inf),
-                     c.ref])
+    for k, c in entries:
+        rows.append([k, accuracy_text(c), "-" if prev is None else points(c.accuracy - prev), c.ref])
         prev = c.accuracy
-    return [block(2, heading, "Large LeNet-style CNN: accuracy after more epochs (cells of the tables above).",
-                  table(["Epochs", "Accuracy", "Δ from Previous", "Run"], rows))]
+    return [block(2, heading,
+                  "Large LeNet-style CNN, fixed learning rate, no augmentation: accuracy after more epochs, "
+                  "nothing else changed (augmentation and OneCycleLR are compared in their own sections).",
+                  table(["Epochs", "Accuracy", "Δ from Previous", "Run"], rows),
+                  seeds_note([c for _, c in entries]))]
 
 
 def deep_model_section(ctx, model):
-    """A deeper network: its most accurate run, per-class, against the wide LeNet, every configuration."""
+    """A deeper network: its most accurate configuration, per class, against the wide LeNet at equal epochs."""
     runs = ctx.model_runs(model)
     heading = ctx.model_heading(model)
     name = model_name(model)
@@ -779,49 +950,85 @@ def deep_model_section(ctx, model):
                         default=recipes.recipe(model).config().epochs)
     if not runs:
         return [block(2, heading, intro, not_measured(command(model, target_epochs)))]
-    r = best(runs)
-    c = r.at()
-    rows = [["**Overall Accuracy**", f"**{pct(r.accuracy)}**"], ["**Training Time**", secs(c.time)],
-            ["**Final Loss**", loss(c.final_loss)], ["**Device**", f"{r.device} ({r.precision})"],
-            ["**Epochs**", r.epochs], ["**Seed**", r.seed], ["Run", f"`{r.run_id}`"]]
-    parts = [intro, "Most accurate complete run:", table(["Metric", "Value"], rows)]
+    samples = configurations(runs)
+    top = best_sample(samples)
+    r = top.run
+    rows = [["**Overall Accuracy**", f"**{accuracy_text(top)}**"], ["**Training Time**", time_text(top)],
+            ["**Final Loss**", loss(top.final_loss)], ["**Device**", f"{r.device} ({r.precision})"],
+            ["**Epochs**", r.epochs], ["**Seed**", ", ".join(str(c.seed) for c in top.cells)],
+            ["Run", top.ref]]
+    parts = [intro, "Most accurate configuration:", table(["Metric", "Value"], rows),
+             seeds_note([top]), busy_note([top])]
     longest = max(x.epochs for x in runs)
     if longest < target_epochs:
         parts.append(f"Only short runs so far (at most {longest} epochs): the "
                      f"{target_epochs}-epoch recipe has not been measured yet: run "
                      f"`{command(model, target_epochs)}`, then `python report.py`.")
-    blocks = [block(2, heading, *parts), block(3, "Per-Class Accuracy", per_class_table(c.per_class))]
-    wide = best([x for x in ctx.done if is_large(True, True)(x)])
-    if wide:
-        text = per_class_compare([(f"Large CNN ({pct(wide.accuracy)})", wide.at().per_class),
-                                  (f"{name} ({pct(r.accuracy)})", c.per_class)], delta_header="Δ")
-        text += (f"\n\nRuns: Large LeNet-style CNN + OneCycleLR `{wide.run_id}` ({wide.epochs} epochs), "
-                 f"{name} `{r.run_id}` ({r.epochs} epochs). **Key findings:** "
-                 f"{extremes(wide.at().per_class, c.per_class)}.")
+    blocks = [block(2, heading, *parts),
+              block(3, "Per-Class Accuracy", per_class_table(top.per_class))]
+    wides = configurations([x for x in ctx.main if is_large(True, True)(x)])
+    pairs = [(s, best_sample([w for w in wides if w.run.epochs == s.run.epochs]))
+             for s in sorted(samples, key=lambda s: (-s.run.epochs, -(s.accuracy or 0)))]
+    pairs = [(s, w) for s, w in pairs if w is not None]
+    if pairs:
+        s, w = pairs[0]                               # the longest runs that both models have
+        k = s.run.epochs
+        text = per_class_compare([(f"Large CNN ({accuracy_text(w)})", w.per_class),
+                                  (f"{name} ({accuracy_text(s)})", s.per_class)], delta_header="Δ")
+        text += (f"\n\nBoth at {k} epochs. Runs: Large LeNet-style CNN + OneCycleLR {w.ref}, "
+                 f"{name} {s.ref}. **Key findings:** {extremes(w.per_class, s.per_class)}.")
     else:
-        text = not_measured(command("large", 40, augment=True, onecycle=True))
+        have = sorted({s.run.epochs for s in samples})
+        text = (f"No run of the Large LeNet-style CNN + OneCycleLR at the epochs of a {name} run "
+                f"({', '.join(map(str, have))}) yet: a per-class comparison waits for equal epochs. "
+                + not_measured(*[command("large", k, augment=True, onecycle=True) for k in have]))
     blocks.append(block(3, "Comparison vs Large LeNet-style CNN + OneCycleLR", text))
-    heads, groups = config_groups(runs)
-    blocks.append(block(3, f"All {name} Configurations", table(
-        ["Configuration", "Epochs", "Accuracy", "Time", "Final loss", "Run", "Runs of this config"],
-        [[ctx.label(x), x.epochs, pct(x.accuracy), secs(x.at().time), loss(x.at().final_loss),
-          f"`{x.run_id}`", len(groups[x.recipe])] for x in heads])))
+    blocks.append(block(3, f"All {name} Configurations",
+                        configurations_table(ctx, samples, runs_of(runs), with_device=False)))
     return blocks
 
 
 def architectures_section(ctx):
-    rows, missing = [], []
-    for cat, r in category_best(ctx):
-        if r is None:
-            rows.append([cat.name, "—", "not measured", cat.features, "—"])
+    rows, missing, shown = [], [], []
+    for cat, s in category_best(ctx):
+        if s is None:
+            rows.append([cat.name, "—", cat.epochs, "not measured", cat.features, "—"])
             missing.append(cat.command)
         else:
-            rows.append([cat.name, params_text(r.params), pct(r.accuracy),
-                         f"{cat.features}, batch size {r.batch_size}", f"`{r.run_id}`"])
-    parts = [table(["Model", "Params", "Best Accuracy", "Key Features", "Run"], rows)]
+            shown.append(s)
+            rows.append([cat.name, params_text(s.run.params), cat.epochs, accuracy_text(s),
+                         f"{cat.features}, batch size {s.run.batch_size}", s.ref])
+    parts = ["Each row is its recipe at its own epochs (the seed's rows, as in the targets): rows with "
+             "different epochs describe the recipes, not which network learns more in equal time.",
+             table(["Model", "Params", "Epochs", "Accuracy", "Key Features", "Runs"], rows),
+             seeds_note(shown)]
     if missing:
         parts.append(not_measured(*missing, sep=" / "))
     return [block(2, "Architecture Comparison", *parts)]
+
+
+def other_data_section(ctx):
+    """Complete runs not on the whole official CIFAR-10, by dataset: never in the main tables."""
+    if not ctx.other:
+        return []
+    groups = {}
+    for r in ctx.other:
+        groups.setdefault((dataset_name(r), dataset_size(r)), []).append(r)
+    blocks = [block(2, "Runs on Other Data",
+                    "Complete runs that did not train and test on the whole official CIFAR-10 (its content, "
+                    f"{FULL_TRAIN:,} / {FULL_TEST:,} images): another copy of the images or a subset. Their "
+                    "figures are not comparable with the seed's and stay out of every table above.")]
+    order = model_order(ctx.other)
+    for (name, size), rs in sorted(groups.items()):
+        samples = sorted(configurations(rs), key=lambda s: order.index(s.run.model))
+        ids = ", ".join(sorted({f"`{dataset_id(r)}`" for r in rs}))
+        rows = [[model_name(s.run.model), ctx.sample_label(s), s.run.epochs, accuracy_text(s), time_text(s),
+                 loss(s.final_loss), s.ref, len(runs_of(rs)(s))] for s in samples]
+        blocks.append(block(3, f"{name} ({size} images)", f"Dataset id {ids}.",
+                            table(["Model", "Configuration", "Epochs", "Accuracy", "Time", "Final loss", "Runs",
+                                   "Runs of this config"], rows),
+                            seeds_note(samples), busy_note(samples)))
+    return blocks
 
 
 def hardware_section(ctx):
@@ -846,11 +1053,12 @@ def hardware_section(ctx):
                   ("Python", values("python")), ("PyTorch", values("torch")),
                   ("torchvision", values("torchvision")), ("NumPy", values("numpy"))]
         run_rows = [[f"`{r.run_id}`", model_name(r.model), r.device, r.precision,
-                     r.seed, r.epochs, secs(r.at().time), r.load, pct(r.accuracy), params_text(r.params)]
+                     r.seed, r.epochs, time_text(r.at()), r.load, pct(r.accuracy), params_text(r.params)]
                     for r in rs]
         blocks.append(block(3, f"{key[0]} ({key[1]} {key[2]})", table(["Field", "Value"], fields),
                             table(["Run", "Model", "Device", "Precision", "Seed", "Epochs", "Training Time",
-                                   "Load avg (start → end)", "Overall Accuracy", "Model Params"], run_rows)))
+                                   "Load avg (start → end)", "Overall Accuracy", "Model Params"], run_rows),
+                            busy_note([r.at() for r in rs])))
     return blocks
 
 
@@ -901,11 +1109,11 @@ class Figure:
 
 
 def figures(ctx):
-    """The plots of the document, in their order (none before a complete run)."""
-    if not ctx.done:
+    """The plots of the document, in their order, from the main tables' runs (none before one)."""
+    if not ctx.main:
         return []
     out = []
-    for model in model_order(ctx.done):
+    for model in model_order(ctx.main):
         runs = ctx.model_runs(model)
         if not runs:
             continue
@@ -914,29 +1122,35 @@ def figures(ctx):
         out.append(Figure(f"curves_{safe_name(model)}.png", f"Training Curves: {model_name(model)}",
                           f"training curves {model}", "Runs: " + ", ".join(f"`{r.run_id}`" for r in heads) + ".",
                           lambda fig_runs=heads: plots.draw_curves(fig_runs, ctx.label)))
-    bests = [(cat, r) for cat, r in category_best(ctx) if r]
-    bars = [(f"{cat.name} ({pct(r.accuracy)})", r.at().per_class) for cat, r in bests]
-    out.append(Figure("per_class.png", "Per-Class Accuracy of the Best Runs", "per-class accuracy",
-                      "Runs: " + ", ".join(f"{cat.name} `{r.run_id}`" for cat, r in bests) + ".",
-                      lambda b=bars: plots.draw_per_class(b)))
-    for model in model_order(ctx.done):
+    bests = [(cat, s) for cat, s in category_best(ctx) if s]
+    bars = [(f"{cat.name}, {cat.epochs} ep ({accuracy_text(s)})", s.per_class) for cat, s in bests]
+    out.append(Figure("per_class.png", "Per-Class Accuracy of the Target Rows", "per-class accuracy",
+                      "Each target row at its own epochs (in the legend), as in the "
+                      "[targets](#acceptable-accuracy-targets). Runs: "
+                      + ", ".join(f"{cat.name} ({cat.epochs} epochs) {s.ref}" for cat, s in bests) + ".",
+                      lambda b=bars: plots.draw_per_class(b, "Per-class accuracy of each target row at its "
+                                                             "epochs")))
+    for model in model_order(ctx.main):
         r = best([x for x in ctx.model_runs(model) if x.results.get("confusion")])
         if r is None:
             continue
         out.append(Figure(f"confusion_{safe_name(model)}.png", f"Confusion Matrix: {model_name(model)}",
                           f"confusion matrix {model}",
-                          f"Run: `{r.run_id}` ({pct(r.accuracy)}); rows are the true class, columns the prediction.",
-                          lambda run=r: plots.draw_confusion(run.results["confusion"],
-                                                             f"{run.run_id} ({pct(run.accuracy)})")))
+                          f"Run: `{r.run_id}` ({pct(r.accuracy)}, {r.epochs} epochs); rows are the true class, "
+                          "columns the prediction.",
+                          lambda run=r: plots.draw_confusion(
+                              run.results["confusion"], f"{run.run_id} ({pct(run.accuracy)}, {run.epochs} epochs)")))
     return out
 
 
 def plots_section(ctx):
-    if not ctx.done:
-        return [block(2, "Plots", not_measured(first_command()))]
+    if not ctx.main:
+        return [block(2, "Plots", "Drawn from the runs of the main tables (the whole official CIFAR-10).",
+                      not_measured(first_command()))]
     if not ctx.draw_plots:
         return [block(2, "Plots", "Not drawn this time (`--no-plots`); run `python report.py` to draw them.")]
-    blocks = [block(2, "Plots", f"Drawn by `python report.py` into `{ctx.link(ctx.plot_dir)}/`.")]
+    blocks = [block(2, "Plots", f"Drawn by `python report.py` into `{ctx.link(ctx.plot_dir)}/` from the runs "
+                                "of the main tables.")]
     for f in figures(ctx):
         blocks.append(block(3, f.heading, f"![{f.alt}]({ctx.link(ctx.plot_dir / f.name)})", f.caption))
     return blocks
@@ -953,13 +1167,15 @@ def index_section(ctx):
             state = "complete, but its log has no results"
         else:
             state = f"{r.status} (epoch {len(r.history)}/{r.epochs}){resumed}"
+        main = "no: not complete" if not r.complete else f"no: {why_not_main(r)}" if why_not_main(r) else "yes"
         rows.append([f"`{r.run_id}`", model_name(r.model), r.epochs,
                      "yes" if r.augment else "no", "yes" if r.onecycle else "no", r.device, r.precision,
                      r.chip, f"`{dataset_id(r)}`", pct(r.accuracy) if r.complete else "—",
-                     secs(r.at().time) if r.complete else "—", state])
+                     time_text(r.at()) if r.complete else "—", state, main])
     parts = [table(["Run", "Model", "Epochs", "Aug", "OneCycle", "Device", "Precision", "Chip",
-                    "Dataset", "Accuracy", "Time", "Status"], rows) if rows
-             else not_measured(first_command())]
+                    "Dataset", "Accuracy", "Time", "Status", "In the main tables"], rows) if rows
+             else not_measured(first_command()),
+             busy_note([r.at() for r in ctx.done])]
     if ctx.bench:
         parts.append("Benchmark records (`python benchmark.py`):\n\n" + table(
             ["Run", "Benchmark", "Model", "Batch size", "Device", "Chip", "Status"],
@@ -988,7 +1204,7 @@ LENETS = ("small", "large")
 
 def sections(ctx):
     """Every section of results.md in order: each a list of blocks, computed from ``ctx`` alone."""
-    deeper = [m for m in model_order(ctx.done) if m not in LENETS and m in recipes.RECIPES]
+    deeper = [m for m in model_order() if m not in LENETS]
     return [
         data_section(ctx),
         *(model_section(ctx, m) for m in LENETS),
@@ -1003,6 +1219,7 @@ def sections(ctx):
         epochs_section(ctx),
         *(deep_model_section(ctx, m) for m in deeper),
         architectures_section(ctx),
+        other_data_section(ctx),
         hardware_section(ctx),
         activations_section(ctx),
         plots_section(ctx),

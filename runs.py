@@ -103,6 +103,11 @@ def find_checkpoint(resume, out):
 
 # Table order of the devices: the CPU baseline first.
 DEVICE_ORDER = {"cpu": 0, "cuda": 1, "mps": 2}
+# The official CIFAR-10's training and test images.
+FULL_TRAIN, FULL_TEST = 50000, 10000
+# Load above the CPU count that marks a timing as taken on a busy machine (the run itself
+# accounts for up to the CPU count).
+BUSY_MARGIN = 0.5
 
 
 def is_number(v):
@@ -112,6 +117,13 @@ def is_number(v):
 
 def _dict(v):
     return v if isinstance(v, dict) else {}
+
+
+def _first(v):
+    """The 1-minute load from a logged load average: a number, or a [1, 5, 15-minute] list."""
+    if isinstance(v, list):
+        v = v[0] if v else None
+    return v if is_number(v) else None
 
 
 class Run:
@@ -187,7 +199,65 @@ class Run:
                 str(self.seed), self.precision, str(c.get("lr")), str(c.get("max_lr")),
                 str(c.get("weight_decay")), str(c.get("momentum")), self.device, self.chip,
                 str(self.hw.get("torch_threads")) if self.device == "cpu" else "",
-                str(c.get("onednn", True)) if self.device == "cpu" else "")
+                str(c.get("onednn", True)) if self.device == "cpu" else "", self.data_key)
+
+    @property
+    def configuration(self):
+        """What a run computes but for its seed: runs with equal keys are samples of one configuration.
+
+        Model, epochs, batch size, learning rates, weight decay, momentum, augmentation, schedule,
+        precision, device type and dataset, and the flags that choose kernels (threads, oneDNN,
+        channels-last, compile).  Not the machine: seeds run on two machines pool.
+        """
+        c = self.cfg
+        return (self.model, self.epochs, str(self.batch_size), str(c.get("lr")), str(c.get("max_lr")),
+                str(c.get("weight_decay")), str(c.get("momentum")), self.augment, self.onecycle,
+                self.precision, self.device, self.data_key, str(c.get("threads") or 0),
+                str(c.get("onednn", True)), str(bool(c.get("channels_last"))), str(bool(c.get("compile"))))
+
+    # -- data
+    @property
+    def data_key(self):
+        """The dataset's identity: "official" for the official content (or files), else its digest or id."""
+        if self.dataset.get("official") is True:
+            return "official"
+        return str(self.dataset.get("content_sha256") or self.dataset.get("id") or "unknown")
+
+    @property
+    def full_official(self):
+        """Trained and tested on the whole official CIFAR-10: 50,000 / 10,000 images of its content."""
+        d = self.dataset
+        return (d.get("official") is True and d.get("train_images") == FULL_TRAIN
+                and d.get("test_images") == FULL_TEST)
+
+    @property
+    def empty_classes(self):
+        """Classes with no test image (their row of the confusion matrix sums to 0)."""
+        conf, names = self.results.get("confusion"), list(_dict(self.results.get("per_class")))
+        if not isinstance(conf, list) or len(conf) != len(names):
+            return set()
+        return {c for c, row in zip(names, conf) if isinstance(row, list) and not any(row)}
+
+    # -- timing
+    def busy(self, epoch=None):
+        """Whether the first ``epoch`` epochs (default: all) were timed on a busy machine.
+
+        Busy: the mean of the 1-minute load averages logged after each epoch (older logs: the
+        larger of the run's start and end loads) exceeds the CPU count + 0.5, the run itself
+        accounting for up to the CPU count.  None when the log cannot tell.
+        """
+        cpus = self.hw.get("cpu_count")
+        if not is_number(cpus):
+            return None
+        loads = [_first(h.get("load_average")) for h in self.history[:epoch]]
+        loads = [v for v in loads if v is not None]
+        if not loads:
+            loads = [v for v in (_first(self.hw.get("load_average")), _first(self.hw.get("load_average_end")))
+                     if v is not None]
+            if not loads:
+                return None
+            return max(loads) > cpus + BUSY_MARGIN
+        return sum(loads) / len(loads) > cpus + BUSY_MARGIN
 
     # -- results
     @property
@@ -257,8 +327,19 @@ class Cell:
 
     @property
     def per_class(self):
+        """{class: accuracy %}; None for a class with no test image (older logs wrote 0.0)."""
         pc = self._hist.get("per_class") if self.derived else self.run.results.get("per_class")
-        return pc if isinstance(pc, dict) else {}
+        empty = self.run.empty_classes
+        return {c: None if c in empty or not is_number(v) else v
+                for c, v in pc.items()} if isinstance(pc, dict) else {}
+
+    @property
+    def busy(self):
+        return self.run.busy(self.epoch)
+
+    @property
+    def seed(self):
+        return self.run.seed
 
     @property
     def ref(self):
@@ -321,16 +402,121 @@ def resolve(runs, epoch):
     return latest(longer).at(epoch) if longer else None
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One configuration after one epoch count, over seeds: one ``Cell`` per seed.
+
+    A rerun with a seed already in the sample reproduces it and adds nothing, so each seed
+    counts once (its ``representative`` run).  Reads like a ``Cell``: the accuracy, time, loss
+    and per-class figures are means over the seeds; ``accuracy_std`` is the sample standard
+    deviation (ddof=1), None for one seed.
+    """
+
+    cells: tuple
+
+    @property
+    def n(self):
+        return len(self.cells)
+
+    @property
+    def run(self):
+        return self.cells[0].run
+
+    @property
+    def runs(self):
+        return [c.run for c in self.cells]
+
+    @property
+    def epoch(self):
+        return self.cells[0].epoch
+
+    @property
+    def derived(self):
+        return any(c.derived for c in self.cells)
+
+    @property
+    def busy(self):
+        return any(c.busy for c in self.cells)
+
+    @property
+    def accuracy(self):
+        return _mean([c.accuracy for c in self.cells])
+
+    @property
+    def accuracy_std(self):
+        values = [c.accuracy for c in self.cells]
+        if len(values) < 2 or not all(is_number(v) for v in values):
+            return None
+        m = sum(values) / len(values)
+        return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+    @property
+    def time(self):
+        return _mean([c.time for c in self.cells])
+
+    @property
+    def final_loss(self):
+        return _mean([c.final_loss for c in self.cells])
+
+    @property
+    def per_class(self):
+        pcs = [c.per_class for c in self.cells]
+        return {k: _mean([p.get(k) for p in pcs]) for k in pcs[0]}
+
+    @property
+    def ref(self):
+        return ", ".join(c.ref for c in self.cells)
+
+
+def _mean(values):
+    """The mean of ``values``; None when one is missing."""
+    if not values or not all(is_number(v) for v in values):
+        return None
+    return sum(values) / len(values)
+
+
+def by_seed(runs):
+    """{seed: its runs}, seeds in order."""
+    groups = {}
+    for r in sorted(runs, key=lambda r: (str(r.seed), r.run_id)):
+        groups.setdefault(r.seed, []).append(r)
+    return groups
+
+
+def sample(runs):
+    """The ``Sample`` of runs of one configuration (each seed's representative), or None."""
+    cells = [representative(rs).at() for rs in by_seed(runs).values()]
+    return Sample(tuple(cells)) if cells else None
+
+
+def resolve_sample(runs, epoch):
+    """``resolve`` for each seed of ``runs``: the figures after ``epoch`` epochs over seeds, or None."""
+    cells = [resolve(rs, epoch) for rs in by_seed(runs).values()]
+    cells = tuple(c for c in cells if c is not None)
+    return Sample(cells) if cells else None
+
+
+def configurations(runs):
+    """One ``Sample`` per ``Run.configuration`` of ``runs``, in a stable order."""
+    groups = {}
+    for r in runs:
+        groups.setdefault(r.configuration, []).append(r)
+    samples = [sample(rs) for rs in groups.values()]
+    return sorted(samples, key=lambda s: (s.run.setup[:4], s.run.epochs, s.run.augment, s.run.onecycle,
+                                          s.run.configuration, s.run.run_id))
+
+
 def choose_setup(runs, columns):
     """Fill ``columns`` [(predicate, epochs)] from one setup: the one filling most, then the newest.
 
-    Returns the list of cells (None where nothing qualifies).
+    A setup is where and how runs ran (device, chip, precision, batch size), any seed: each
+    column is a ``Sample`` over the seeds of that setup (None where nothing qualifies).
     """
     chosen, score = [None] * len(columns), (0, "")
-    for setup in sorted({r.setup for r in runs if any(p(r) for p, _ in columns)}):
-        cells = [resolve([r for r in runs if r.setup == setup and p(r)], k) for p, k in columns]
+    for setup in sorted({r.setup[:5] for r in runs if any(p(r) for p, _ in columns)}):
+        cells = [resolve_sample([r for r in runs if r.setup[:5] == setup and p(r)], k) for p, k in columns]
         filled = [c for c in cells if c is not None]
-        s = (len(filled), max((c.run.run_id for c in filled), default=""))
+        s = (len(filled), max((r.run_id for c in filled for r in c.runs), default=""))
         if s > score:
             chosen, score = cells, s
     return chosen

@@ -15,6 +15,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 
+import data  # noqa: E402
 import recipes  # noqa: E402
 import report  # noqa: E402
 import train_large  # noqa: E402
@@ -25,6 +26,14 @@ AUG_OFFSETS = [2.0, 11.0, -1.0, -9.0, 4.0, 1.0, 8.0, -4.0, 12.0, -6.0]
 CHIP = "Test Chip 9000"
 PARAMS = {"small": 62006, "large": 1982602, "resnet18": 11173962}
 JPEG_ID = "d32df6ea6c2fcfbc"          # the md5-based id of the JPEG copy in logs before content digests
+JPEG_NAME = data.KNOWN_FILE_IDS[JPEG_ID]
+JPEG_CONTENT = next(k for k, v in data.KNOWN_CONTENT.items() if v == JPEG_NAME)
+OFFICIAL_NAME = data.KNOWN_CONTENT[data.OFFICIAL_CONTENT]
+DATASETS = {        # dataset fingerprints as the loop writes them; "tiny": the template's own
+    "official": dict(content=data.OFFICIAL_CONTENT, official=True, files_id="0f0f0f0f0f0f0f0f"),
+    "jpeg": dict(content=JPEG_CONTENT, official=False, files_id="1e1e1e1e1e1e1e1e"),
+    "unknown": dict(content="ab" * 32, official=False, files_id="2d2d2d2d2d2d2d2d"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +65,8 @@ def make_log(template):
     def make(run_id, model="large", epochs=2, augment=False, onecycle=False, device="cpu",
              precision="fp32", seed=1111, status="complete", acc0=35.0, acc_step=2.0,
              epoch_time=30.0, loss0=2.3, offsets=BASE_OFFSETS, sha="a" * 64, chip=CHIP, tweak=None,
-             load=(1.0, 1.0)):
-        """7 loss lines per epoch, history, results.
+             load=(1.0, 1.0), epoch_load=1.0, cpus=8, dataset="official"):
+        """7 loss lines per epoch, history, results, on ``dataset`` (a key of DATASETS or "tiny").
 
         Test accuracy after epoch e is ``acc0 + acc_step * e``; class i adds ``offsets[i]``;
         cumulative training time is ``epoch_time * e``; the loss line [e, 100 b] reads
@@ -74,7 +83,7 @@ def make_log(template):
             put(h, epoch=e, train_loss=round(loss0 - 0.01 * (7 * (e - 1) + 4), 6), test_accuracy=acc,
                 per_class={c: round(acc + o, 1) for c, o in zip(CLASSES, offsets)}, lr=0.001,
                 epoch_time_s=epoch_time, eval_time_s=0.5, train_time_s=round(epoch_time * e, 3),
-                weights_sha256=sha if e == epochs else fake_sha(sha, e))
+                weights_sha256=sha if e == epochs else fake_sha(sha, e), load_average=[epoch_load, 1.0, 1.0])
             history.append(h)
         if tweak:                                   # {(epoch, batch): loss}: a run that diverged
             lines = [[e, b, tweak.get((e, b), v)] for e, b, v in lines]
@@ -95,11 +104,15 @@ def make_log(template):
             max_lr=0.1, weight_decay=5e-4 if onecycle else 0.0, momentum=0.9, augment=augment,
             onecycle=onecycle, seed=seed, device=device, precision="auto", threads=0, onednn=True)
         put(log["hardware"], os="Linux", os_release="6.1", architecture="x86_64", chip=chip,
-            cpu_count=8, torch_threads=8, gpu="Test GPU 80GB" if device == "cuda" else None,
+            cpu_count=cpus, torch_threads=cpus, gpu="Test GPU 80GB" if device == "cuda" else None,
             python="3.11.7", torch="2.9.0", torchvision="0.24.0", numpy="2.1.0",
             load_average=[load[0], 1.0, 1.0], load_average_end=[load[1], 1.0, 1.0])
-        put(log["dataset"], id=JPEG_ID, official=False, train_images=50000, test_images=10000,
-            folder="data/cifar-10-batches-py")
+        if dataset != "tiny":
+            d = DATASETS[dataset]
+            put(log["dataset"], id=d["content"][:16], content_sha256=d["content"], official=d["official"],
+                official_files=False, files_id=d["files_id"],
+                source=data.describe_dataset(d["content"], d["official"]), train_images=50000,
+                test_images=10000, folder="data/cifar-10-batches-py")
         put(log, run_id=run_id, status=status, script=recipes.recipe(model).script, model=model,
             params=PARAMS.get(model, 1000), seed=seed, device=device, device_requested=device,
             precision=precision, results=results, history=history, loss_lines=lines)
@@ -194,8 +207,9 @@ def test_per_model_numbers_match_the_logs(full):
     best_first = sorted(small["per_class"].items(), key=lambda kv: -kv[1])
     assert classes == [[c, f"{v:.1f}%"] for c, v in best_first]
     assert classes[0] == ["ship", "64.0%"]
-    data = section(full["md"], "Data")
-    assert "`d32df6ea6c2fcfbc`" in data and "lossy JPEG re-encoding" in data
+    datasets = tables(section(full["md"], "Data"))[0]
+    assert row(datasets, OFFICIAL_NAME)[1:] == [f"`{data.OFFICIAL_CONTENT[:16]}`", "yes",
+                                                "data/cifar-10-batches-py", "50000 / 10000", "9", "8 of 9"]
 
 
 def test_device_comparison_computes_speedup(full):
@@ -250,28 +264,33 @@ def test_reproducibility_mismatch_is_a_cross(make_log, tmp_path):
     assert "differ in Loss [1, 700], Loss [2, 700], Final weights sha256" in out.read_text()
 
 
-def test_augmentation_delta_and_history_column(full):
+def test_augmentation_compares_at_equal_epochs_only(full):
     text = section(full["md"], "Data Augmentation")
     tbl = tables(text)[0]
-    assert row(tbl, "**Overall Accuracy**") == ["**Overall Accuracy**", "75.00%", "60.00%", "80.00%"]
+    assert tbl[0][1:] == ["No Aug (20 epochs)", "With Aug (20 epochs)", "No Aug (40 epochs)", "With Aug (40 epochs)"]
+    assert row(tbl, "**Overall Accuracy**") == ["**Overall Accuracy**", "75.00%", "60.00%", "not measured",
+                                                "80.00%"]
     assert row(tbl, "Run") == ["Run", "`20261201-140000-large-e20`", "`20261201-150000-large-aug-e40` @ epoch 20",
-                               "`20261201-150000-large-aug-e40`"]
+                               "—", "`20261201-150000-large-aug-e40`"]
+    # the 40-epoch augmentation run is never set against the 20-epoch run without it
+    assert ("**Key findings:** at 20 epochs, 60.00% with augmentation against 75.00% without "
+            "(-15.00 points).") in text
+    assert "80.00% with augmentation" not in text
+    assert "`python train_large.py --epochs 40`" in text          # what fills the missing column
     per_class = tables(section(full["md"], "Per-Class Accuracy Comparison"))[0]
-    assert per_class[0][-1] == "Δ (40 vs No Aug)"
+    assert per_class[0] == ["Class", "No Aug (20 ep)", "Aug (20 ep)", "Δ"]
     no_aug = full["logs"]["e20"]["results"]["per_class"]
-    aug40 = full["logs"]["aug40"]["results"]["per_class"]
+    aug20 = full["logs"]["aug40"]["history"][19]["per_class"]
     for c in CLASSES:
-        d = aug40[c] - no_aug[c]
-        assert row(per_class, c)[-1].strip("*") == f"{d:+.1f}", c
-    assert row(per_class, "bird") == ["bird", "67.0%", "59.0%", "79.0%", "**+12.0**"]
-    assert row(per_class, "horse")[-1] == "-2.0"
-    assert "9 of 10 classes improved; largest gain: bird (+12.0); largest drop: horse (-2.0)" in full["md"]
+        assert row(per_class, c)[-1].strip("*") == f"{aug20[c] - no_aug[c]:+.1f}", c
+    assert row(per_class, "bird") == ["bird", "67.0%", "59.0%", "-8.0"]
+    assert "Both at 20 epochs." in full["md"]
 
 
 def test_scheduling_delta(full):
     text = section(full["md"], "Learning Rate Scheduling (40 Epochs)")
     tbl = tables(text)[0]
-    assert row(tbl, "**Overall Accuracy**") == ["**Overall Accuracy**", "80.00%", "85.00%", "+5.0 points"]
+    assert row(tbl, "**Overall Accuracy**") == ["**Overall Accuracy**", "80.00%", "85.00%", "+5.00 points"]
     assert "max_lr=0.1" in text and "(0.0005)" in text
     per_class = tables(section(full["md"], "Per-Class Accuracy Comparison (Fixed LR vs OneCycleLR)"))[0]
     fixed = full["logs"]["aug40"]["results"]["per_class"]
@@ -282,20 +301,24 @@ def test_scheduling_delta(full):
 
 def test_targets_and_resnet(full):
     tbl = tables(section(full["md"], "Acceptable Accuracy Targets"))[0]
-    assert row(tbl, "Small LeNet-style CNN")[2:] == ["✓ Achieved (54.00%, 2 epochs)", "`20261201-100000-small-e2`"]
-    assert row(tbl, "Large LeNet-style CNN")[2].startswith("✓ Achieved (75.00%")
-    assert row(tbl, "Large LeNet-style CNN + augmentation + OneCycleLR")[2].startswith("✓ Achieved (85.00%")
-    # the running 40-epoch ResNet logs 90%+ per epoch but is not complete: not used
-    assert row(tbl, "ResNet-18")[2:] == ["✗ Not yet (50.00%, 2 epochs)", "`20261201-170000-resnet18-e2`"]
+    assert tbl[0] == ["Model", "Target Accuracy", "Epochs", "Accuracy", "Status", "Runs"]
+    assert row(tbl, "Small LeNet-style CNN")[1:] == ["≥50%", "2", "54.00%", "✓ Achieved",
+                                                     "`20261201-100000-small-e2`"]
+    assert row(tbl, "Large LeNet-style CNN")[2:5] == ["20", "75.00%", "✓ Achieved"]
+    assert row(tbl, "Large LeNet-style CNN + augmentation + OneCycleLR")[2:5] == ["40", "85.00%", "✓ Achieved"]
+    # the seed's ResNet-18 row is 40 epochs: a 2-epoch run is not that row, and the running
+    # 40-epoch ResNet logs 90%+ per epoch but is not complete: not used
+    assert row(tbl, "ResNet-18")[1:] == ["≥90%", "40", "—", "not measured", "—"]
     resnet = section(full["md"], "ResNet-18 (11,173,962 params)")
     assert "40-epoch recipe has not been measured yet" in resnet
     assert "`python train_resnet.py --epochs 40`" in resnet
-    comp = tables(section(full["md"], "Comparison vs Large LeNet-style CNN + OneCycleLR"))[0]
-    wide = full["logs"]["cyc40"]["results"]["per_class"]
-    res = full["logs"]["resnet2"]["results"]["per_class"]
-    assert row(comp, "dog")[-1].strip("*") == f"{res['dog'] - wide['dog']:+.1f}"
+    # a 2-epoch ResNet-18 is never set against a 40-epoch LeNet
+    comp = section(full["md"], "Comparison vs Large LeNet-style CNN + OneCycleLR")
+    assert not tables(comp) and "improved" not in comp and "waits for equal epochs" in comp
+    assert "`python train_large.py --epochs 2 --augment --onecycle`" in comp
     index = tables(section(full["md"], "Run Index"))[0]
-    assert row(index, "`20261201-180000-resnet18-e40`")[-1] == "running (epoch 20/40)"
+    assert row(index, "`20261201-180000-resnet18-e40`")[-2:] == ["running (epoch 20/40)", "no: not complete"]
+    assert row(index, "`20261201-170000-resnet18-e2`")[-1] == "yes"
     assert len(index) == 1 + len(full["logs"])
 
 
@@ -477,14 +500,203 @@ def test_a_model_added_to_the_recipes_appears_with_no_other_edit(make_log, tmp_p
     text = section((empty / "results.md").read_text(), "Mini CNN")
     assert "A two-layer CNN." in text and "`python train_mini.py --epochs 5`" in text
 
-    runs = write_logs(tmp_path / "runs", [make_log("20261201-100000-mini-e3", model="mini", epochs=3)])
+    short = make_log("20261201-100000-mini-e3", model="mini", epochs=3)
+    runs = write_logs(tmp_path / "runs", [short])
     out = tmp_path / "results.md"
     assert report.main(["--runs", str(runs), "--output", str(out)]) == 0
     md = out.read_text()
     assert "## Mini CNN (1,000 params)" in md
     assert "the 5-epoch recipe has not been measured yet" in section(md, "Mini CNN (1,000 params)")
     assert row(tables(section(md, "Acceptable Accuracy Targets"))[0], "Mini CNN")[1:] == [
-        "≥60%", "✗ Not yet (41.00%, 3 epochs)", "`20261201-100000-mini-e3`"]
-    assert row(tables(section(md, "Architecture Comparison"))[0], "Mini CNN")[1:3] == ["1,000", "41.00%"]
-    assert "CPU, 3 Epochs" in md and "batch 32" not in md        # the recipe's own batch size
+        "≥60%", "5", "—", "not measured", "—"]
+
+    write_logs(runs, [make_log("20261201-110000-mini-e5", model="mini", epochs=5)])
+    assert report.main(["--runs", str(runs), "--output", str(out)]) == 0
+    md = out.read_text()
+    assert row(tables(section(md, "Acceptable Accuracy Targets"))[0], "Mini CNN")[1:] == [
+        "≥60%", "5", "45.00%", "✗ 15.00 points below", "`20261201-110000-mini-e5`"]
+    assert row(tables(section(md, "Architecture Comparison"))[0], "Mini CNN")[1:4] == ["1,000", "5", "45.00%"]
+    assert "CPU, 3 Epochs" in md and "CPU, 5 Epochs" in md and "batch 32" not in md   # the recipe's batch
     assert "results/curves_mini.png" in md and (tmp_path / "results" / "curves_mini.png").is_file()
+
+
+def render(tmp_path, logs, plots=False):
+    """Write ``logs`` into ``tmp_path/runs`` and return the results.md that report.py writes."""
+    runs = write_logs(tmp_path / "runs", logs)
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(runs), "--output", str(out)] + ([] if plots else ["--no-plots"])) == 0
+    return out.read_text()
+
+
+def older(log, *fields):
+    """``log`` as a log written before the loop recorded ``fields``."""
+    if "content" in fields:             # dataset id = a digest of the files' md5 sums
+        for key in ("content_sha256", "official_files", "files_id"):
+            del log["dataset"][key]
+    if "load" in fields:                # no 1-minute load after each epoch
+        for h in log["history"]:
+            del h["load_average"]
+    if "sha" in fields:                 # no weights hash
+        del log["results"]["weights_sha256"]
+        for h in log["history"]:
+            del h["weights_sha256"]
+    return log
+
+
+def test_datasets_are_named_by_their_content(make_log, tmp_path):
+    old_jpeg = older(make_log("20261201-120000-small-e2", model="small"), "content")
+    old_jpeg["dataset"].update(id=JPEG_ID, official=False, source="not the official files")
+    old_other = older(make_log("20261201-150000-small-e2", model="small"), "content")
+    old_other["dataset"].update(id="0123456789abcdef", official=False, source="not the official files")
+    md = render(tmp_path, [make_log("20261201-100000-small-e2", model="small"),
+                           make_log("20261201-110000-small-e2", model="small", dataset="jpeg"), old_jpeg,
+                           make_log("20261201-130000-small-e2", model="small", dataset="unknown"),
+                           make_log("20261201-140000-small-e2", model="small", dataset="tiny"), old_other])
+    rows = tables(section(md, "Data"))[0]
+    assert row(rows, OFFICIAL_NAME)[1:3] == [f"`{data.OFFICIAL_CONTENT[:16]}`", "yes"]
+    # the JPEG copy, from its content digest and from the md5-based id of older logs: one dataset
+    assert row(rows, JPEG_NAME)[1:3] == [f"`{JPEG_CONTENT[:16]}`, `{JPEG_ID}`", "no"]
+    assert row(rows, JPEG_NAME)[-2:] == ["2", "no"]
+    unknown = [r for r in rows[1:] if "unknown origin" in r[0]]
+    assert sorted(r[0] for r in unknown) == sorted(
+        f"a CIFAR-10-format dataset of unknown origin (id {i})"
+        for i in ("0123456789abcdef", "ab" * 8, make_log("x", dataset="tiny")["dataset"]["id"]))
+    assert sum("JPEG" in r[0] for r in rows[1:]) == 1           # never "JPEG" by guess
+    assert [r[4] for r in unknown if "0123" in r[0] or "abab" in r[0]] == ["50000 / 10000"] * 2
+    assert row(rows, OFFICIAL_NAME)[-1] == "1 of 1"
+
+
+def test_other_data_never_enters_the_main_tables(make_log, tmp_path):
+    official = make_log("20261201-100000-large-e20", epochs=20)                        # 75%
+    others = {"jpeg": make_log("20261201-110000-large-e20", epochs=20, acc0=55.0, dataset="jpeg"),
+              "tiny": make_log("20261201-120000-large-e20", epochs=20, acc0=59.0, dataset="tiny"),
+              "unknown": make_log("20261201-130000-large-e20", epochs=20, acc0=50.0, dataset="unknown"),
+              "tiny_small": make_log("20261201-140000-small-e2", model="small", acc0=80.0, dataset="tiny")}
+    md = render(tmp_path, [official, *others.values()], plots=True)
+    main, rest = md.split("## Runs on Other Data\n")
+    for log in others.values():
+        assert log["run_id"] not in main.split("## Table of Contents")[1], log["run_id"]
+    assert row(tables(section(md, "Acceptable Accuracy Targets"))[0], "Large LeNet-style CNN")[3:] == [
+        "75.00%", "✓ Achieved", "`20261201-100000-large-e20`"]
+    assert "*Not measured yet.* Run `python train_small.py`" in section(md, "Small LeNet-style CNN (62,006 params)")
+    assert "1 complete run" not in md and "4 complete run(s) on other data" in md
+    other = section(md, "Runs on Other Data")
+    tiny_name = f"a CIFAR-10-format dataset of unknown origin (id {others['tiny']['dataset']['id']})"
+    tiny = tables(section(other, f"{tiny_name} (200 / 100 images)"))[0]
+    assert [r[0] for r in tiny[1:]] == ["Small LeNet-style CNN", "Large LeNet-style CNN"]
+    assert row(tables(section(other, f"{JPEG_NAME} (50000 / 10000 images)"))[0],
+               "Large LeNet-style CNN")[3] == "95.00%"
+    index = tables(section(md, "Run Index"))[0]
+    assert row(index, "`20261201-100000-large-e20`")[-1] == "yes"
+    assert row(index, "`20261201-110000-large-e20`")[-1] == "no: not the official images"
+    assert row(index, "`20261201-120000-large-e20`")[-1] == "no: 200 / 100 images, not the full set"
+    assert "20261201-110000" not in section(md, "Plots")
+
+
+def test_several_seeds_read_as_mean_and_std(make_log, tmp_path):
+    cyc = dict(epochs=40, augment=True, onecycle=True, acc_step=1.0)
+    logs = [make_log(f"20261201-1{i}0000-large-aug-onecycle-e40", seed=seed, acc0=acc0, epoch_time=30.0 + i, **cyc)
+            for i, (seed, acc0) in enumerate([(1111, 44.70), (1112, 44.91), (1113, 45.12)])]
+    # a rerun of seed 1111 reproduces it: not a fourth sample
+    logs.append(make_log("20261201-140000-large-aug-onecycle-e40", seed=1111, acc0=44.70, epoch_time=40.0, **cyc))
+    logs.append(make_log("20261201-150000-large-aug-e40", epochs=40, augment=True, acc0=40.0, acc_step=1.0))
+    md = render(tmp_path, logs)
+    seeds = "`20261201-100000-large-aug-onecycle-e40`, `20261201-110000-large-aug-onecycle-e40`, " \
+            "`20261201-120000-large-aug-onecycle-e40`"
+    headline = row(tables(section(md, "Acceptable Accuracy Targets"))[0],
+                   "Large LeNet-style CNN + augmentation + OneCycleLR")
+    assert headline[1:] == ["≥85%", "40", "84.91 ± 0.21% (n=3)", "✗ 0.09 points below", seeds]
+    assert row(tables(section(md, "Acceptable Accuracy Targets"))[0],
+               "Large LeNet-style CNN + augmentation")[3] == "80.00%"               # one seed: no ± and no n
+    configs = tables(section(md, "Large LeNet-style CNN (1,982,602 params)"))[1]
+    assert row(configs, "CPU, 40 Epochs, augmentation, OneCycleLR")[4:] == [
+        "84.91 ± 0.21% (n=3)", "1240.00s", "-0.500", seeds, "4"]
+    schedule = section(md, "Learning Rate Scheduling (40 Epochs)")
+    assert row(tables(schedule)[0], "**Overall Accuracy**") == [
+        "**Overall Accuracy**", "80.00%", "84.91 ± 0.21% (n=3)", "+4.91 points"]
+    assert "mean ± sample standard deviation" in schedule
+    per_class = tables(section(md, "CPU, 40 Epochs, augmentation, OneCycleLR"))[0]
+    assert row(per_class, "ship") == ["ship", f"{84.91 + 10:.1f}%"]                  # the mean over seeds
+
+
+def test_a_class_without_test_images_reads_na(make_log, tmp_path):
+    new = make_log("20261201-100000-small-e2", model="small")
+    new["results"]["per_class"]["cat"] = None          # the loop writes null for a class with no image
+    new["results"]["confusion"][3] = [0] * 10
+    for h in new["history"]:
+        h["per_class"]["cat"] = None
+    old = make_log("20261201-110000-large-e20", epochs=20)  # older logs wrote 0.0
+    old["results"]["per_class"]["cat"] = 0.0
+    old["results"]["confusion"][3] = [0] * 10
+    for h in old["history"]:
+        h["per_class"]["cat"] = 0.0
+    md = render(tmp_path, [new, old], plots=True)
+    small = tables(section(md, "CPU, 2 Epochs"))[0]
+    assert small[-1] == ["cat", "n/a"]                                               # listed last
+    assert tables(section(md, "CPU, 20 Epochs"))[0][-1] == ["cat", "n/a"]
+    assert row(tables(section(md, "Per-Class Accuracy by Epoch"))[0], "cat") == ["cat", "n/a", "n/a"]
+    assert not re.search(r"\| 0\.0% \|", md)
+
+
+def test_resnet_is_compared_with_the_lenet_at_equal_epochs(make_log, tmp_path):
+    cyc40 = make_log("20261201-160000-large-aug-onecycle-e40", epochs=40, augment=True, onecycle=True,
+                     acc0=45.0, acc_step=1.0, offsets=AUG_OFFSETS)
+    res40 = make_log("20261201-170000-resnet18-e40", model="resnet18", epochs=40, acc0=50.0, acc_step=1.0)
+    res2 = make_log("20261201-180000-resnet18-e2", model="resnet18", acc0=80.0, acc_step=5.0)  # 90% in 2
+    md = render(tmp_path, [cyc40, res40, res2], plots=True)
+    comp = section(md, "Comparison vs Large LeNet-style CNN + OneCycleLR")
+    assert "Both at 40 epochs" in comp and "`20261201-170000-resnet18-e40`" in comp
+    assert "20261201-180000" not in comp
+    assert tables(comp)[0][0] == ["Class", "Large CNN (85.00%)", "ResNet-18 (90.00%)", "Δ"]
+    assert row(tables(section(md, "Acceptable Accuracy Targets"))[0], "ResNet-18")[2:5] == [
+        "40", "90.00%", "✓ Achieved"]
+    arch = tables(section(md, "Architecture Comparison"))[0]
+    assert arch[0][:4] == ["Model", "Params", "Epochs", "Accuracy"]
+    assert row(arch, "ResNet-18")[2:4] == ["40", "90.00%"]
+    plots = section(md, "Per-Class Accuracy of the Target Rows")
+    assert "ResNet-18 (40 epochs) `20261201-170000-resnet18-e40`" in plots and "20261201-180000" not in plots
+
+
+def test_epoch_series_leaves_augmentation_out(full):
+    text = section(full["md"], "Epoch Training and Diminishing Returns")
+    tbl = tables(text)[0]
+    assert [r[0] for r in tbl[1:]] == ["2", "10", "20"]
+    assert row(tbl, "20")[1:3] == ["75.00%", "+20.00 points"]
+    assert "aug" not in " ".join(" ".join(r) for r in tbl)
+
+
+def test_a_hash_missing_from_an_older_log_reads_not_recorded(make_log, tmp_path):
+    old = older(make_log("20261201-110000-large-e20", epochs=20), "sha")
+    new = make_log("20261201-120000-large-e20", epochs=20)
+    resumed = make_log("20261201-130000-large-e3", epochs=3, sha="03" * 32)
+    resumed["resumes"] = [{"after_epoch": 1, "at": "2026-12-01T13:05:00+0000", "device": "cpu",
+                           "epochs_before": 3}]
+    md = render(tmp_path, [old, new])
+    text = section(md, "Large LeNet-style CNN, CPU, 20 Epochs, seed 1111")
+    assert row(tables(text)[0], "Final weights sha256") == [
+        "Final weights sha256", "not recorded", "`aaaaaaaaaaaa…`", "not recorded"]
+    assert "differ" not in text and "not recorded by every run (an older log): Final weights sha256" in text
+    md = render(tmp_path / "resumed", [old, resumed])
+    resume = tables(section(md, "Interrupted and Resumed"))[0]
+    assert row(resume, "Weights sha256 after epoch 3")[1:] == ["`030303030303…`", "not recorded", "not recorded"]
+
+
+def test_timings_on_a_busy_machine_are_marked(make_log, tmp_path):
+    logs = {  # two CPUs: busy above a load of 2.5
+        # high load at start and end, but the per-epoch loads of a newer log decide: not busy
+        "calm": make_log("20261201-100000-small-e2", model="small", cpus=2, epoch_load=2.4, load=(9.0, 9.0)),
+        "busy": make_log("20261201-110000-large-e2", cpus=2, epoch_load=2.6),
+        "old_busy": older(make_log("20261201-120000-large-e20", epochs=20, cpus=2, load=(1.0, 3.0)), "load"),
+        "old_calm": older(make_log("20261201-130000-resnet18-e2", model="resnet18", cpus=2, load=(2.0, 2.4)),
+                          "load"),
+    }
+    md = render(tmp_path, logs.values())
+    hw = section(md, "Test Chip 9000 (Linux x86_64)")
+    times = {r[0]: r[6] for r in tables(hw)[1][1:]}
+    assert times == {"`20261201-100000-small-e2`": "60.00s", "`20261201-110000-large-e2`": "60.00s†",
+                     "`20261201-120000-large-e20`": "600.00s†", "`20261201-130000-resnet18-e2`": "60.00s"}
+    assert "† Timed on a busy machine" in hw
+    progression = tables(section(md, "Training Progression"))[0]
+    assert row(progression, "**Time**") == ["**Time**", "60.00s†", "300.00s†", "600.00s†"]
+    assert "† Timed on a busy machine" in section(md, "Training Progression")
+    assert "†" not in section(md, "Small LeNet-style CNN (62,006 params)")
