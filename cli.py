@@ -6,9 +6,12 @@ This module imports no torch, so ``--help`` and a bad flag answer at once.
 """
 import argparse
 import dataclasses
+import json
 import math
 import os
+import statistics
 import sys
+from pathlib import Path
 
 import recipes
 from errors import UserError
@@ -45,6 +48,14 @@ nonnegative_int = number(int, "zero or a positive whole number", low=0)
 positive_float = number(float, "a positive number", above=0)
 nonnegative_float = number(float, "zero or a positive number", low=0)
 seed_int = number(int, f"a seed from 0 to {SEED_MAX}", low=0, high=SEED_MAX)
+
+
+def seed_list(text):
+    """--seeds: comma-separated seeds, each once, in the order given."""
+    seeds = [seed_int(t.strip()) for t in text.split(",") if t.strip()]
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"{text!r} names no seed")
+    return list(dict.fromkeys(seeds))
 thread_count = number(int, f"a thread count from 0 to {CPU_COUNT} (this machine's CPUs)", low=0, high=CPU_COUNT)
 worker_count = number(int, f"a worker count from 0 to {CPU_COUNT} (this machine's CPUs)", low=0, high=CPU_COUNT)
 
@@ -129,6 +140,9 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
     a("--out", default=d.out, help=f"folder of run folders (default: {d.out})")
     a("--log-every", type=positive_int, default=d.log_every,
       help=f"print the mean loss every N mini-batches (default: {d.log_every})")
+    a("--seeds", type=seed_list, metavar="S1,S2,...",
+      help="train the recipe once per seed, one run folder each, then print the test accuracy's "
+           "mean ± std (default: one run, with --seed)")
     a("--resume", metavar="RUN", help="continue a run: its id in --out, its folder or its checkpoint")
     return p
 
@@ -155,6 +169,28 @@ def config_from_args(args):
     return recipes.Config(**{**values, "weight_decay": wd})
 
 
+def train_seeds(engine, cfg, seeds, script, given):
+    """One run per seed, one after another; print each run's accuracy, then mean ± std."""
+    accuracies = []
+    for seed in seeds:
+        print(f"== seed {seed} ({len(accuracies) + 1} of {len(seeds)})", flush=True)
+        out = Path(cfg.out)
+        before = set(out.iterdir()) if out.is_dir() else set()
+        code = engine.train(dataclasses.replace(cfg, seed=seed), script=script, explicit=given)
+        if code:
+            return code
+        new = [p for p in (set(out.iterdir()) - before) if (p / "run_log.json").is_file()]
+        record = json.loads(new[0].joinpath("run_log.json").read_text()) if len(new) == 1 else {}
+        accuracies.append((seed, (record.get("results") or {}).get("overall_accuracy"), new[0].name))
+    values = [a for _, a, _ in accuracies if a is not None]
+    for seed, acc, run_id in accuracies:
+        print(f"seed {seed}: test accuracy {acc:.2f}% ({run_id})")
+    mean = statistics.fmean(values)
+    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    print(f"test accuracy over {len(values)} seeds: {mean:.2f}{spread}% (mean ± sample std)")
+    return 0
+
+
 def train_main(model, argv, description, script):
     """Parse ``argv`` over ``model``'s recipe and train; return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -163,7 +199,13 @@ def train_main(model, argv, description, script):
         args = build_training_parser(model, description, prog=script).parse_args(argv)
         given = given_flags(model, argv)
         import engine                       # torch: only once the command line is sound
-        return engine.train(config_from_args(args), script=script, resume=args.resume, explicit=given)
+        if args.seeds is None:
+            return engine.train(config_from_args(args), script=script, resume=args.resume,
+                                explicit=given)
+        if args.resume is not None or "seed" in given:
+            raise UserError("--seeds starts one new run per seed; drop --resume and --seed "
+                            "(resume a stopped run of the series by its own id)")
+        return train_seeds(engine, config_from_args(args), args.seeds, script, given)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

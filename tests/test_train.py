@@ -170,3 +170,17 @@ def test_unwritable_output_folder(tiny_data, workdir, capsys):
     code, _, err = run(train_small, capsys, "--epochs", "1", "--data-dir", str(tiny_data),
                        "--out", str(workdir / "blocker" / "runs"))
     assert_one_line_error(code, err, r"cannot create a run folder in .*--out", workdir)
+
+
+def test_seeds_trains_one_run_per_seed_and_prints_mean_and_std(tiny_data, workdir, capsys):
+    code, out, err = run(train_small, capsys, "--epochs", "1", "--seeds", "5,6,5", "--data-dir",
+                         str(tiny_data), "--out", "runs", "--device", "cpu")
+    assert code == 0, err
+    logs = [json.loads((d / "run_log.json").read_text()) for d in sorted((workdir / "runs").iterdir())]
+    assert sorted(l["seed"] for l in logs) == [5, 6]
+    accs = {l["seed"]: l["results"]["overall_accuracy"] for l in logs}
+    mean = sum(accs.values()) / 2
+    std = (sum((a - mean) ** 2 for a in accs.values())) ** 0.5      # sample std of two values
+    assert f"test accuracy over 2 seeds: {mean:.2f} ± {std:.2f}%" in out
+    code, _, err = run(train_small, capsys, "--seeds", "1,2", "--seed", "3", "--data-dir", str(tiny_data))
+    assert code == 2 and "drop --resume and --seed" in err
