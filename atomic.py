@@ -38,7 +38,7 @@ def write_with(path, writer):
         _remove(tmp)
         raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
                         "free some disk space or choose another folder with --out") from None
-    except RuntimeError as exc:
+    except RuntimeError:
         # torch.save reports a failed write (a full disk) as RuntimeError from its C++ writer.
         _remove(tmp)
         if _nearly_full(path.parent):

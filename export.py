@@ -30,6 +30,7 @@ import atomic
 import cli
 import data
 import predict
+import trained
 from engine import weights_digest
 from errors import UserError
 
@@ -75,7 +76,7 @@ def manifest(model_name, source, digest, batch):
 def build_parser():
     p = cli.Parser(prog=Path(__file__).name, description=__doc__,
                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    predict.add_source_flags(p, "export")
+    trained.add_source_flags(p, "export")
     p.add_argument("--out", default="exports",
                    help="folder of exports: <out>/<run-id>/model.pt2 and model.json (default: exports)")
     return p
@@ -83,7 +84,7 @@ def build_parser():
 
 def run_export(args):
     device = torch.device("cpu")          # a program traced on a GPU would hold GPU weights
-    model_name, model, source = predict.trained_model(args, device)
+    model_name, model, source = trained.trained_model(args, device)
     digest = weights_digest(model)
     folder = Path(args.out) / (source["run"] or f"{model_name}-{digest[:12]}")
     program, batch = export_program(model)
@@ -93,7 +94,7 @@ def run_export(args):
     atomic.write_with(folder / PROGRAM, lambda f: torch.export.save(program, f))
     atomic.write_json(folder / MANIFEST, manifest(model_name, source, digest, batch))   # last: marks it whole
     shape = f"batch 1 to {MAX_BATCH}" if batch["dynamic"] else "batch 1 only"
-    print(f"{model_name} ({predict.describe(source)}) exported: {folder / PROGRAM} ({shape}), "
+    print(f"{model_name} ({trained.describe(source)}) exported: {folder / PROGRAM} ({shape}), "
           f"{folder / MANIFEST}")
     return 0
 

@@ -30,11 +30,9 @@ from PIL import Image, ImageOps
 
 import cli
 import data
-import recipes
-import runs
 from engine import resolve_device
 from errors import UserError
-from visualize_activations import load_weights
+from trained import add_source_flags, describe, trained_model
 
 SIZE = 32                                   # CIFAR-10 images are 32x32
 MAX_TOP = len(data.CLASSES)
@@ -88,50 +86,6 @@ def normalize(images, device):
 
 
 # ---------------------------------------------------------------- the trained model
-
-def add_source_flags(p, purpose):
-    """--run | --weights, --model and --runs: which trained network ``purpose`` uses."""
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--run", metavar="RUN_ID",
-                     help="a complete training run's id in --runs, or its folder (default: the newest "
-                          "complete run in --runs, of --model when given, else of any model)")
-    src.add_argument("--weights", metavar="PATH",
-                     help="a weights.pt (or a run's checkpoint.pt) of --model, which is then required "
-                          "(default: none; see --run)")
-    p.add_argument("--model", choices=list(recipes.RECIPES), default=None,
-                   help=f"network to {purpose}: with --weights, the one they belong to; otherwise "
-                        "restricts the choice of run (default: the run's model)")
-    p.add_argument("--runs", default="runs", help="folder of training runs (default: runs)")
-
-
-def trained_model(args, device):
-    """(model name, network on ``device`` in eval mode, {"run": run id or None, "weights": path})."""
-    if args.weights is not None:
-        if args.model is None:
-            raise UserError(f"--weights needs --model to say which network they belong to "
-                            f"({', '.join(recipes.RECIPES)})")
-        model = load_weights(args.model, args.weights, device)
-        return args.model, model.eval(), {"run": None, "weights": str(args.weights)}
-    if args.run is not None:
-        run_dir, model_name = runs.find_complete(args.run, args.runs, recipes.RECIPES)
-        if args.model is not None and args.model != model_name:
-            raise UserError(f"run {run_dir.name} trained {model_name}, not {args.model}; drop --model")
-    else:
-        run_dir = runs.latest_complete(args.runs, args.model)
-        if run_dir is None:
-            which = f"{args.model} " if args.model else ""
-            script = recipes.RECIPES[args.model or "small"].script
-            out = "" if Path(args.runs) == Path("runs") else f" --out {args.runs}"
-            raise UserError(f"no complete {which}run with weights in {args.runs}; train one with: "
-                            f"python {script}{out} (or pass --run or --weights)")
-        run_dir, model_name = runs.find_complete(str(run_dir), args.runs, recipes.RECIPES)
-    model = load_weights(model_name, run_dir / runs.WEIGHTS, device, from_run=True)
-    return model_name, model.eval(), {"run": run_dir.name, "weights": str(run_dir / runs.WEIGHTS)}
-
-
-def describe(source):
-    return f"run {source['run']}" if source["run"] else f"weights {source['weights']}"
-
 
 # ---------------------------------------------------------------- classification
 

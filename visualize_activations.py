@@ -35,7 +35,7 @@ import recipes
 import runs
 from engine import resolve_device
 from errors import UserError
-from models import MODELS, build_model
+from trained import load_weights, untrained_model
 
 DEFAULT_MODEL = "resnet18"
 OVERVIEW_CHANNELS = 8
@@ -47,52 +47,6 @@ def default_layers(model_name):
 
 
 # ---------------------------------------------------------------- weights
-
-def _fits(model, state):
-    """Whether ``state`` has exactly the parameter names and shapes of ``model``."""
-    own = model.state_dict()
-    return own.keys() == state.keys() and all(
-        isinstance(state[k], torch.Tensor) and own[k].shape == state[k].shape for k in own)
-
-
-def load_weights(model_name, path, device, from_run=False):
-    """``model_name``'s network with the state_dict in ``path`` (or a checkpoint's), on ``device``.
-
-    ``from_run``: the model was named by a run's log, so --model is no way out of a mismatch.
-    """
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"no weights file {path}") from None
-    except Exception as exc:  # truncated zip, not a torch file, pickle refused by weights_only
-        raise UserError(f"{path} is truncated or not a weights file ({type(exc).__name__}); "
-                        "train the model again or pass another file") from None
-    if isinstance(state, dict) and state.get("format") == 1 and "model" in state:
-        state = state["model"]  # a training checkpoint.pt: the weights of its last finished epoch
-    model = build_model(model_name)
-    if not isinstance(state, dict) or not _fits(model, state):
-        others = [m for m in MODELS if m != model_name and isinstance(state, dict)
-                  and _fits(build_model(m), state)]
-        if others and from_run:
-            hint = (f"they are {others[0]} weights, not the run's; pass them with "
-                    f"--weights {path} --model {others[0]}")
-        elif others:
-            hint = f"they are {others[0]} weights; pass --model {others[0]}"
-        else:
-            hint = f"they fit none of the models ({', '.join(MODELS)})"
-        raise UserError(f"{path} does not hold {model_name} weights: {hint}")
-    model.load_state_dict(state)
-    return model.to(device)
-
-
-def untrained_model(model_name, seed, device):
-    """A freshly initialised network, the same for the same seed; the global RNG is left alone."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(model_name)
-    return model.to(device)
-
 
 # ---------------------------------------------------------------- activations
 

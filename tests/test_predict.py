@@ -16,7 +16,7 @@ import export
 import predict
 import train_small
 from conftest import run
-from visualize_activations import load_weights
+from trained import load_weights, trained_model
 
 # One printed prediction: "path: name 12.3%, name 4.5%, ...".
 ENTRY = re.compile(r"^(\w+) (\d+\.\d)%$")
@@ -271,6 +271,6 @@ def test_export_without_a_run_is_one_line_exit_2(tmp_path, capsys):
 
 def test_trained_model_is_in_eval_mode(trained):
     args = predict.build_parser().parse_args(["x.png", *trained.flags])
-    name, model, source = predict.trained_model(args, torch.device("cpu"))
+    name, model, source = trained_model(args, torch.device("cpu"))
     assert name == "small" and not model.training
     assert source == {"run": trained.id, "weights": str(trained.run_dir / "weights.pt")}

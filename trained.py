@@ -1,0 +1,106 @@
+"""A trained network from a run folder or a weights file, for the tools that use one.
+
+    >>> model_name, model, source = trained_model(args, torch.device("cpu"))   # after add_source_flags
+
+``visualize_activations.py``, ``predict.py`` and ``export.py`` pick their
+network the same way: ``--run`` (a complete run), ``--weights`` with ``--model``,
+or by default the newest complete run in ``--runs``.
+"""
+from pathlib import Path
+
+import torch
+
+import recipes
+import runs
+from errors import UserError
+from models import MODELS, build_model
+
+
+def _fits(model, state):
+    """Whether ``state`` has exactly the parameter names and shapes of ``model``."""
+    own = model.state_dict()
+    return own.keys() == state.keys() and all(
+        isinstance(state[k], torch.Tensor) and own[k].shape == state[k].shape for k in own)
+
+
+def load_weights(model_name, path, device, from_run=False):
+    """``model_name``'s network with the state_dict in ``path`` (or a checkpoint's), on ``device``.
+
+    ``from_run``: the model was named by a run's log, so --model is no way out of a mismatch.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"no weights file {path}") from None
+    except Exception as exc:  # truncated zip, not a torch file, pickle refused by weights_only
+        raise UserError(f"{path} is truncated or not a weights file ({type(exc).__name__}); "
+                        "train the model again or pass another file") from None
+    if isinstance(state, dict) and state.get("format") == 1 and "model" in state:
+        state = state["model"]  # a training checkpoint.pt: the weights of its last finished epoch
+    model = build_model(model_name)
+    if not isinstance(state, dict) or not _fits(model, state):
+        others = [m for m in MODELS if m != model_name and isinstance(state, dict)
+                  and _fits(build_model(m), state)]
+        if others and from_run:
+            hint = (f"they are {others[0]} weights, not the run's; pass them with "
+                    f"--weights {path} --model {others[0]}")
+        elif others:
+            hint = f"they are {others[0]} weights; pass --model {others[0]}"
+        else:
+            hint = f"they fit none of the models ({', '.join(MODELS)})"
+        raise UserError(f"{path} does not hold {model_name} weights: {hint}")
+    model.load_state_dict(state)
+    return model.to(device)
+
+
+def untrained_model(model_name, seed, device):
+    """A freshly initialised network, the same for the same seed; the global RNG is left alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(model_name)
+    return model.to(device)
+
+
+def add_source_flags(p, purpose):
+    """--run | --weights, --model and --runs: which trained network ``purpose`` uses."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--run", metavar="RUN_ID",
+                     help="a complete training run's id in --runs, or its folder (default: the newest "
+                          "complete run in --runs, of --model when given, else of any model)")
+    src.add_argument("--weights", metavar="PATH",
+                     help="a weights.pt (or a run's checkpoint.pt) of --model, which is then required "
+                          "(default: none; see --run)")
+    p.add_argument("--model", choices=list(recipes.RECIPES), default=None,
+                   help=f"network to {purpose}: with --weights, the one they belong to; otherwise "
+                        "restricts the choice of run (default: the run's model)")
+    p.add_argument("--runs", default="runs", help="folder of training runs (default: runs)")
+
+
+def trained_model(args, device):
+    """(model name, network on ``device`` in eval mode, {"run": run id or None, "weights": path})."""
+    if args.weights is not None:
+        if args.model is None:
+            raise UserError(f"--weights needs --model to say which network they belong to "
+                            f"({', '.join(recipes.RECIPES)})")
+        model = load_weights(args.model, args.weights, device)
+        return args.model, model.eval(), {"run": None, "weights": str(args.weights)}
+    if args.run is not None:
+        run_dir, model_name = runs.find_complete(args.run, args.runs, recipes.RECIPES)
+        if args.model is not None and args.model != model_name:
+            raise UserError(f"run {run_dir.name} trained {model_name}, not {args.model}; drop --model")
+    else:
+        run_dir = runs.latest_complete(args.runs, args.model)
+        if run_dir is None:
+            which = f"{args.model} " if args.model else ""
+            script = recipes.RECIPES[args.model or "small"].script
+            out = "" if Path(args.runs) == Path("runs") else f" --out {args.runs}"
+            raise UserError(f"no complete {which}run with weights in {args.runs}; train one with: "
+                            f"python {script}{out} (or pass --run or --weights)")
+        run_dir, model_name = runs.find_complete(str(run_dir), args.runs, recipes.RECIPES)
+    model = load_weights(model_name, run_dir / runs.WEIGHTS, device, from_run=True)
+    return model_name, model.eval(), {"run": run_dir.name, "weights": str(run_dir / runs.WEIGHTS)}
+
+
+def describe(source):
+    return f"run {source['run']}" if source["run"] else f"weights {source['weights']}"
