@@ -111,7 +111,8 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
       help=f"network; another model's recipe defaults apply (default: {d.model})")
     a("--epochs", type=positive_int, default=d.epochs, help=f"training epochs (default: {d.epochs})")
     a("--batch-size", type=positive_int, default=d.batch_size,
-      help=f"mini-batch size (default: {d.batch_size})")
+      help="mini-batch size; under torchrun the global batch, split evenly across the processes, "
+           f"so the learning rate needs no change (default: {d.batch_size})")
     a("--lr", type=positive_float, default=d.lr,
       help=f"fixed learning rate, used without OneCycle (default: {d.lr})")
     a("--max-lr", type=positive_float, default=d.max_lr,

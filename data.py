@@ -10,7 +10,8 @@ restricted unpickler that admits only what CIFAR-10 files hold, so a crafted
 batch file cannot run code.  All 60,000 images stay on the device as uint8;
 shuffling, random crop (32, padding 4) and horizontal flip are batched tensor
 operations there, drawn from a seeded CPU generator so that the data order is
-the same on every device.
+the same on every device.  Under torchrun every rank draws the same epoch and
+takes its share of each global batch (``train_batches(..., rank, world)``).
 """
 import hashlib
 import io
@@ -226,6 +227,24 @@ def random_crop_flip(x, shifts, flips, padding=4):
     return take_crops(crop_windows(x, padding), index, shifts, flips, padding)
 
 
+def share_positions(n, batch_size, rank, world):
+    """Places in an epoch's order of ``n`` images that rank ``rank`` of ``world`` trains on.
+
+    The order is cut into global batches of ``batch_size`` (a multiple of ``world``); each rank
+    takes its contiguous ``batch_size // world`` rows of every one, so the ranks' shares of a
+    batch, in rank order, are the batch a single process trains on.  The last, shorter batch
+    of m images is shared as m // world rows each: its m % world last images sit the epoch out
+    (none when ``world`` divides ``n``, as 2, 4, 8 and 16 divide CIFAR-10's 50,000).
+    Returns int64 positions (n_rank,), in training order.
+    """
+    share = batch_size // world
+    full = n // batch_size * batch_size
+    order = torch.arange(n)
+    body = order[:full].view(-1, world, share)[:, rank].reshape(-1)     # (full // world,)
+    tail = (n - full) // world
+    return torch.cat([body, order[full + rank * tail:full + (rank + 1) * tail]])
+
+
 class DeviceCIFAR10:
     """CIFAR-10 held as uint8 tensors on one device, yielding normalised float batches."""
 
@@ -255,39 +274,59 @@ class DeviceCIFAR10:
         x = torch.addcmul(self._shift, x, self._scale)            # promotes to float32 in one pass
         return x.contiguous(memory_format=self.memory_format)
 
-    def num_batches(self, batch_size):
-        return -(-len(self) // batch_size)
+    def num_batches(self, batch_size, world=1):
+        """Batches per epoch: global batches of ``batch_size``, ``world`` ranks sharing each."""
+        full, rest = divmod(len(self), batch_size)
+        return full + (rest // world > 0)
 
-    def epoch_tensors(self, generator, augment):
+    def epoch_tensors(self, generator, augment, positions=None):
         """One epoch's shuffled (and augmented) uint8 images and labels.
 
         Draws the order and, if augmenting, every image's crop offset and flip
         from ``generator`` (a CPU torch.Generator), so the result depends only
-        on the generator's state, not on the device.
+        on the generator's state, not on the device.  ``positions`` (int64, from
+        ``share_positions``) keeps only those places of the epoch's order: one rank's
+        share.  Every image's draws are made, kept or not, so the generators of all
+        ranks stay in step.
         """
         n = len(self)
-        perm = torch.randperm(n, generator=generator).to(self.device)
+        perm = torch.randperm(n, generator=generator)
+        if augment:
+            shifts = torch.randint(0, 9, (n, 2), generator=generator)
+            flips = torch.randint(0, 2, (n,), generator=generator).bool()
+        if positions is not None:
+            perm = perm[positions]
+            if augment:
+                shifts, flips = shifts[positions], flips[positions]
+        perm = perm.to(self.device)
         if not augment:
             return self.x_train[perm], self.y_train[perm]
-        shifts = torch.randint(0, 9, (n, 2), generator=generator).to(self.device)
-        flips = torch.randint(0, 2, (n,), generator=generator).bool().to(self.device)
         if self._windows is None:
             self._windows = crop_windows(self.x_train)
-        return take_crops(self._windows, perm, shifts, flips), self.y_train[perm]
+        return (take_crops(self._windows, perm, shifts.to(self.device), flips.to(self.device)),
+                self.y_train[perm])
 
-    def train_batches(self, batch_size, generator, augment):
+    def train_batches(self, batch_size, generator, augment, rank=0, world=1):
         """Yield (x, y) for one epoch: x float (B, 3, 32, 32) normalised, y int64 (B,).
 
-        Normalises ``NORMALIZE_IMAGES`` images at a time (whole batches), so that small
-        batches pay one call per block rather than one per batch; the values are the same.
+        ``batch_size`` is the global batch: with ``world`` ranks, rank ``rank`` gets its
+        ``batch_size // world`` rows of each (see ``share_positions``).  Normalises
+        ``NORMALIZE_IMAGES`` images at a time (whole batches), so that small batches pay one
+        call per block rather than one per batch; the values are the same.
         """
-        x, y = self.epoch_tensors(generator, augment)
-        block = max(1, self.NORMALIZE_IMAGES // batch_size) * batch_size
+        share = batch_size // world
+        positions = None if world == 1 else share_positions(len(self), batch_size, rank, world)
+        x, y = self.epoch_tensors(generator, augment, positions)
+        block = max(1, self.NORMALIZE_IMAGES // share) * share
         for b in range(0, len(y), block):
             xb = self.normalize(x[b:b + block])
-            for s in range(0, len(xb), batch_size):
-                yield xb[s:s + batch_size], y[b + s:b + s + batch_size]
+            for s in range(0, len(xb), share):
+                yield xb[s:s + share], y[b + s:b + s + share]
 
-    def test_batches(self, batch_size=EVAL_BATCH):
-        for s in range(0, len(self.y_test), batch_size):
-            yield self.normalize(self.x_test[s:s + batch_size]), self.y_test[s:s + batch_size]
+    def test_batches(self, batch_size=EVAL_BATCH, rank=0, world=1):
+        """Yield the test set in order, or rank ``rank``'s contiguous 1/``world`` of it."""
+        n = len(self.y_test)
+        start, stop = rank * n // world, (rank + 1) * n // world
+        for s in range(start, stop, batch_size):
+            e = min(s + batch_size, stop)
+            yield self.normalize(self.x_test[s:e]), self.y_test[s:e]

@@ -11,6 +11,11 @@ Each run lives in ``<out>/<run-id>/``: ``run_log.json`` (rewritten after every
 epoch), ``checkpoint.pt`` (after every epoch, for ``--resume``) and
 ``weights.pt`` (the final ``state_dict``).  On CPU, the same seed gives the
 same loss lines and bit-identical weights, also across an interruption and resume.
+
+Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment) the same loop
+runs on every rank with the model in DistributedDataParallel: ``batch_size`` is
+the global batch, each rank trains on its share of it, and rank 0 alone prints
+and writes (see ``Ranks``).
 """
 import dataclasses
 import hashlib
@@ -20,12 +25,14 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 import atomic
 import data
@@ -138,6 +145,170 @@ def cpu_settings(threads=0, onednn=True):
         torch.backends.mkldnn.enabled = before[1]
 
 
+# ---------------------------------------------------------------- several processes (torchrun)
+
+class SharedError(UserError):
+    """A UserError that every rank raises together: rank 0 says it, the other ranks exit quietly."""
+
+
+def torchrun_env():
+    """(rank, world size, local rank, processes on this machine) as torchrun sets them, or None."""
+    env = os.environ
+    if "RANK" not in env or "WORLD_SIZE" not in env:
+        return None
+    return (int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)),
+            int(env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"])))
+
+
+def check_batch_split(batch_size, world):
+    """``batch_size`` is the global batch under torchrun: every rank takes an equal share."""
+    if batch_size % world:
+        raise SharedError(f"--batch-size {batch_size} does not split evenly across {world} processes; "
+                          f"under torchrun it is the global batch: choose a multiple of {world}")
+
+
+def rank_device(name, local_rank):
+    """The device of local rank ``local_rank`` under torchrun: cuda:LOCAL_RANK, or the CPU.
+
+    No fallback here: every rank has to train on the kind of device the others use.
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "mps":
+        raise SharedError("MPS has no distributed backend; under torchrun use --device cuda or cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if local_rank >= count:
+        raise UserError(f"local rank {local_rank} has no CUDA GPU (this machine has {count}); start at "
+                        f"most {count} processes per machine (--nproc_per_node) or use --device cpu")
+    return torch.device("cuda", local_rank)
+
+
+@dataclasses.dataclass
+class Ranks:
+    """This process's place among the processes of one run: rank 0 of 1 without torchrun.
+
+    Under torchrun every rank runs the whole loop; these collectives keep the ranks in step
+    (NCCL on CUDA, Gloo on the CPU; the stop flag and Python objects always travel over Gloo,
+    so no host read waits on the GPU).  Without torchrun each is the identity, so a plain run
+    computes exactly what it did before.
+    """
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    local_world: int = 1
+    backend: str = None              # "nccl" or "gloo" under torchrun; None for a plain run
+    devices: list = None             # every rank's device, in rank order
+    control: object = None           # Gloo process group for host-side agreement (None: the default)
+
+    @property
+    def launched(self):
+        return self.backend is not None
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    @property
+    def launcher(self):
+        """How to start this run again, for the resume hint."""
+        if not self.launched:
+            return "python"
+        if self.world == self.local_world:
+            return f"torchrun --standalone --nproc_per_node {self.local_world}"
+        return (f"torchrun --nnodes {self.world // self.local_world} --nproc_per_node {self.local_world} "
+                "--rdzv-backend c10d --rdzv-endpoint HOST:PORT")
+
+    def record(self):
+        return {"world_size": self.world, "backend": self.backend, "devices": self.devices}
+
+    def mean(self, x):
+        """The mean of tensor ``x`` over the ranks (``x`` itself without torchrun)."""
+        if not self.launched:
+            return x
+        x = x.float().clone()
+        dist.all_reduce(x)                                     # SUM; NCCL alone has AVG
+        return x / self.world
+
+    def sum(self, x):
+        """Sum tensor ``x`` over the ranks, in place."""
+        if self.launched:
+            dist.all_reduce(x)
+        return x
+
+    def any(self, flag):
+        """Whether ``flag`` is true on any rank: the same answer on every rank."""
+        if not self.launched:
+            return bool(flag)
+        t = torch.tensor([int(bool(flag))], dtype=torch.int32)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.control)
+        return bool(t.item())
+
+    def on_main(self, fn):
+        """``fn()`` on rank 0 and its result on every rank; a UserError of it is raised on every rank."""
+        if not self.launched:
+            return fn()
+        box = [None, None]                                     # [result, error message]
+        if self.main:
+            try:
+                box[0] = fn()
+            except UserError as exc:
+                box[1] = str(exc)
+        dist.broadcast_object_list(box, src=0, group=self.control)
+        if box[1] is not None:
+            raise SharedError(box[1])
+        return box[0]
+
+    def broadcast_buffers(self, model):
+        """Rank 0's buffers on every rank.  Batch-norm statistics on the CPU come from each rank's
+        own share in the last forward pass; this way every rank evaluates the model rank 0 saves."""
+        if self.launched:
+            for b in model.buffers():
+                dist.broadcast(b, src=0)
+
+    def parallel(self, model):
+        """``model`` in DistributedDataParallel under torchrun, else ``model`` itself."""
+        if not self.launched:
+            return model
+        return DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None)
+
+
+@contextmanager
+def process_group(device_name, launch=None):
+    """This process's ``Ranks``.  ``launch`` is ``torchrun_env()``; under torchrun the process group
+    lives for the block: one rank per process on cuda:LOCAL_RANK (NCCL) or the CPU (Gloo)."""
+    if launch is None:
+        device, warning = resolve_device(device_name)
+        if warning:
+            print(warning, file=sys.stderr)
+        yield Ranks(device, devices=[str(device)])
+        return
+    rank, world, local_rank, local_world = launch
+    device = rank_device(device_name, local_rank)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+    try:
+        control = dist.new_group(backend="gloo") if backend == "nccl" else None
+        devices = [None] * world
+        dist.all_gather_object(devices, str(device), group=control)
+        yield Ranks(device, rank, world, local_world, backend, devices, control)
+    finally:
+        dist.destroy_process_group()
+
+
+@contextmanager
+def stdout_silenced(silent):
+    """Send stdout to the null device in the block when ``silent``: only rank 0 prints."""
+    if not silent:
+        yield
+        return
+    with open(os.devnull, "w") as sink, redirect_stdout(sink):
+        yield
+
+
 # ---------------------------------------------------------------- interruption
 
 class StopFlag:
@@ -188,16 +359,22 @@ class StopFlag:
 # ---------------------------------------------------------------- evaluation and reports
 
 @torch.no_grad()
-def evaluate(model, ds, dtype=None):
+def evaluate(model, ds, dtype=None, ranks=None):
     """Accuracy on the test set: overall %, per-class % (None for a class with no test image),
-    and the 10x10 confusion matrix."""
+    and the 10x10 confusion matrix.  With ``ranks`` of a torchrun launch, each rank counts its
+    share of the test set and every rank returns the sum."""
     model.eval()
+    rank, world = (ranks.rank, ranks.world) if ranks is not None else (0, 1)
+    if ranks is not None:
+        ranks.broadcast_buffers(model)
     n = len(data.CLASSES)
     confusion = torch.zeros(n * n, dtype=torch.int64, device=ds.device)
-    for x, y in ds.test_batches():
+    for x, y in ds.test_batches(rank=rank, world=world):
         with autocast(ds.device, dtype):
             pred = model(x).argmax(1)
         confusion += torch.bincount(y * n + pred, minlength=n * n)
+    if ranks is not None:
+        ranks.sum(confusion)
     confusion = confusion.view(n, n).cpu()                 # rows: true class, cols: predicted
     totals = confusion.sum(1)
     per_class = {c: round(100.0 * confusion[i, i].item() / totals[i].item(), 2) if totals[i] else None
@@ -352,17 +529,20 @@ def train_one_epoch(t, epoch, stop):
     """Train ``t`` (a ``Training``) for one epoch, or until ``stop``; return (losses, batches done).
 
     Losses stay on the device; one host read per logging interval, for the printed line.
+    Under torchrun each rank trains on its share of every global batch, and the logged
+    losses are the mean over the ranks: the loss of the global batch.
     """
-    cfg = t.cfg
+    cfg, ranks = t.cfg, t.ranks
     t.model.train()
     losses, b = [], 0
-    for b, (x, y) in enumerate(t.ds.train_batches(cfg.batch_size, t.gen, cfg.augment), 1):
+    batches = t.ds.train_batches(cfg.batch_size, t.gen, cfg.augment, ranks.rank, ranks.world)
+    for b, (x, y) in enumerate(batches, 1):
         losses.append(train_step(t.step_model, t.optimizer, t.scaler, x, y, t.dtype))
         if t.schedule is not None:
             t.schedule.step()
         if b % cfg.log_every == 0 or b == t.steps:
             start = (b - 1) // cfg.log_every * cfg.log_every
-            window = torch.stack(losses[start:b])           # this logging interval's losses
+            window = ranks.mean(torch.stack(losses[start:b]))  # this logging interval's losses
             mean = window.float().mean().item()
             if not np.isfinite(mean):
                 bad = int(torch.nonzero(~torch.isfinite(window))[0])
@@ -370,7 +550,7 @@ def train_one_epoch(t, epoch, stop):
             if b % cfg.log_every == 0:
                 print(f"[{epoch}, {b}] loss: {mean:.3f}", flush=True)
                 t.loss_lines.append([epoch, b, round(mean, 6)])
-        if stop:
+        if ranks.any(stop):                      # a signal to any rank stops them all here
             break
     synchronize(t.device)
     return losses, b
@@ -394,6 +574,7 @@ class Training:
     scaler: torch.amp.GradScaler
     gen: torch.Generator
     steps: int
+    ranks: Ranks
     run_dir: Path = None
     started: str = None
     history: list = dataclasses.field(default_factory=list)
@@ -407,9 +588,13 @@ class Training:
         # --epochs: an extended run stopped before its first new epoch still has the old count
         # in its checkpoint.
         epochs = "" if self.cfg.onecycle else f" --epochs {self.cfg.epochs}"
-        return f"resume with: python {self.script} --resume {hwdna.relative(self.run_dir)}{epochs}"
+        return (f"resume with: {self.ranks.launcher} {self.script} "
+                f"--resume {hwdna.relative(self.run_dir)}{epochs}")
 
     def save_checkpoint(self):
+        """Write ``checkpoint.pt`` (rank 0 only: every rank holds the same state)."""
+        if not self.ranks.main:
+            return
         try:
             atomic.torch_save(self.run_dir / runs.CHECKPOINT, {
                 "format": 1, "config": dataclasses.asdict(self.cfg), "epoch": self.done,
@@ -424,14 +609,26 @@ class Training:
 
     def write_log(self, status):
         self.record["status"] = status
-        runs.write_log(self.run_dir, self.record)
+        if self.ranks.main:
+            runs.write_log(self.run_dir, self.record)
+
+    def save(self):
+        """After an epoch: the checkpoint, then the run log."""
+        self.save_checkpoint()
+        self.write_log("running")
+
+    def is_complete(self):
+        """A resumed run that already has every epoch, its final run log and its weights."""
+        return (self.done >= self.cfg.epochs and runs.is_complete_training(runs.read_log(self.run_dir))
+                and (self.run_dir / runs.WEIGHTS).is_file())
 
 
-def set_up(cfg, script):
-    """Device, seeds, data, model, optimizer and schedule of a run, before any epoch."""
-    device, warning = resolve_device(cfg.device)
-    if warning:
-        print(warning, file=sys.stderr)
+def set_up(cfg, script, ranks):
+    """Device, seeds, data, model, optimizer and schedule of a run, before any epoch.
+
+    Every rank seeds alike, so all start from the same weights and draw the same epochs.
+    """
+    device = ranks.device
     dtype = amp_dtype(cfg.precision, device)
     seed_everything(cfg.seed, device)
 
@@ -443,21 +640,31 @@ def set_up(cfg, script):
         "folder": hwdna.relative(folder), "train_images": len(ds), "test_images": len(ds.y_test)}
 
     model = build_model(cfg.model).to(device, memory_format=memory_format)
+    if ranks.world > 1 and device.type == "cuda":
+        # Batch norm over the global batch, as one process computes it (GPUs only in PyTorch;
+        # on the CPU each rank normalises its own share).  Same state_dict keys.
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
-    steps = ds.num_batches(cfg.batch_size)
+    steps = ds.num_batches(cfg.batch_size, ranks.world)
+    step_model = ranks.parallel(model)      # DDP averages the ranks' gradients in backward
     return Training(
         cfg=cfg, script=script, device=device, dtype=dtype, ds=ds, dataset=dataset, model=model,
-        step_model=torch.compile(model) if cfg.compile else model, optimizer=optimizer,
+        step_model=torch.compile(step_model) if cfg.compile else step_model, optimizer=optimizer,
         schedule=make_schedule(cfg, optimizer, steps),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype is torch.float16),
-        gen=data_generator(cfg.seed), steps=steps)
+        gen=data_generator(cfg.seed), steps=steps, ranks=ranks)
 
 
 def start_new(t):
-    t.run_dir = runs.new_run_dir(t.cfg.out, run_tag(t.cfg))
-    t.started = hwdna.now()
-    t.save_checkpoint()                                  # epoch 0: a stop at once can resume
+    """Create the run folder (rank 0) and tell every rank its name."""
+    def create():
+        t.run_dir = runs.new_run_dir(t.cfg.out, run_tag(t.cfg))
+        t.started = hwdna.now()
+        t.save_checkpoint()                              # epoch 0: a stop at once can resume
+        return t.run_dir.name, t.started
+    name, t.started = t.ranks.on_main(create)
+    t.run_dir = Path(t.cfg.out) / name
 
 
 def restore(t, ckpt, ckpt_path):
@@ -479,7 +686,7 @@ def restore(t, ckpt, ckpt_path):
                         "it is not a checkpoint of this run: start a new run") from None
     t.history, t.loss_lines, t.done, t.started = ckpt["history"], ckpt["loss_lines"], ckpt["epoch"], ckpt["started"]
     t.resumes = ckpt.get("resumes", []) + [{"after_epoch": t.done, "at": hwdna.now(),
-                                            "device": t.device.type,
+                                            "device": t.device.type, "world_size": t.ranks.world,
                                             "epochs_before": ckpt["config"].epochs}]
 
 
@@ -489,6 +696,7 @@ def new_record(t):
         "kind": "train", "run_id": t.run_dir.name, "status": "running", "script": t.script,
         "model": cfg.model, "params": count_parameters(t.model), "seed": cfg.seed,
         "device": t.device.type, "device_requested": cfg.device, "precision": precision_name(t.dtype),
+        "distributed": t.ranks.record(),
         "config": dataclasses.asdict(cfg) | {"data_dir": hwdna.relative(cfg.data_dir),
                                              "out": hwdna.relative(cfg.out)},
         "hardware": hwdna.describe(t.device), "dataset": t.dataset, "git": hwdna.git_commit(),
@@ -500,10 +708,11 @@ def new_record(t):
 def end_of_epoch(t, epoch, losses, train_time):
     """Evaluate, record the epoch, print its line, save the checkpoint and the run log."""
     t1 = time.perf_counter()
-    result = evaluate(t.model, t.ds, t.dtype)
+    result = evaluate(t.model, t.ds, t.dtype, t.ranks)
     eval_time = time.perf_counter() - t1
+    train_loss = t.ranks.mean(torch.stack(losses).float().mean()).item()
     t.history.append({
-        "epoch": epoch, "train_loss": round(torch.stack(losses).float().mean().item(), 6),
+        "epoch": epoch, "train_loss": round(train_loss, 6),
         "test_accuracy": result["overall_accuracy"], "per_class": result["per_class"],
         "lr": t.optimizer.param_groups[0]["lr"], "epoch_time_s": round(train_time, 3),
         "eval_time_s": round(eval_time, 3),
@@ -514,8 +723,7 @@ def end_of_epoch(t, epoch, losses, train_time):
           f"test accuracy {result['overall_accuracy']:.2f}%, "
           f"train time {train_time:.1f}s, eval time {eval_time:.1f}s", flush=True)
     t.done = epoch
-    t.save_checkpoint()
-    t.write_log("running")
+    t.ranks.on_main(t.save)
     return result
 
 
@@ -526,18 +734,21 @@ def refreshes_top_level(t):
 
 
 def finish(t, result):
-    """Write the weights and the final run log; print the accuracy and the per-class table."""
-    atomic.torch_save(t.run_dir / runs.WEIGHTS, t.model.state_dict())
+    """Write the weights and the final run log (rank 0); print the accuracy and the per-class table."""
     total_train = t.history[-1]["train_time_s"]
-    t.record["hardware"]["load_average_end"] = hwdna.load_average()
-    t.record.update(finished=hwdna.now(), results={
-        **result, "train_time_s": total_train,
-        "final_loss": t.loss_lines[-1][2] if t.loss_lines else t.history[-1]["train_loss"],
-        "epochs": t.cfg.epochs, "weights_sha256": weights_digest(t.model),
-    })
-    t.write_log("complete")
-    if refreshes_top_level(t):
-        atomic.write_json(hwdna.ROOT / runs.LOG, t.record)
+
+    def write():
+        atomic.torch_save(t.run_dir / runs.WEIGHTS, t.model.state_dict())   # never DDP's module. keys
+        t.record["hardware"]["load_average_end"] = hwdna.load_average()
+        t.record.update(finished=hwdna.now(), results={
+            **result, "train_time_s": total_train,
+            "final_loss": t.loss_lines[-1][2] if t.loss_lines else t.history[-1]["train_loss"],
+            "epochs": t.cfg.epochs, "weights_sha256": weights_digest(t.model),
+        })
+        t.write_log("complete")
+        if refreshes_top_level(t):
+            atomic.write_json(hwdna.ROOT / runs.LOG, t.record)
+    t.ranks.on_main(write)
     print(f"Accuracy of the network on the {result['total']} test images: "
           f"{result['overall_accuracy']:.2f} %")
     print(class_table(result["per_class"]))
@@ -546,36 +757,49 @@ def finish(t, result):
 
 
 def train(cfg, script="train.py", resume=None, explicit=()):
-    """Train (or resume) one run; return the exit status (0 done, 130 interrupted)."""
+    """Train (or resume) one run; return the exit status (0 done, 130 interrupted).
+
+    Under torchrun every rank calls this: every rank loads the checkpoint it resumes.
+    """
     stop = StopFlag()
-    with stop.installed():                   # from the start: no signal finds the run half-made
-        ckpt = ckpt_path = None
-        if resume is not None:
-            ckpt_path = runs.find_checkpoint(resume, cfg.out)
-            ckpt = load_checkpoint(ckpt_path)
-            cfg = resumed_config(ckpt, cfg, explicit)
-        with cpu_settings(cfg.threads, cfg.onednn):
-            return _run(cfg, script, ckpt, ckpt_path, stop)
+    launch = torchrun_env()
+    rank, world = (launch[0], launch[1]) if launch else (0, 1)
+    # From the start: no signal finds the run half-made.  Only rank 0 prints.
+    with stop.installed(), stdout_silenced(rank != 0):
+        try:
+            ckpt = ckpt_path = None
+            if resume is not None:
+                ckpt_path = runs.find_checkpoint(resume, cfg.out)
+                ckpt = load_checkpoint(ckpt_path)
+                cfg = resumed_config(ckpt, cfg, explicit)
+            check_batch_split(cfg.batch_size, world)
+            with process_group(cfg.device, launch) as ranks, cpu_settings(cfg.threads, cfg.onednn):
+                return _run(cfg, script, ckpt, ckpt_path, stop, ranks)
+        except SharedError as exc:
+            if rank != 0:                    # rank 0 says it
+                return exc.exit_code
+            raise
 
 
-def _run(cfg, script, ckpt, ckpt_path, stop):
-    t = set_up(cfg, script)
+def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
+    t = set_up(cfg, script, ranks)
     if ckpt is None:
         start_new(t)
     else:
         restore(t, ckpt, ckpt_path)
-        log = runs.read_log(t.run_dir)
-        if t.done >= cfg.epochs and runs.is_complete_training(log) and (t.run_dir / runs.WEIGHTS).is_file():
+        if ranks.on_main(t.is_complete):
             print(f"run {t.run_dir.name} already has all {cfg.epochs} epochs; nothing to do")
             return 0
         print(f"resuming {t.run_dir.name} after epoch {t.done} on {t.device}")
     t.record = new_record(t)
     stop.on_abort = lambda: t.write_log("interrupted")
-    t.write_log("running")
-    if stop:
+    ranks.on_main(lambda: t.write_log("running"))
+    if ranks.any(stop):
         return _interrupted(t, f"before epoch {t.done + 1}")
+    shares = (f" ({cfg.batch_size // ranks.world} per process x {ranks.world}, {ranks.backend})"
+              if ranks.launched else "")
     print(f"run {t.run_dir.name}: {cfg.model} ({t.record['params']:,} parameters) on {t.device}, "
-          f"{t.record['precision']}, {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}, "
+          f"{t.record['precision']}, {cfg.epochs} epochs, batch {cfg.batch_size}{shares}, seed {cfg.seed}, "
           f"{len(t.ds):,} training images", flush=True)
 
     result = None
@@ -583,22 +807,24 @@ def _run(cfg, script, ckpt, ckpt_path, stop):
         t0 = time.perf_counter()
         try:
             losses, b = train_one_epoch(t, epoch, stop)
-        except DivergedError as exc:
-            t.write_log("failed")
-            raise UserError(f"{exc}; the checkpoint of epoch {exc.epoch - 1} in "
-                            f"{hwdna.relative(t.run_dir)} is kept; try a lower --lr or --max-lr") from None
-        if stop:
+        except DivergedError as exc:             # every rank sees the same (averaged) losses
+            ranks.on_main(lambda: t.write_log("failed"))
+            raise SharedError(f"{exc}; the checkpoint of epoch {exc.epoch - 1} in "
+                              f"{hwdna.relative(t.run_dir)} is kept; try a lower --lr or --max-lr") from None
+        if ranks.any(stop):
             return _interrupted(t, f"at [{epoch}, {b}]; the checkpoint holds epoch {epoch - 1}")
         result = end_of_epoch(t, epoch, losses, time.perf_counter() - t0)
-        if stop and epoch < cfg.epochs:
+        if epoch < cfg.epochs and ranks.any(stop):
             return _interrupted(t, f"after epoch {epoch}")
     if result is None:                      # resumed after the last epoch: finish what was left
-        result = evaluate(t.model, t.ds, t.dtype)
+        result = evaluate(t.model, t.ds, t.dtype, ranks)
     finish(t, result)
     return 0
 
 
 def _interrupted(t, where):
-    t.write_log("interrupted")
-    print(f"interrupted {where}; {t.resume_hint}", file=sys.stderr)
+    def say():
+        t.write_log("interrupted")
+        print(f"interrupted {where}; {t.resume_hint}", file=sys.stderr)
+    t.ranks.on_main(say)                     # no rank leaves before rank 0 has written its log
     return EXIT_INTERRUPTED
