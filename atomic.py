@@ -17,15 +17,18 @@ os.umask(_UMASK)
 _IN_FLIGHT = set()
 
 
-def write_with(path, writer):
-    """Call ``writer(fileobj)`` on a temp file beside ``path``, then rename it over ``path``."""
+def write_with(path, writer, flag="--out"):
+    """Call ``writer(fileobj)`` on a temp file beside ``path``, then rename it over ``path``.
+
+    ``flag`` is the option that chooses where the file goes, named in the error message.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
-                        "choose a writable folder with --out") from None
+                        f"choose a writable folder with {flag}") from None
     _IN_FLIGHT.add(tmp)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
@@ -37,13 +40,13 @@ def write_with(path, writer):
     except OSError as exc:
         _remove(tmp)
         raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
-                        "free some disk space or choose another folder with --out") from None
+                        f"free some disk space or choose another folder with {flag}") from None
     except RuntimeError:
         # torch.save reports a failed write (a full disk) as RuntimeError from its C++ writer.
         _remove(tmp)
         if _nearly_full(path.parent):
             raise UserError(f"cannot write {path} (No space left on device); "
-                            "free some disk space or choose another folder with --out") from None
+                            f"free some disk space or choose another folder with {flag}") from None
         raise
     except BaseException:
         _remove(tmp)
@@ -72,12 +75,12 @@ def _remove(tmp):
         pass
 
 
-def write_bytes(path, data):
-    write_with(path, lambda f: f.write(data))
+def write_bytes(path, data, flag="--out"):
+    write_with(path, lambda f: f.write(data), flag)
 
 
-def write_text(path, text):
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path, text, flag="--out"):
+    write_bytes(path, text.encode("utf-8"), flag)
 
 
 def write_json(path, obj):
@@ -89,6 +92,6 @@ def torch_save(path, obj):
     write_with(path, lambda f: torch.save(obj, f))
 
 
-def save_figure(path, fig, **kwargs):
+def save_figure(path, fig, flag="--out", **kwargs):
     """Save a matplotlib figure as PNG atomically."""
-    write_with(path, lambda f: fig.savefig(f, format="png", **kwargs))
+    write_with(path, lambda f: fig.savefig(f, format="png", **kwargs), flag)

@@ -172,6 +172,8 @@ def config_from_args(args):
 
 def train_seeds(engine, cfg, seeds, script, given):
     """One run per seed, one after another; print each run's accuracy, then mean ± std."""
+    if os.environ.get("RANK", "0") != "0":           # under torchrun, rank 0 speaks for all
+        print = lambda *a, **k: None                  # noqa: E731
     accuracies = []
     for seed in seeds:
         print(f"== seed {seed} ({len(accuracies) + 1} of {len(seeds)})", flush=True)

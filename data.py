@@ -45,6 +45,7 @@ class _CifarUnpickler(pickle.Unpickler):
         ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
         ("__builtin__", "object"), ("builtins", "object"),
         ("_codecs", "encode"),  # how Python 3 writes bytes in protocol-2 pickles
+        ("__builtin__", "bytes"), ("builtins", "bytes"),  # ... and empty bytes
     }
 
     def find_class(self, module, name):

@@ -103,6 +103,6 @@ def write_plots(figures, plot_dir, dpi):
     for name, draw in figures:
         fig = draw()
         try:
-            atomic.save_figure(plot_dir / name, fig, dpi=dpi, metadata={"Software": None})
+            atomic.save_figure(plot_dir / name, fig, flag="--plots", dpi=dpi, metadata={"Software": None})
         finally:
             plt.close(fig)

@@ -26,6 +26,7 @@ from functools import cached_property
 from pathlib import Path
 
 import atomic
+import cli
 import plots
 import recipes
 from errors import UserError
@@ -35,6 +36,7 @@ from runs import (DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, choose_setup, confi
 CLASSES = plots.CLASSES
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}
 NOT_MEASURED = "Not measured yet"
+MAX_DPI = 600                  # a 600-dpi plot is already about 5,000 pixels wide
 BUSY_MARK = "†"
 BUSY_NOTE = ("† Timed on a busy machine: the mean 1-minute load average over the run's epochs (older "
              "logs: the larger of its start and end loads) exceeded the CPU count + 0.5, so other work "
@@ -1245,30 +1247,15 @@ def render(ctx):
 
 # ---------------------------------------------------------------- command line
 
-class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error instead of usage text."""
-
-    def error(self, message):
-        raise UserError(f"{message} (see {self.prog} --help)")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
-    return value
-
-
 def build_parser():
-    p = Parser(prog="report.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(prog="report.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", default="runs", help="folder of run folders holding run_log.json (default: runs)")
     p.add_argument("--output", default="results.md", help="the results document to write (default: results.md)")
     p.add_argument("--plots", default=None,
                    help="folder for the PNG plots (default: results/ beside --output)")
-    p.add_argument("--dpi", type=_positive_int, default=100, help="resolution of the plots (default: 100)")
+    p.add_argument("--dpi", type=cli.number(int, f"a resolution from 10 to {MAX_DPI} dots per inch",
+                                            low=10, high=MAX_DPI),
+                   default=100, help=f"resolution of the plots, 10 to {MAX_DPI} (default: 100)")
     p.add_argument("--no-plots", action="store_true", help="write results.md without drawing plots (default: off)")
     return p
 
@@ -1299,7 +1286,7 @@ def main(argv=None):
         text = render(ctx)
         figs = figures(ctx) if ctx.draw_plots else []
         plots.write_plots([(f.name, f.draw) for f in figs], plot_dir, args.dpi)
-        atomic.write_text(output, text)
+        atomic.write_text(output, text, flag="--output")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -126,6 +126,84 @@ def _first(v):
     return v if is_number(v) else None
 
 
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _str(v):
+    return isinstance(v, str)
+
+
+def _bool(v):
+    return isinstance(v, bool)
+
+
+def _opt(check):
+    return lambda v: v is None or check(v)
+
+
+def _list_of(check):
+    return lambda v: isinstance(v, list) and all(check(x) for x in v)
+
+
+def _accuracies(v):
+    return isinstance(v, dict) and all(x is None or is_number(x) for x in v.values())
+
+
+def _load(v):
+    return v is None or is_number(v) or (isinstance(v, list) and all(is_number(x) for x in v))
+
+
+def _loss_line(v):
+    return isinstance(v, list) and len(v) == 3 and _int(v[0]) and _int(v[1]) and is_number(v[2])
+
+
+# The type of every field a report reads, where a log has it: a log with another type is skipped.
+FIELDS = {
+    "": {"kind": _str, "status": _str, "run_id": _str, "model": _opt(_str), "seed": _opt(_int),
+         "device": _opt(_str),
+         "precision": _opt(_str), "params": _opt(_int), "config": lambda v: isinstance(v, dict),
+         "hardware": lambda v: isinstance(v, dict), "dataset": lambda v: isinstance(v, dict),
+         "results": _opt(lambda v: isinstance(v, dict)), "history": _list_of(lambda h: isinstance(h, dict)),
+         "loss_lines": _list_of(_loss_line), "resumes": _list_of(lambda r: isinstance(r, dict)),
+         "git": _opt(lambda v: isinstance(v, dict)), "started": _opt(_str), "finished": _opt(_str)},
+    "config": {"model": _str, "epochs": _int, "batch_size": _int, "lr": is_number, "max_lr": is_number,
+               "weight_decay": is_number, "momentum": is_number, "augment": _bool, "onecycle": _bool,
+               "seed": _int, "precision": _str, "channels_last": _bool, "compile": _bool,
+               "threads": _int, "onednn": _bool},
+    "hardware": {"cpu_count": _opt(_int), "torch_threads": _opt(_int), "load_average": _load,
+                 "load_average_end": _load, "chip": _opt(_str)},
+    "dataset": {"id": _str, "official": _opt(_bool), "train_images": _int, "test_images": _int,
+                "content_sha256": _str},
+    "results": {"overall_accuracy": is_number, "train_time_s": is_number, "final_loss": is_number,
+                "epochs": _int, "per_class": _accuracies, "weights_sha256": _opt(_str),
+                "total": _int, "correct": _int},
+    "history": {"epoch": _int, "test_accuracy": is_number, "train_loss": is_number,
+                "per_class": _accuracies, "epoch_time_s": is_number, "eval_time_s": is_number,
+                "train_time_s": is_number, "weights_sha256": _opt(_str), "load_average": _load},
+    "resumes": {"after_epoch": _int, "epochs_before": _int, "device": _str},
+}
+
+
+def log_problem(rec):
+    """The first field of ``rec`` whose type no run log of this project writes, or None."""
+    def check(where, part):
+        for key, ok in FIELDS[where].items():
+            if key in part and not ok(part[key]):
+                return f"{where + '.' if where else ''}{key} is {json.dumps(part[key])[:40]}"
+        return None
+    problem = check("", rec)
+    if rec.get("kind", "train") != "train":       # benchmarks: their own results and settings
+        return problem or (check("hardware", rec["hardware"]) if isinstance(rec.get("hardware"), dict)
+                           else None)
+    for where in ("config", "hardware", "dataset", "results"):
+        problem = problem or (check(where, rec[where]) if isinstance(rec.get(where), dict) else None)
+    for where in ("history", "resumes"):
+        for item in rec.get(where) or []:
+            problem = problem or check(where, item)
+    return problem
+
+
 class Run:
     """One ``run_log.json`` record with tolerant accessors (older logs lack some fields)."""
 
@@ -364,6 +442,10 @@ def load_runs(runs_dir, warn):
             continue
         if not isinstance(rec, dict):
             warn(f"warning: skipping {path}: not a run log (a JSON object was expected)")
+            continue
+        problem = log_problem(rec)
+        if problem:
+            warn(f"warning: skipping {path}: {problem}, not what a run log holds")
             continue
         runs.append(Run(rec, path))
     return sorted(runs, key=lambda r: (r.run_id, str(r.path)))

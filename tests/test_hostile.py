@@ -293,3 +293,36 @@ def test_git_commit_only_from_the_projects_own_repository(tmp_path, monkeypatch)
     assert hwdna.git_commit() is None
     monkeypatch.setattr(hwdna, "ROOT", top)
     assert hwdna.git_commit()["commit"]
+
+
+# ---------------------------------------------------------------- report
+
+@pytest.mark.parametrize("path, value", [
+    (("config", "epochs"), "two"), (("results", "train_time_s"), "slow"), (("resumes",), "x"),
+    (("history",), [{"epoch": "a"}]), (("loss_lines",), [["a", "b", "c"]]),
+    (("dataset", "train_images"), None), (("results", "per_class"), {"cat": "high"}),
+])
+def test_report_skips_a_badly_typed_log_with_a_warning(path, value, one_epoch, workdir, capsys):
+    import report
+    bad = one_epoch.parent / "bad"
+    shutil.copytree(one_epoch, bad)
+    rec = log_of(bad)
+    part = rec
+    for key in path[:-1]:
+        part = part[key]
+    part[path[-1]] = value
+    (bad / "run_log.json").write_text(json.dumps(rec))
+    code, out, err = run(report, capsys, "--runs", "runs", "--output", "doc/results.md")
+    assert code == 0 and "Traceback" not in err
+    assert re.search(rf"warning: skipping \S*bad/run_log.json: {'.'.join(path)}", err), err
+    text = (workdir / "doc" / "results.md").read_text()
+    assert one_epoch.name in text and "`bad`" not in text
+
+
+def test_report_bounds_and_flags(one_epoch, workdir, capsys):
+    import report
+    code, _, err = run(report, capsys, "--runs", "runs", "--dpi", "100000")
+    assert_error(code, err, r"--dpi: 100000 is not a resolution from 10 to 600")
+    (workdir / "afile").write_text("x")
+    code, _, err = run(report, capsys, "--runs", "runs", "--output", "afile/results.md")
+    assert code == 2 and "--out " not in err and "--output" in err
