@@ -139,6 +139,12 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
       help="CPU convolutions through oneDNN; --no-onednn uses PyTorch's native kernels, faster for "
            f"tiny convolutions at tiny batches (default: {on_off(d.onednn)})")
     a("--out", default=d.out, help=f"folder of run folders (default: {d.out})")
+    a("--progress", action=argparse.BooleanOptionalAction, default=d.progress,
+      help="a progress bar per epoch (steps, images/s, ETA); the loss lines print either way "
+           "(default: on when stdout is a terminal)")
+    a("--tensorboard", action=argparse.BooleanOptionalAction, default=d.tensorboard,
+      help="write loss, learning rate and accuracy for TensorBoard into the run folder's "
+           f"tensorboard/ (needs: pip install tensorboard) (default: {on_off(d.tensorboard)})")
     a("--log-every", type=positive_int, default=d.log_every,
       help=f"print the mean loss every N mini-batches (default: {d.log_every})")
     a("--seeds", type=seed_list, metavar="S1,S2,...",
@@ -172,11 +178,15 @@ def config_from_args(args):
 
 def train_seeds(engine, cfg, seeds, script, given):
     """One run per seed, one after another; print each run's accuracy, then mean ± std."""
-    if os.environ.get("RANK", "0") != "0":           # under torchrun, rank 0 speaks for all
-        print = lambda *a, **k: None                  # noqa: E731
+    quiet = os.environ.get("RANK", "0") != "0"        # under torchrun, rank 0 speaks for all
+
+    def say(line):
+        if not quiet:
+            print(line, flush=True)
+
     accuracies = []
     for seed in seeds:
-        print(f"== seed {seed} ({len(accuracies) + 1} of {len(seeds)})", flush=True)
+        say(f"== seed {seed} ({len(accuracies) + 1} of {len(seeds)})")
         out = Path(cfg.out)
         before = set(out.iterdir()) if out.is_dir() else set()
         code = engine.train(dataclasses.replace(cfg, seed=seed), script=script, explicit=given)
@@ -187,10 +197,10 @@ def train_seeds(engine, cfg, seeds, script, given):
         accuracies.append((seed, (record.get("results") or {}).get("overall_accuracy"), new[0].name))
     values = [a for _, a, _ in accuracies if a is not None]
     for seed, acc, run_id in accuracies:
-        print(f"seed {seed}: test accuracy {acc:.2f}% ({run_id})")
+        say(f"seed {seed}: test accuracy {acc:.2f}% ({run_id})")
     mean = statistics.fmean(values)
     spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    print(f"test accuracy over {len(values)} seeds: {mean:.2f}{spread}% (mean ± sample std)")
+    say(f"test accuracy over {len(values)} seeds: {mean:.2f}{spread}% (mean ± sample std)")
     return 0
 
 

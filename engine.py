@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 import atomic
 import data
 import hwdna
+import monitor
 import runs
 from cli import EXIT_INTERRUPTED
 from errors import UserError
@@ -50,8 +51,8 @@ FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momen
                    "augment", "onecycle", "seed", "precision")
 # Where and how a run continues may change on resume.  The last three change the order of
 # floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
-CHANGEABLE_ON_RESUME = ("device", "log_every", "data_dir", "download", "compile", "channels_last",
-                        "threads", "onednn")
+CHANGEABLE_ON_RESUME = ("device", "log_every", "data_dir", "download", "progress", "tensorboard",
+                        "compile", "channels_last", "threads", "onednn")
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
 
@@ -540,6 +541,7 @@ def train_one_epoch(t, epoch, stop):
         losses.append(train_step(t.step_model, t.optimizer, t.scaler, x, y, t.dtype))
         if t.schedule is not None:
             t.schedule.step()
+        t.progress.step()
         if b % cfg.log_every == 0 or b == t.steps:
             start = (b - 1) // cfg.log_every * cfg.log_every
             window = ranks.mean(torch.stack(losses[start:b]))  # this logging interval's losses
@@ -547,8 +549,9 @@ def train_one_epoch(t, epoch, stop):
             if not np.isfinite(mean):
                 bad = int(torch.nonzero(~torch.isfinite(window))[0])
                 raise DivergedError(window[bad].item(), epoch, start + bad + 1)
+            t.progress.note(mean)
             if b % cfg.log_every == 0:
-                print(f"[{epoch}, {b}] loss: {mean:.3f}", flush=True)
+                t.progress.write(f"[{epoch}, {b}] loss: {mean:.3f}")
                 t.loss_lines.append([epoch, b, round(mean, 6)])
         if ranks.any(stop):                      # a signal to any rank stops them all here
             break
@@ -582,6 +585,8 @@ class Training:
     resumes: list = dataclasses.field(default_factory=list)
     done: int = 0                                      # epochs finished
     record: dict = None
+    progress: monitor.Progress = None
+    board: object = None
 
     @property
     def resume_hint(self):
@@ -719,6 +724,7 @@ def end_of_epoch(t, epoch, losses, train_time):
         "train_time_s": round(sum(h["epoch_time_s"] for h in t.history) + train_time, 3),
         "weights_sha256": weights_digest(t.model), "load_average": hwdna.load_average(),
     })
+    t.ranks.on_main(lambda: t.board.epoch(t.history[-1]))
     print(f"epoch {epoch}/{t.cfg.epochs}: train loss {t.history[-1]['train_loss']:.3f}, "
           f"test accuracy {result['overall_accuracy']:.2f}%, "
           f"train time {train_time:.1f}s, eval time {eval_time:.1f}s", flush=True)
@@ -748,6 +754,7 @@ def finish(t, result):
         t.write_log("complete")
         if refreshes_top_level(t):
             atomic.write_json(hwdna.ROOT / runs.LOG, t.record)
+        t.board.finish(t.cfg, result, t.cfg.epochs)
     t.ranks.on_main(write)
     print(f"Accuracy of the network on the {result['total']} test images: "
           f"{result['overall_accuracy']:.2f} %")
@@ -792,6 +799,10 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
             return 0
         print(f"resuming {t.run_dir.name} after epoch {t.done} on {t.device}")
     t.record = new_record(t)
+    t.progress = monitor.Progress(cfg.progress if ranks.main else False, cfg.epochs, t.steps,
+                                  cfg.batch_size)
+    t.board = (monitor.Board(t.run_dir / "tensorboard") if cfg.tensorboard and ranks.main
+               else monitor.NoBoard())
     stop.on_abort = lambda: t.write_log("interrupted")
     ranks.on_main(lambda: t.write_log("running"))
     if ranks.any(stop):
@@ -806,7 +817,8 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
     for epoch in range(t.done + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         try:
-            losses, b = train_one_epoch(t, epoch, stop)
+            with t.progress.epoch(epoch):
+                losses, b = train_one_epoch(t, epoch, stop)
         except DivergedError as exc:             # every rank sees the same (averaged) losses
             ranks.on_main(lambda: t.write_log("failed"))
             raise SharedError(f"{exc}; the checkpoint of epoch {exc.epoch - 1} in "
@@ -825,6 +837,7 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
 def _interrupted(t, where):
     def say():
         t.write_log("interrupted")
+        t.board.close()
         print(f"interrupted {where}; {t.resume_hint}", file=sys.stderr)
     t.ranks.on_main(say)                     # no rank leaves before rank 0 has written its log
     return EXIT_INTERRUPTED

@@ -37,6 +37,8 @@ class Config:
     data_dir: str = "data"
     out: str = "runs"
     download: bool = True
+    progress: object = None    # a progress bar: None = when stdout is a terminal
+    tensorboard: bool = False  # TensorBoard scalars in the run folder
 
 
 DEFAULT_SEED = Config.seed

@@ -184,3 +184,82 @@ def test_seeds_trains_one_run_per_seed_and_prints_mean_and_std(tiny_data, workdi
     assert f"test accuracy over 2 seeds: {mean:.2f} ± {std:.2f}%" in out
     code, _, err = run(train_small, capsys, "--seeds", "1,2", "--seed", "3", "--data-dir", str(tiny_data))
     assert code == 2 and "drop --resume and --seed" in err
+
+
+def _script_output(args, cwd, tty):
+    """stdout of train_small.py run with ``args``, through a pseudo-terminal or a pipe."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from conftest import ROOT
+    cmd = [sys.executable, str(ROOT / "train_small.py"), *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="120")
+    if not tty:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+        return proc.returncode, proc.stdout
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=follower, stderr=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:                                   # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return proc.wait(timeout=300), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_on_a_terminal_plain_lines_in_a_pipe(tiny_data, tmp_path):
+    args = ["--epochs", "2", "--log-every", "10", "--data-dir", str(tiny_data), "--device", "cpu"]
+    code, piped = _script_output(args + ["--out", "a"], tmp_path, tty=False)
+    assert code == 0
+    assert "\r" not in piped and "img/s" not in piped and "step/s" not in piped
+    code, shown = _script_output(args + ["--out", "b"], tmp_path, tty=True)
+    assert code == 0
+    assert "\r" in shown and re.search(r"epoch 1/2: .*\| *\d+/50 \[", shown)
+    assert "img/s" in shown and "run ETA" in shown
+    # the stable lines are the same either way (on a terminal, what is left after the bar's \r)
+    lines = "\n".join(l.rsplit("\r", 1)[-1] for l in shown.replace("\r\n", "\n").split("\n"))
+    assert LOSS_LINE.findall(piped) == LOSS_LINE.findall(lines)
+    code, forced = _script_output(args + ["--out", "c", "--progress"], tmp_path, tty=False)
+    assert code == 0 and "img/s" in forced
+    code, quiet = _script_output(args + ["--out", "d", "--no-progress"], tmp_path, tty=True)
+    assert code == 0 and "img/s" not in quiet and LOSS_LINE.findall(quiet.replace("\r\n", "\n"))
+
+
+def test_tensorboard_writes_an_event_file_in_the_run_folder(tiny_data, workdir, capsys, monkeypatch):
+    pytest.importorskip("tensorboard")
+    code, _, err = run(train_small, capsys, "--epochs", "2", "--tensorboard", "--data-dir", str(tiny_data),
+                       "--out", "runs", "--device", "cpu")
+    assert code == 0, err
+    run_dir, log = only_run(workdir / "runs")
+    events = list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    scalars = {}
+    for path in events:
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars[tag] = [e.value for e in acc.Scalars(tag)]
+    assert scalars["accuracy/test"] == pytest.approx([h["test_accuracy"] for h in log["history"]])
+    assert len(scalars["loss/train"]) == 2 and len(scalars["lr"]) == 2
+    assert "per_class/cat" in scalars and "hparam/test_accuracy" in scalars
+    # without the package: one line saying what to install
+    import builtins
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *a, **k):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    code, _, err = run(train_small, capsys, "--epochs", "1", "--tensorboard", "--data-dir", str(tiny_data),
+                       "--out", "runs2", "--device", "cpu")
+    assert code == 2 and err.strip() == ("error: --tensorboard needs the tensorboard package; install it "
+                                         "with: pip install tensorboard (or drop --tensorboard)")
