@@ -101,8 +101,11 @@ def load_average():
 
 
 def relative(path):
-    """``path`` relative to the current folder (the project root when run from there)."""
-    return os.path.relpath(Path(path).resolve(), Path.cwd().resolve())
+    """``path`` relative to the current folder (the project root when run from there).
+
+    Symbolic links are kept as given: ``data`` linked to another disk stays ``data``.
+    """
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(os.getcwd()))
 
 
 def now():

@@ -156,3 +156,35 @@ def test_crafted_pickle_cannot_run_code(tmp_path, monkeypatch):
     # the real layout itself is admitted
     ok = pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [1, 2], "filenames": ["a", "b"]})
     assert data.safe_unpickle(ok)["labels"] == [1, 2]
+
+
+def test_dataset_identity_is_its_content(tiny_data, tmp_path, monkeypatch):
+    folder = data.locate(tiny_data, allow_download=False)
+    arrays = data.load_arrays(folder)
+    fp = data.fingerprint(folder, arrays)
+    assert fp["content_sha256"] == data.content_digest(*arrays) and fp["id"] == fp["content_sha256"][:16]
+    assert fp["official"] is False and fp["official_files"] is False
+    assert fp["source"].startswith("a CIFAR-10-format dataset of unknown origin (id ")
+    # the same pixels and labels pickled another way (protocol, filenames): the same content
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in data.TRAIN_FILES + data.TEST_FILES:
+        with open(folder / name, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        entry["filenames"] = ["x"] * len(entry["labels"])
+        entry["data"] = entry["data"].copy()
+        with open(copy / name, "wb") as f:
+            pickle.dump(entry, f, protocol=4)
+    again = data.fingerprint(copy, data.load_arrays(copy))
+    assert again["content_sha256"] == fp["content_sha256"] and again["md5"] != fp["md5"]
+    # one changed pixel is another dataset
+    changed = [a.copy() for a in arrays]
+    changed[0][0, 0, 0, 0] ^= 1
+    assert data.content_digest(*changed) != fp["content_sha256"]
+    # content equal to the official release's makes it official, and named so
+    monkeypatch.setattr(data, "OFFICIAL_CONTENT", fp["content_sha256"])
+    monkeypatch.setitem(data.KNOWN_CONTENT, fp["content_sha256"], "official CIFAR-10")
+    official = data.fingerprint(folder, arrays)
+    assert official["official"] is True and official["official_files"] is False
+    assert official["source"] == "official CIFAR-10"
+    assert data.describe_dataset(file_id="d32df6ea6c2fcfbc").startswith("lossy JPEG")
