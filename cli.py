@@ -29,15 +29,16 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
-def number(kind, what, low=None, high=None, above=None):
-    """An argparse ``type``: parse ``kind``, finite, ``low <= value <= high``, ``value > above``."""
+def number(kind, what, low=None, high=None, above=None, below=None):
+    """An argparse ``type``: parse ``kind``, finite, ``low <= value <= high``, ``above < value < below``."""
     def parse(text):
         try:
             value = kind(text)
         except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if (not math.isfinite(value) or (low is not None and value < low)
-                or (high is not None and value > high) or (above is not None and value <= above)):
+                or (high is not None and value > high) or (above is not None and value <= above)
+                or (below is not None and value >= below)):
             raise argparse.ArgumentTypeError(f"{text} is not {what}")
         return value
     return parse
@@ -48,6 +49,9 @@ nonnegative_int = number(int, "zero or a positive whole number", low=0)
 positive_float = number(float, "a positive number", above=0)
 nonnegative_float = number(float, "zero or a positive number", low=0)
 seed_int = number(int, f"a seed from 0 to {SEED_MAX}", low=0, high=SEED_MAX)
+smoothing = number(float, "a label smoothing from 0 to 1", low=0, high=1)
+ema_decay = number(float, "0 (off) or a decay from 0 to below 1", low=0, below=1)
+cutout_size = number(int, "a square side from 0 to 32 pixels", low=0, high=32)
 
 
 def seed_list(text):
@@ -58,6 +62,19 @@ def seed_list(text):
     return list(dict.fromkeys(seeds))
 thread_count = number(int, f"a thread count from 0 to {CPU_COUNT} (this machine's CPUs)", low=0, high=CPU_COUNT)
 worker_count = number(int, f"a worker count from 0 to {CPU_COUNT} (this machine's CPUs)", low=0, high=CPU_COUNT)
+
+
+def guarded(work, interrupted="interrupted"):
+    """``work()``'s exit status; a ``UserError`` becomes one line on stderr and status 2,
+    Ctrl-C status 130 with ``interrupted`` said: the one error path of every entry point."""
+    try:
+        return work()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"error: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def on_off(flag):
@@ -147,11 +164,55 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
            f"tensorboard/ (needs: pip install tensorboard) (default: {on_off(d.tensorboard)})")
     a("--log-every", type=positive_int, default=d.log_every,
       help=f"print the mean loss every N mini-batches (default: {d.log_every})")
+    add_recipe_options(p, d, suppress)
     a("--seeds", type=seed_list, metavar="S1,S2,...",
       help="train the recipe once per seed, one run folder each, then print the test accuracy's "
            "mean ± std (default: one run, with --seed)")
     a("--resume", metavar="RUN", help="continue a run: its id in --out, its folder or its checkpoint")
     return p
+
+
+def add_recipe_options(p, d, suppress):
+    """The recipe options (issue 13) as a group of ``p``; ``d`` is the model's default Config."""
+    g = p.add_argument_group("recipe options (each default is the seed's recipe)")
+    a = _adder(g, suppress)
+    best = recipes.recipe(d.model).best
+    a("--recipe", choices=recipes.RECIPE_NAMES, default=d.recipe,
+      help="seed = the seed's recipe, every option below at its default; best = PROVISIONAL, not "
+           "yet chosen by an ablation: "
+           + (", ".join(f"{k}={v}" for k, v in best.items()) if best else "none for this model")
+           + f"; flags given explicitly override it (default: {d.recipe})")
+    a("--val", type=nonnegative_int, default=d.val, metavar="N",
+      help="hold out N training images as a validation split (5000 is usual) and train on the "
+           "rest; the split is a permutation seeded by --val-seed alone, so every --seed holds "
+           f"out the same images (default: {d.val})")
+    a("--val-seed", type=seed_int, default=d.val_seed,
+      help=f"seed of the validation split's permutation (default: {d.val_seed})")
+    a("--label-smoothing", type=smoothing, default=d.label_smoothing, metavar="X",
+      help=f"label smoothing of the cross-entropy loss (default: {d.label_smoothing})")
+    a("--nesterov", action=argparse.BooleanOptionalAction, default=d.nesterov,
+      help=f"Nesterov momentum (default: {on_off(d.nesterov)})")
+    a("--decay-norm-bias", action=argparse.BooleanOptionalAction, default=d.decay_norm_bias,
+      help="weight decay on batch-norm and bias parameters too; --no-decay-norm-bias exempts "
+           f"them (default: {on_off(d.decay_norm_bias)})")
+    a("--ema", type=ema_decay, default=d.ema, metavar="DECAY",
+      help="evaluate an exponential moving average of the weights (parameters and batch-norm "
+           "statistics), updated after every step with this decay, e.g. 0.999; its weights "
+           f"go to weights_ema.pt; 0 = off (default: {d.ema:g})")
+    a("--cutout", type=cutout_size, default=d.cutout, metavar="PX",
+      help="cut a PX x PX square (the mean pixel, 0 after normalisation) at a random centre out "
+           f"of every training image, after crop and flip; 8-16 is usual; 0 = off (default: {d.cutout})")
+    a("--tta", action=argparse.BooleanOptionalAction, default=d.tta,
+      help="evaluate on the mean logits of each image and its mirror image "
+           f"(default: {on_off(d.tta)})")
+
+
+def apply_recipe(args, given):
+    """Set ``--recipe``'s options on ``args``, except those given as flags."""
+    for key, value in recipes.recipe(args.model).options(args.recipe).items():
+        if key not in given:
+            setattr(args, key, value)
+    return args
 
 
 def given_flags(model, argv):
@@ -207,10 +268,12 @@ def train_seeds(engine, cfg, seeds, script, given):
 def train_main(model, argv, description, script):
     """Parse ``argv`` over ``model``'s recipe and train; return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        model = chosen_model(model, argv)
-        args = build_training_parser(model, description, prog=script).parse_args(argv)
-        given = given_flags(model, argv)
+
+    def work():
+        chosen = chosen_model(model, argv)
+        args = build_training_parser(chosen, description, prog=script).parse_args(argv)
+        given = given_flags(chosen, argv)
+        apply_recipe(args, given)
         import engine                       # torch: only once the command line is sound
         if args.seeds is None:
             return engine.train(config_from_args(args), script=script, resume=args.resume,
@@ -219,10 +282,4 @@ def train_main(model, argv, description, script):
             raise UserError("--seeds starts one new run per seed; drop --resume and --seed "
                             "(resume a stopped run of the series by its own id)")
         return train_seeds(engine, config_from_args(args), args.seeds, script, given)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted; every file already written (checkpoints, run logs) is intact",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return guarded(work, "interrupted; every file already written (checkpoints, run logs) is intact")

@@ -8,10 +8,12 @@ under the data folder; when it is missing, the official archive is fetched
 with torchvision's checksummed download.  The pickles are read with a
 restricted unpickler that admits only what CIFAR-10 files hold, so a crafted
 batch file cannot run code.  All 60,000 images stay on the device as uint8;
-shuffling, random crop (32, padding 4) and horizontal flip are batched tensor
-operations there, drawn from a seeded CPU generator so that the data order is
-the same on every device.  Under torchrun every rank draws the same epoch and
-takes its share of each global batch (``train_batches(..., rank, world)``).
+shuffling, random crop (32, padding 4), horizontal flip and Cutout are batched
+tensor operations there, drawn from a seeded CPU generator so that the data order
+is the same on every device.  Under torchrun every rank draws the same epoch and
+takes its share of each global batch (``train_batches(..., rank, world)``).  A
+validation split (``val``) is held out of the training images by a permutation of
+its own seed, the same on every rank and for every training seed.
 """
 import hashlib
 import io
@@ -228,6 +230,36 @@ def random_crop_flip(x, shifts, flips, padding=4):
     return take_crops(crop_windows(x, padding), index, shifts, flips, padding)
 
 
+def cut_out(x, centres, size, fill):
+    """``x`` with a ``size`` x ``size`` square of each image, centred at its ``centres``, set to ``fill``.
+
+    x: (N, C, H, W) uint8; centres: (N, 2) int64 = (row, column), each in [0, H) x [0, W); fill:
+    (C,) uint8.  The square spans rows ``cy - size // 2`` to ``cy - size // 2 + size - 1`` (the
+    same for columns) and is clipped at the border, as in DeVries & Taylor's Cutout, whose
+    centres may lie anywhere in the image.  Returns a new tensor.
+    """
+    H, W = x.shape[-2:]
+    top, left = (centres - size // 2).unbind(1)                          # (N,), (N,)
+    rows = torch.arange(H, device=x.device) - top[:, None]               # (N, H): row - top
+    cols = torch.arange(W, device=x.device) - left[:, None]              # (N, W)
+    square = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
+    return torch.where(square[:, None], fill.view(1, -1, 1, 1), x)       # (N, C, H, W)
+
+
+def validation_split(n, size, seed):
+    """(held out, kept): sorted int64 indices of ``n`` training images, ``size`` of them held out.
+
+    The permutation has a CPU generator of its own, seeded with ``seed`` (``--val-seed``), apart
+    from the training seed's streams: every training seed and every rank holds out the same
+    images.  Both index sets are sorted, so the kept images stay in file order.
+    """
+    if size >= n:
+        raise UserError(f"--val {size} leaves no training images: the training files hold {n}; "
+                        "hold out fewer")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[:size].sort().values, perm[size:].sort().values
+
+
 def share_positions(n, batch_size, rank, world):
     """Places in an epoch's order of ``n`` images that rank ``rank`` of ``world`` trains on.
 
@@ -251,12 +283,20 @@ class DeviceCIFAR10:
 
     NORMALIZE_IMAGES = 256                                        # 3 MB of float32 per block
 
-    def __init__(self, x_train, y_train, x_test, y_test, device, memory_format=torch.contiguous_format):
+    def __init__(self, x_train, y_train, x_test, y_test, device, memory_format=torch.contiguous_format,
+                 val=0, val_seed=0):
         self.device = torch.device(device)
         self.memory_format = memory_format                       # of the float batches it yields
+        x_val, y_val = x_train[:0], y_train[:0]
+        if val:                                                  # else the arrays as they are
+            held, kept = (i.numpy() for i in validation_split(len(y_train), val, val_seed))
+            x_train, y_train, x_val, y_val = x_train[kept], y_train[kept], x_train[held], y_train[held]
         to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        self.x_train, self.y_train = to(x_train), to(y_train)   # (50000, 3, 32, 32) uint8, (50000,)
+        self.x_train, self.y_train = to(x_train), to(y_train)   # (N, 3, 32, 32) uint8, (N,): N = 50000 - val
+        self.x_val, self.y_val = to(x_val), to(y_val)           # (val, 3, 32, 32) uint8, (val,)
         self.x_test, self.y_test = to(x_test), to(y_test)       # (10000, 3, 32, 32) uint8, (10000,)
+        # Cutout's fill: the mean pixel, which normalisation maps to 0 (within 0.005).
+        self._fill = torch.tensor([round(255 * m) for m in MEAN], dtype=torch.uint8, device=self.device)
         mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
         self._scale = 1.0 / (255.0 * std)                        # x_float = x_uint8 * scale + shift
@@ -264,8 +304,8 @@ class DeviceCIFAR10:
         self._windows = None                                     # crop views, made on first use
 
     @classmethod
-    def load(cls, folder, device, memory_format=torch.contiguous_format):
-        return cls(*load_arrays(folder), device, memory_format)
+    def load(cls, folder, device, memory_format=torch.contiguous_format, val=0, val_seed=0):
+        return cls(*load_arrays(folder), device, memory_format, val, val_seed)
 
     def __len__(self):
         return len(self.y_train)
@@ -280,34 +320,43 @@ class DeviceCIFAR10:
         full, rest = divmod(len(self), batch_size)
         return full + (rest // world > 0)
 
-    def epoch_tensors(self, generator, augment, positions=None):
+    def epoch_tensors(self, generator, augment, positions=None, cutout=0):
         """One epoch's shuffled (and augmented) uint8 images and labels.
 
-        Draws the order and, if augmenting, every image's crop offset and flip
-        from ``generator`` (a CPU torch.Generator), so the result depends only
-        on the generator's state, not on the device.  ``positions`` (int64, from
-        ``share_positions``) keeps only those places of the epoch's order: one rank's
-        share.  Every image's draws are made, kept or not, so the generators of all
-        ranks stay in step.
+        Draws from ``generator`` (a CPU torch.Generator), in this order: the epoch's
+        order; if augmenting, every image's crop offset, then its flip; with ``cutout``
+        (a square's side in pixels, 0 = off), every image's Cutout centre, applied
+        after the crop and flip.  So the result depends only on the generator's state,
+        not on the device, and without Cutout the draws are those of before it existed.
+        ``positions`` (int64, from ``share_positions``) keeps only those places of the
+        epoch's order: one rank's share.  Every image's draws are made, kept or not, so
+        the generators of all ranks stay in step.
         """
         n = len(self)
         perm = torch.randperm(n, generator=generator)
         if augment:
             shifts = torch.randint(0, 9, (n, 2), generator=generator)
             flips = torch.randint(0, 2, (n,), generator=generator).bool()
+        if cutout:
+            centres = torch.randint(0, self.x_train.shape[-1], (n, 2), generator=generator)
         if positions is not None:
             perm = perm[positions]
             if augment:
                 shifts, flips = shifts[positions], flips[positions]
+            if cutout:
+                centres = centres[positions]
         perm = perm.to(self.device)
         if not augment:
-            return self.x_train[perm], self.y_train[perm]
-        if self._windows is None:
-            self._windows = crop_windows(self.x_train)
-        return (take_crops(self._windows, perm, shifts.to(self.device), flips.to(self.device)),
-                self.y_train[perm])
+            x = self.x_train[perm]
+        else:
+            if self._windows is None:
+                self._windows = crop_windows(self.x_train)
+            x = take_crops(self._windows, perm, shifts.to(self.device), flips.to(self.device))
+        if cutout:
+            x = cut_out(x, centres.to(self.device), cutout, self._fill)
+        return x, self.y_train[perm]
 
-    def train_batches(self, batch_size, generator, augment, rank=0, world=1):
+    def train_batches(self, batch_size, generator, augment, rank=0, world=1, cutout=0):
         """Yield (x, y) for one epoch: x float (B, 3, 32, 32) normalised, y int64 (B,).
 
         ``batch_size`` is the global batch: with ``world`` ranks, rank ``rank`` gets its
@@ -317,7 +366,7 @@ class DeviceCIFAR10:
         """
         share = batch_size // world
         positions = None if world == 1 else share_positions(len(self), batch_size, rank, world)
-        x, y = self.epoch_tensors(generator, augment, positions)
+        x, y = self.epoch_tensors(generator, augment, positions, cutout)
         block = max(1, self.NORMALIZE_IMAGES // share) * share
         for b in range(0, len(y), block):
             xb = self.normalize(x[b:b + block])
@@ -326,8 +375,14 @@ class DeviceCIFAR10:
 
     def test_batches(self, batch_size=EVAL_BATCH, rank=0, world=1):
         """Yield the test set in order, or rank ``rank``'s contiguous 1/``world`` of it."""
-        n = len(self.y_test)
+        return self.eval_batches("test", batch_size, rank, world)
+
+    def eval_batches(self, split="test", batch_size=EVAL_BATCH, rank=0, world=1):
+        """Yield ``split`` ("test" or "val") in order, or rank ``rank``'s contiguous 1/``world`` of it;
+        no augmentation."""
+        x, y = (self.x_test, self.y_test) if split == "test" else (self.x_val, self.y_val)
+        n = len(y)
         start, stop = rank * n // world, (rank + 1) * n // world
         for s in range(start, stop, batch_size):
             e = min(s + batch_size, stop)
-            yield self.normalize(self.x_test[s:e]), self.y_test[s:e]
+            yield self.normalize(x[s:e]), y[s:e]

@@ -9,14 +9,18 @@ Every training script is a recipe plus ``engine.train(config)``:
 from 1), an epoch summary line, and at the end the per-class accuracy table.
 Each run lives in ``<out>/<run-id>/``: ``run_log.json`` (rewritten after every
 epoch), ``checkpoint.pt`` (after every epoch, for ``--resume``) and
-``weights.pt`` (the final ``state_dict``).  On CPU, the same seed gives the
-same loss lines and bit-identical weights, also across an interruption and resume.
+``weights.pt`` (the final ``state_dict``; with ``--ema`` also ``weights_ema.pt``, the
+weight average that is evaluated).  On CPU, the same seed gives the same loss lines
+and bit-identical weights, also across an interruption and resume.  The recipe options
+(validation split, label smoothing, Nesterov, no decay on norms and biases, EMA,
+Cutout, flip TTA) are all off by default, and then change nothing that is computed.
 
 Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment) the same loop
 runs on every rank with the model in DistributedDataParallel: ``batch_size`` is
 the global batch, each rank trains on its share of it, and rank 0 alone prints
 and writes (see ``Ranks``).
 """
+import copy
 import dataclasses
 import hashlib
 import os
@@ -48,7 +52,8 @@ __all__ = ["Config", "EXIT_INTERRUPTED", "train", "train_step", "evaluate", "res
 
 # Config fields that define what a run computes: a resumed run may not change them.
 FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momentum",
-                   "augment", "onecycle", "seed", "precision")
+                   "augment", "onecycle", "seed", "precision", "val", "val_seed", "label_smoothing",
+                   "nesterov", "decay_norm_bias", "ema", "cutout", "tta", "recipe")
 # Where and how a run continues may change on resume.  The last three change the order of
 # floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
 CHANGEABLE_ON_RESUME = ("device", "log_every", "data_dir", "download", "progress", "tensorboard",
@@ -360,19 +365,23 @@ class StopFlag:
 # ---------------------------------------------------------------- evaluation and reports
 
 @torch.no_grad()
-def evaluate(model, ds, dtype=None, ranks=None):
-    """Accuracy on the test set: overall %, per-class % (None for a class with no test image),
-    and the 10x10 confusion matrix.  With ``ranks`` of a torchrun launch, each rank counts its
-    share of the test set and every rank returns the sum."""
+def evaluate(model, ds, dtype=None, ranks=None, split="test", tta=False):
+    """Accuracy on ``split`` ("test", or "val" for the validation split): overall %, per-class %
+    (None for a class with no image), and the 10x10 confusion matrix.  With ``tta`` each image
+    is classified by the mean of its logits and its mirror image's.  With ``ranks`` of a
+    torchrun launch, each rank counts its share of the images and every rank returns the sum."""
     model.eval()
     rank, world = (ranks.rank, ranks.world) if ranks is not None else (0, 1)
     if ranks is not None:
         ranks.broadcast_buffers(model)
     n = len(data.CLASSES)
     confusion = torch.zeros(n * n, dtype=torch.int64, device=ds.device)
-    for x, y in ds.test_batches(rank=rank, world=world):
+    for x, y in ds.eval_batches(split, rank=rank, world=world):
         with autocast(ds.device, dtype):
-            pred = model(x).argmax(1)
+            logits = model(x)                                   # (B, 10)
+            if tta:                                             # the sum: same argmax as the mean
+                logits = logits.float() + model(x.flip(3)).float()
+            pred = logits.argmax(1)
         confusion += torch.bincount(y * n + pred, minlength=n * n)
     if ranks is not None:
         ranks.sum(confusion)
@@ -405,6 +414,34 @@ def weights_digest(model):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights, for evaluation (``--ema DECAY``).
+
+    After every optimizer step, each floating-point tensor of the state_dict (parameters and
+    batch-norm running statistics) moves ``1 - decay`` of the way to the trained model's;
+    integer buffers (batch-norm's step count) are copied.  The average starts as a copy of the
+    initial weights and has no bias correction: after k steps their share is decay**k (0.999:
+    5% after 3,000 steps; an epoch of ResNet-18 at batch 128 is 391 steps).  Every rank
+    updates its own copy from the same weights, so the ranks agree; its state_dict goes into
+    each checkpoint, so a resumed run continues the same average.
+    """
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+        self._floats = ([a for a, b in pairs if a.is_floating_point()],
+                        [b for a, b in pairs if b.is_floating_point()])
+        self._others = [(a, b) for a, b in pairs if not a.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self):
+        average, current = self._floats
+        torch._foreach_lerp_(average, current, 1.0 - self.decay)
+        for a, b in self._others:
+            a.copy_(b)
 
 
 def rng_state(gen, device):
@@ -491,10 +528,10 @@ def resumed_config(ckpt, cfg, explicit):
 
 # ---------------------------------------------------------------- one step, one epoch
 
-def train_step(model, optimizer, scaler, x, y, dtype=None):
+def train_step(model, optimizer, scaler, x, y, dtype=None, label_smoothing=0.0):
     """One SGD step on batch (x, y) under autocast ``dtype``; returns the loss, still on the device."""
     with autocast(x.device, dtype):
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     if scaler.is_enabled():                  # fp16: scaled loss, skipped steps on overflow
         scaler.scale(loss).backward()
@@ -515,7 +552,9 @@ def make_schedule(cfg, optimizer, steps_per_epoch):
 
 
 def run_tag(cfg):
-    return cfg.model + ("-aug" if cfg.augment else "") + ("-onecycle" if cfg.onecycle else "") + f"-e{cfg.epochs}"
+    return (cfg.model + ("-aug" if cfg.augment else "") + ("-onecycle" if cfg.onecycle else "")
+            + ("-best" if cfg.recipe == "best" else "") + (f"-val{cfg.val}" if cfg.val else "")
+            + f"-e{cfg.epochs}")
 
 
 class DivergedError(Exception):
@@ -536,9 +575,11 @@ def train_one_epoch(t, epoch, stop):
     cfg, ranks = t.cfg, t.ranks
     t.model.train()
     losses, b = [], 0
-    batches = t.ds.train_batches(cfg.batch_size, t.gen, cfg.augment, ranks.rank, ranks.world)
+    batches = t.ds.train_batches(cfg.batch_size, t.gen, cfg.augment, ranks.rank, ranks.world, cfg.cutout)
     for b, (x, y) in enumerate(batches, 1):
-        losses.append(train_step(t.step_model, t.optimizer, t.scaler, x, y, t.dtype))
+        losses.append(train_step(t.step_model, t.optimizer, t.scaler, x, y, t.dtype, cfg.label_smoothing))
+        if t.ema is not None:
+            t.ema.update()
         if t.schedule is not None:
             t.schedule.step()
         t.progress.step()
@@ -578,6 +619,7 @@ class Training:
     gen: torch.Generator
     steps: int
     ranks: Ranks
+    ema: WeightAverage = None                          # with --ema: the weights evaluated
     run_dir: Path = None
     started: str = None
     history: list = dataclasses.field(default_factory=list)
@@ -587,6 +629,11 @@ class Training:
     record: dict = None
     progress: monitor.Progress = None
     board: object = None
+
+    @property
+    def evaluated(self):
+        """The model whose accuracy is reported: the weight average with --ema, else the model."""
+        return self.ema.model if self.ema is not None else self.model
 
     @property
     def resume_hint(self):
@@ -607,6 +654,7 @@ class Training:
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.schedule.state_dict() if self.schedule is not None else None,
                 "scaler": self.scaler.state_dict(), "rng": rng_state(self.gen, self.device),
+                "ema": self.ema.model.state_dict() if self.ema is not None else None,
                 "history": self.history, "loss_lines": self.loss_lines})
         except UserError as exc:
             raise UserError(f"{exc}; the checkpoint of epoch {max(self.done - 1, 0)} is kept: "
@@ -635,22 +683,26 @@ def set_up(cfg, script, ranks):
     """
     device = ranks.device
     dtype = amp_dtype(cfg.precision, device)
+    if cfg.nesterov and cfg.momentum <= 0:
+        raise UserError("--nesterov needs momentum: give --momentum above 0 or drop --nesterov")
     seed_everything(cfg.seed, device)
 
     folder = data.locate(cfg.data_dir, allow_download=cfg.download)
     arrays = data.load_arrays(folder)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    ds = data.DeviceCIFAR10(*arrays, device, memory_format=memory_format)
+    ds = data.DeviceCIFAR10(*arrays, device, memory_format=memory_format, val=cfg.val, val_seed=cfg.val_seed)
+    # train_images: the images the run trains on (the files' training images less --val's).
     dataset = data.fingerprint(folder, arrays) | {
-        "folder": hwdna.relative(folder), "train_images": len(ds), "test_images": len(ds.y_test)}
+        "folder": hwdna.relative(folder), "train_images": len(ds), "test_images": len(ds.y_test),
+        "val_images": len(ds.y_val)}
 
     model = build_model(cfg.model).to(device, memory_format=memory_format)
     if ranks.world > 1 and device.type == "cuda":
         # Batch norm over the global batch, as one process computes it (GPUs only in PyTorch;
         # on the CPU each rank normalises its own share).  Same state_dict keys.
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     steps = ds.num_batches(cfg.batch_size, ranks.world)
     step_model = ranks.parallel(model)      # DDP averages the ranks' gradients in backward
     return Training(
@@ -658,7 +710,18 @@ def set_up(cfg, script, ranks):
         step_model=torch.compile(step_model) if cfg.compile else step_model, optimizer=optimizer,
         schedule=make_schedule(cfg, optimizer, steps),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype is torch.float16),
-        gen=data_generator(cfg.seed), steps=steps, ranks=ranks)
+        gen=data_generator(cfg.seed), steps=steps, ranks=ranks,
+        ema=WeightAverage(model, cfg.ema) if cfg.ema else None)
+
+
+def param_groups(model, cfg):
+    """The optimizer's parameters: one group, or with ``--no-decay-norm-bias`` two, the second
+    (batch-norm weights and biases, every bias: the tensors of one dimension) without weight decay."""
+    if cfg.decay_norm_bias:
+        return model.parameters()
+    params = list(model.parameters())
+    return [{"params": [p for p in params if p.ndim > 1]},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
 def start_new(t):
@@ -686,6 +749,8 @@ def restore(t, ckpt, ckpt_path):
         if ckpt.get("scaler"):
             t.scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"], t.gen, t.device)
+        if t.ema is not None:
+            t.ema.model.load_state_dict(ckpt["ema"] or {})
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError):
         raise UserError(f"{ckpt_path} does not fit this run's model or settings; "
                         "it is not a checkpoint of this run: start a new run") from None
@@ -710,27 +775,42 @@ def new_record(t):
     }
 
 
+def assess(t):
+    """(test result, validation result or None) of the evaluated model, as ``evaluate`` returns them."""
+    if t.ema is not None:
+        t.ranks.broadcast_buffers(t.model)       # as evaluating the model itself would
+    result = evaluate(t.evaluated, t.ds, t.dtype, t.ranks, tta=t.cfg.tta)
+    val = evaluate(t.evaluated, t.ds, t.dtype, t.ranks, "val", t.cfg.tta) if t.cfg.val else None
+    return result, val
+
+
+def overall(result):
+    return result["overall_accuracy"] if result is not None else None
+
+
 def end_of_epoch(t, epoch, losses, train_time):
     """Evaluate, record the epoch, print its line, save the checkpoint and the run log."""
     t1 = time.perf_counter()
-    result = evaluate(t.model, t.ds, t.dtype, t.ranks)
+    result, val = assess(t)
     eval_time = time.perf_counter() - t1
     train_loss = t.ranks.mean(torch.stack(losses).float().mean()).item()
     t.history.append({
         "epoch": epoch, "train_loss": round(train_loss, 6),
-        "test_accuracy": result["overall_accuracy"], "per_class": result["per_class"],
+        "test_accuracy": result["overall_accuracy"], "val_accuracy": overall(val),
+        "per_class": result["per_class"],
         "lr": t.optimizer.param_groups[0]["lr"], "epoch_time_s": round(train_time, 3),
         "eval_time_s": round(eval_time, 3),
         "train_time_s": round(sum(h["epoch_time_s"] for h in t.history) + train_time, 3),
         "weights_sha256": weights_digest(t.model), "load_average": hwdna.load_average(),
     })
     t.ranks.on_main(lambda: t.board.epoch(t.history[-1]))
+    val_part = f"val accuracy {val['overall_accuracy']:.2f}%, " if val is not None else ""
     print(f"epoch {epoch}/{t.cfg.epochs}: train loss {t.history[-1]['train_loss']:.3f}, "
-          f"test accuracy {result['overall_accuracy']:.2f}%, "
+          f"test accuracy {result['overall_accuracy']:.2f}%, {val_part}"
           f"train time {train_time:.1f}s, eval time {eval_time:.1f}s", flush=True)
     t.done = epoch
     t.ranks.on_main(t.save)
-    return result
+    return result, val
 
 
 def refreshes_top_level(t):
@@ -739,17 +819,20 @@ def refreshes_top_level(t):
             and t.dataset["train_images"] == FULL_TRAIN and t.dataset["test_images"] == FULL_TEST)
 
 
-def finish(t, result):
+def finish(t, result, val):
     """Write the weights and the final run log (rank 0); print the accuracy and the per-class table."""
     total_train = t.history[-1]["train_time_s"]
 
     def write():
+        if t.ema is not None:                    # before weights.pt, which marks the run complete
+            atomic.torch_save(t.run_dir / runs.WEIGHTS_EMA, t.ema.model.state_dict())
         atomic.torch_save(t.run_dir / runs.WEIGHTS, t.model.state_dict())   # never DDP's module. keys
         t.record["hardware"]["load_average_end"] = hwdna.load_average()
         t.record.update(finished=hwdna.now(), results={
-            **result, "train_time_s": total_train,
+            **result, "val_accuracy": overall(val), "train_time_s": total_train,
             "final_loss": t.loss_lines[-1][2] if t.loss_lines else t.history[-1]["train_loss"],
             "epochs": t.cfg.epochs, "weights_sha256": weights_digest(t.model),
+            "weights_ema_sha256": weights_digest(t.ema.model) if t.ema is not None else None,
         })
         t.write_log("complete")
         if refreshes_top_level(t):
@@ -758,6 +841,8 @@ def finish(t, result):
     t.ranks.on_main(write)
     print(f"Accuracy of the network on the {result['total']} test images: "
           f"{result['overall_accuracy']:.2f} %")
+    if val is not None:
+        print(f"Accuracy on the {val['total']} validation images: {val['overall_accuracy']:.2f} %")
     print(class_table(result["per_class"]))
     print(f"Training time: {total_train:.2f}s on {t.device} ({t.record['precision']}); "
           f"run log: {hwdna.relative(t.run_dir / runs.LOG)}")
@@ -809,9 +894,10 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
         return _interrupted(t, f"before epoch {t.done + 1}")
     shares = (f" ({cfg.batch_size // ranks.world} per process x {ranks.world}, {ranks.backend})"
               if ranks.launched else "")
+    held = f" ({len(t.ds.y_val):,} held out for validation)" if cfg.val else ""
     print(f"run {t.run_dir.name}: {cfg.model} ({t.record['params']:,} parameters) on {t.device}, "
           f"{t.record['precision']}, {cfg.epochs} epochs, batch {cfg.batch_size}{shares}, seed {cfg.seed}, "
-          f"{len(t.ds):,} training images", flush=True)
+          f"{len(t.ds):,} training images{held}", flush=True)
 
     result = None
     for epoch in range(t.done + 1, cfg.epochs + 1):
@@ -825,12 +911,12 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
                               f"{hwdna.relative(t.run_dir)} is kept; try a lower --lr or --max-lr") from None
         if ranks.any(stop):
             return _interrupted(t, f"at [{epoch}, {b}]; the checkpoint holds epoch {epoch - 1}")
-        result = end_of_epoch(t, epoch, losses, time.perf_counter() - t0)
+        result, val = end_of_epoch(t, epoch, losses, time.perf_counter() - t0)
         if epoch < cfg.epochs and ranks.any(stop):
             return _interrupted(t, f"after epoch {epoch}")
     if result is None:                      # resumed after the last epoch: finish what was left
-        result = evaluate(t.model, t.ds, t.dtype, ranks)
-    finish(t, result)
+        result, val = assess(t)
+    finish(t, result, val)
     return 0
 
 

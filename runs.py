@@ -19,6 +19,7 @@ from errors import UserError
 LOG = "run_log.json"
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
+WEIGHTS_EMA = "weights_ema.pt"       # with --ema: the weight average's state_dict, the one evaluated
 
 
 def new_run_dir(out, tag):
@@ -170,15 +171,19 @@ FIELDS = {
     "config": {"model": _str, "epochs": _int, "batch_size": _int, "lr": is_number, "max_lr": is_number,
                "weight_decay": is_number, "momentum": is_number, "augment": _bool, "onecycle": _bool,
                "seed": _int, "precision": _str, "channels_last": _bool, "compile": _bool,
-               "threads": _int, "onednn": _bool},
+               "threads": _int, "onednn": _bool, "val": _int, "val_seed": _int,
+               "label_smoothing": is_number, "nesterov": _bool, "decay_norm_bias": _bool,
+               "ema": is_number, "cutout": _int, "tta": _bool, "recipe": _str},
     "hardware": {"cpu_count": _opt(_int), "torch_threads": _opt(_int), "load_average": _load,
                  "load_average_end": _load, "chip": _opt(_str)},
     "dataset": {"id": _str, "official": _opt(_bool), "train_images": _int, "test_images": _int,
-                "content_sha256": _str},
+                "val_images": _int, "content_sha256": _str},
     "results": {"overall_accuracy": is_number, "train_time_s": is_number, "final_loss": is_number,
                 "epochs": _int, "per_class": _accuracies, "weights_sha256": _opt(_str),
-                "total": _int, "correct": _int},
-    "history": {"epoch": _int, "test_accuracy": is_number, "train_loss": is_number,
+                "total": _int, "correct": _int, "val_accuracy": _opt(is_number),
+                "weights_ema_sha256": _opt(_str)},
+    "history": {"epoch": _int, "test_accuracy": is_number, "val_accuracy": _opt(is_number),
+                "train_loss": is_number,
                 "per_class": _accuracies, "epoch_time_s": is_number, "eval_time_s": is_number,
                 "train_time_s": is_number, "weights_sha256": _opt(_str), "load_average": _load},
     "resumes": {"after_epoch": _int, "epochs_before": _int, "device": _str},
