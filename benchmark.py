@@ -31,7 +31,6 @@ import hwdna
 import recipes
 import runs
 from cli import Parser, nonnegative_int, positive_int
-from errors import UserError
 from models import build_model
 
 BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")
@@ -576,7 +575,8 @@ def selected(names):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    try:
+
+    def work():
         args = build_parser().parse_args(argv)
         names = selected(args.benchmark)
         device, warning = engine.resolve_device(args.device)
@@ -593,12 +593,7 @@ def main(argv=None):
             for ratio in session.ratios:
                 print(ratio.line())
         return 0
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted; records of finished benchmarks are kept", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
+    return cli.guarded(work, "interrupted; records of finished benchmarks are kept")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import data
 import predict
 import trained
 from engine import weights_digest
-from errors import UserError
 
 PROGRAM, MANIFEST = "model.pt2", "model.json"
 MAX_BATCH = 4096
@@ -100,14 +99,7 @@ def run_export(args):
 
 
 def main(argv=None):
-    try:
-        return run_export(build_parser().parse_args(argv))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
+    return cli.guarded(lambda: run_export(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

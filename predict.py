@@ -31,7 +31,6 @@ from PIL import Image, ImageOps
 import cli
 import data
 from engine import resolve_device
-from errors import UserError
 from trained import add_source_flags, describe, trained_model
 
 SIZE = 32                                   # CIFAR-10 images are 32x32
@@ -151,14 +150,7 @@ def run_predict(args):
 
 
 def main(argv=None):
-    try:
-        return run_predict(build_parser().parse_args(argv))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
+    return cli.guarded(lambda: run_predict(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,10 @@ class Config:
 
 
 DEFAULT_SEED = Config.seed
+# The recipe options beyond the seed's recipe, and their seed values: a run with any other
+# value is a variant of its recipe (an ablation row), not one of the seed's rows.
+OPTIONS = {k: getattr(Config, k) for k in ("val", "label_smoothing", "nesterov", "decay_norm_bias",
+                                          "ema", "cutout", "tta")}
 RECIPE_NAMES = ("seed", "best")
 # Weight decay when --weight-decay is not given: the seed's 5e-4 comes with OneCycle.
 ONECYCLE_WEIGHT_DECAY = 5e-4

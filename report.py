@@ -86,7 +86,7 @@ def command(model, epochs=None, **flags):
 
 
 def at_recipe_defaults(run):
-    """The run's batch size, learning rate, weight decay and momentum are its recipe's defaults.
+    """The run's batch size, learning rate, weight decay, momentum and options are its recipe's.
 
     The seed's rows are the recipes as the scripts train them; a run with other
     hyperparameters is its own configuration (in its model's table), never one of those rows.
@@ -98,7 +98,8 @@ def at_recipe_defaults(run):
     lr_key = "max_lr" if run.onecycle else "lr"
     c = run.cfg
     return (run.batch_size == d.batch_size and c.get(lr_key) == getattr(d, lr_key)
-            and c.get("weight_decay") == weight_decay and c.get("momentum") == d.momentum)
+            and c.get("weight_decay") == weight_decay and c.get("momentum") == d.momentum
+            and all(c.get(k, v) == v for k, v in recipes.OPTIONS.items()))
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,8 @@ def config_label(run, chips, seed=True):
     lr_key = "max_lr" if run.onecycle else "lr"
     if run.cfg.get(lr_key) not in (None, getattr(defaults, lr_key)):
         parts.append(f"{lr_key.replace('_', ' ')} {run.cfg[lr_key]}")
+    if run.options:
+        parts.append(run.options)
     if len(chips) > 1:
         parts.append(run.chip)
     return ", ".join(parts)
@@ -1270,30 +1273,29 @@ def prepare_output(output):
                         "choose a writable location with --output") from None
 
 
-def main(argv=None):
+def write_report(args):
     """Read the run logs, write results.md and its plots; return the exit status."""
-    try:
-        args = build_parser().parse_args(argv)
-        output = Path(args.output)
-        prepare_output(output)
-        out_dir = output.parent
-        plot_dir = Path(args.plots) if args.plots else out_dir / "results"
-        runs = load_runs(args.runs, lambda msg: print(msg, file=sys.stderr))
-        runs_label = Path(os.path.relpath(Path(args.runs).resolve(), out_dir.resolve())).as_posix()
-        if runs_label.startswith(".."):
-            runs_label = Path(args.runs).as_posix()  # as given: never this machine's absolute path
-        ctx = Context(runs, out_dir, plot_dir, runs_label, draw_plots=not args.no_plots)
-        text = render(ctx)
-        figs = figures(ctx) if ctx.draw_plots else []
-        plots.write_plots([(f.name, f.draw) for f in figs], plot_dir, args.dpi)
-        atomic.write_text(output, text, flag="--output")
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    output = Path(args.output)
+    prepare_output(output)
+    out_dir = output.parent
+    plot_dir = Path(args.plots) if args.plots else out_dir / "results"
+    runs = load_runs(args.runs, lambda msg: print(msg, file=sys.stderr))
+    runs_label = Path(os.path.relpath(Path(args.runs).resolve(), out_dir.resolve())).as_posix()
+    if runs_label.startswith(".."):
+        runs_label = Path(args.runs).as_posix()  # as given: never this machine's absolute path
+    ctx = Context(runs, out_dir, plot_dir, runs_label, draw_plots=not args.no_plots)
+    text = render(ctx)
+    figs = figures(ctx) if ctx.draw_plots else []
+    plots.write_plots([(f.name, f.draw) for f in figs], plot_dir, args.dpi)
+    atomic.write_text(output, text, flag="--output")
     done = sum(r.complete for r in runs)
     print(f"wrote {output} from {done} complete run(s) of {len(runs)} log(s)"
           + (f" and {len(figs)} plot(s) in {plot_dir}" if figs else ""))
     return 0
+
+
+def main(argv=None):
+    return cli.guarded(lambda: write_report(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import atomic
+import recipes
 from errors import UserError
 
 LOG = "run_log.json"
@@ -282,7 +283,13 @@ class Run:
                 str(self.seed), self.precision, str(c.get("lr")), str(c.get("max_lr")),
                 str(c.get("weight_decay")), str(c.get("momentum")), self.device, self.chip,
                 str(self.hw.get("torch_threads")) if self.device == "cpu" else "",
-                str(c.get("onednn", True)) if self.device == "cpu" else "", self.data_key)
+                str(c.get("onednn", True)) if self.device == "cpu" else "", self.data_key, self.options)
+
+    @property
+    def options(self):
+        """The recipe options (issue-13 flags) that differ from the seed's recipe, as text."""
+        return ", ".join(f"{k} {self.cfg[k]}" for k, v in recipes.OPTIONS.items()
+                         if k in self.cfg and self.cfg[k] != v)
 
     @property
     def configuration(self):
@@ -296,7 +303,8 @@ class Run:
         return (self.model, self.epochs, str(self.batch_size), str(c.get("lr")), str(c.get("max_lr")),
                 str(c.get("weight_decay")), str(c.get("momentum")), self.augment, self.onecycle,
                 self.precision, self.device, self.data_key, str(c.get("threads") or 0),
-                str(c.get("onednn", True)), str(bool(c.get("channels_last"))), str(bool(c.get("compile"))))
+                str(c.get("onednn", True)), str(bool(c.get("channels_last"))), str(bool(c.get("compile"))),
+                self.options)
 
     # -- data
     @property

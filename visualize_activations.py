@@ -333,11 +333,7 @@ def visualize(args):
 
 
 def main(argv=None):
-    try:
-        return visualize(build_parser().parse_args(argv))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return cli.guarded(lambda: visualize(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -700,3 +700,16 @@ def test_timings_on_a_busy_machine_are_marked(make_log, tmp_path):
     assert row(progression, "**Time**") == ["**Time**", "60.00s†", "300.00s†", "600.00s†"]
     assert "† Timed on a busy machine" in section(md, "Training Progression")
     assert "†" not in section(md, "Small LeNet-style CNN (62,006 params)")
+
+
+def test_recipe_options_make_a_variant_not_a_seed_row(make_log, tmp_path):
+    cyc = dict(epochs=40, augment=True, onecycle=True, acc_step=1.0)
+    plain = make_log("20261201-100000-large-aug-onecycle-e40", acc0=44.0, **cyc)
+    cut = make_log("20261201-110000-large-aug-onecycle-e40", acc0=46.0, **cyc)
+    cut["config"].update(cutout=8, tta=True)
+    md = render(tmp_path, [plain, cut])
+    headline = row(tables(section(md, "Acceptable Accuracy Targets"))[0],
+                   "Large LeNet-style CNN + augmentation + OneCycleLR")
+    assert headline[3] == "84.00%" and "110000" not in " ".join(headline)
+    configs = tables(section(md, "Large LeNet-style CNN (1,982,602 params)"))[1]
+    assert row(configs, "CPU, 40 Epochs, augmentation, OneCycleLR, cutout 8, tta True")[4] == "86.00%"
