@@ -5,7 +5,8 @@
     python benchmark.py overhead                  # training through the pipeline vs batches in memory
     python benchmark.py small                     # train_small.py's setting vs the tutorial's loop
     python benchmark.py precision                 # ResNet-18: fp32 vs bf16 autocast, channels-last
-    python benchmark.py all
+    python benchmark.py floor --device cuda       # time per step against the chip's FLOP floor
+    python benchmark.py all                       # all but floor
 
 Every rate is taken after warm-up, with the device synchronised before each
 reading of ``time.perf_counter``.  Each benchmark writes
@@ -33,10 +34,13 @@ import runs
 from cli import Parser, nonnegative_int, positive_int
 from models import build_model
 
-BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")
+BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")   # "all"
+EXTRA = ("floor",)                                  # asked for by name
 DEVICE_KINDS = ("cpu", "mps", "cuda")
 DEFAULT_MODEL = {"devices": "large", "precision": "resnet18"}
-DEFAULT_STEPS = {"devices": 100, "precision": 20}   # overhead: one epoch; small: --epochs epochs
+DEFAULT_STEPS = {"devices": 100, "precision": 20, "floor": 20}   # overhead: one epoch; small: --epochs
+FLOOR_MODELS = ("resnet18", "large")
+MATMUL_SIDE = {"cpu": 1024, "mps": 4096, "cuda": 8192}   # a square product large enough to run at speed
 PIPELINE_BATCH = 64
 LOG_EVERY = recipes.Config.log_every                # the engine reads the loss every this many steps
 # Precision variants: name -> (--precision value, channels-last).
@@ -504,7 +508,67 @@ def bench_precision(s):
              results)
 
 
-RUN = {"devices": bench_devices, "pipeline": bench_pipeline, "overhead": bench_overhead,
+def matrix_rate(device, dtype, repeats=5):
+    """FLOP/s of a large square matrix product in ``dtype`` on ``device``: the fastest of ``repeats``."""
+    n = MATMUL_SIDE[device.type]
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):                                            # warm-up: kernels chosen, clocks up
+        a @ b
+    best = math.inf
+    for _ in range(repeats):
+        with Clock(device) as c:
+            a @ b
+        best = min(best, c.seconds)
+    return 2 * n ** 3 / best
+
+
+def step_flops(trainer, x, y):
+    """FLOPs of one training step (forward and backward) as torch's FlopCounterMode counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        trainer.step(x, y)
+    return counter.get_total_flops()
+
+
+def bench_floor(s):
+    """Time per training step against its floor: the step's FLOPs at the chip's matrix-product rate."""
+    a, device = s.args, s.device
+    dtype = engine.amp_dtype(a.precision, device)
+    rate = matrix_rate(device, dtype or torch.float32)
+    started = hwdna.now()
+    steps = a.steps or DEFAULT_STEPS["floor"]
+    kind = engine.precision_name(dtype)
+    print(f"== floor: {steps} steps after {a.warmup} warm-up, augmented, on {device}, {kind}; "
+          f"matrix product ({MATMUL_SIDE[device.type]}^2, {kind}): {rate / 1e12:,.3f} TFLOP/s", flush=True)
+    engine.seed_everything(a.seed, device)
+    ds = s.device_data(device)
+    results = {"matrix_flop_per_s": rate, "precision": kind, "steps": steps}
+    for model in ([a.model] if a.model else FLOOR_MODELS):
+        batch = a.batch_size or recipes.config_for(model).batch_size
+        trainer = Trainer(model, device, a.seed, dtype=dtype)
+        batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
+        train_steps(trainer, batches, a.warmup)
+        x, y = next(batches)                 # may be an epoch's last, shorter batch: scale to ``batch``
+        flops = step_flops(trainer, x, y) * batch / len(y)
+        with Clock(device) as c:
+            train_steps(trainer, batches, steps)
+        per_step = c.seconds / steps
+        floor = flops / rate
+        ratio = s.add_ratio(Ratio(f"{model} step time / FLOP floor (batch {batch})", per_step / floor))
+        print(f"{model}: {flops / 1e9:,.2f} GFLOP per step of {batch}, {per_step * 1e3:,.2f} ms per step, "
+              f"floor {floor * 1e3:,.3f} ms: {ratio.value:,.1f}x the floor "
+              f"({flops / per_step / 1e12:,.3f} TFLOP/s achieved)", flush=True)
+        results[model] = {"batch_size": batch, "flops_per_step": flops, "seconds_per_step": per_step,
+                          "floor_seconds": floor, "ratio_to_floor": ratio.value,
+                          "images_per_s": batch / per_step}
+        del trainer, batches
+    s.record("floor", started, a.model or ",".join(FLOOR_MODELS), a.batch_size, device,
+             {"steps": steps, "warmup": a.warmup, "augment": True, "seed": a.seed, "precision": kind,
+              "matrix_side": MATMUL_SIDE[device.type]}, results)
+
+
+RUN = {"floor": bench_floor, "devices": bench_devices, "pipeline": bench_pipeline, "overhead": bench_overhead,
        "small": bench_small, "precision": bench_precision}
 
 
@@ -528,7 +592,7 @@ def build_parser():
                                                       "auto = MPS, then CUDA, then CPU (default: auto)")])
     a = p.add_argument
     small = recipes.config_for("small")
-    a("benchmark", nargs="+", choices=BENCHMARKS + ("all",),
+    a("benchmark", nargs="+", choices=BENCHMARKS + EXTRA + ("all",),
       help="what to measure; several run in the order given, all = " + ", ".join(BENCHMARKS))
     a("--devices", type=_names(DEVICE_KINDS), default=list(DEVICE_KINDS),
       help="devices benchmark: devices to compare, comma-separated; unavailable ones are skipped "
@@ -544,7 +608,7 @@ def build_parser():
     a("--steps", type=positive_int, default=None,
       help=f"timed training steps (default: devices {DEFAULT_STEPS['devices']}, overhead one epoch "
            f"(782 at batch 64), small --epochs epochs (12,500 steps each), precision "
-           f"{DEFAULT_STEPS['precision']}); pipeline always times one epoch")
+           f"{DEFAULT_STEPS['precision']}, floor {DEFAULT_STEPS['floor']}); pipeline always times one epoch")
     a("--warmup", type=nonnegative_int, default=5,
       help="untimed steps (pipeline: batches) before each timed run (default: 5)")
     a("--epochs", type=positive_int, default=small.epochs,
@@ -558,6 +622,9 @@ def build_parser():
     a("--repeats", type=positive_int, default=1,
       help="overhead benchmark: passes over the three variants (interleaved in segments), the fastest kept "
            "(default: 1)")
+    a("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+      help="floor benchmark: autocast precision of the steps and the matrix product; auto = bf16 on "
+           "CUDA where supported, fp32 elsewhere (default: auto)")
     a("--variants", type=_names(tuple(VARIANTS)), default=DEFAULT_VARIANTS.split(","),
       help="precision benchmark: comma-separated, the first is the baseline; -cl = channels-last; "
            f"fp16 only on cuda and mps (default: {DEFAULT_VARIANTS})")

@@ -6,8 +6,10 @@ that the measurements run and produce well-formed records, not how fast.
 import argparse
 import json
 import math
+import re
 
 import pytest
+import torch
 
 import benchmark
 import data
@@ -186,3 +188,21 @@ def test_help_states_every_default(capsys):
         benchmark.main(["--help"])
     assert exit_info.value.code == 0
     assert "--ref-images" in capsys.readouterr().out
+
+
+def test_floor_compares_each_step_with_its_flop_floor(tiny_data, workdir, capsys):
+    assert run(tiny_data, workdir, "floor", "--model", "large", "--device", "cpu") == 0
+    out = capsys.readouterr().out
+    rec = records(workdir)["floor"]
+    check_record(rec, "floor", tiny_data)
+    res = rec["results"]["large"]
+    # the wide LeNet's step at batch 64: conv and linear layers, forward and backward
+    from torch.utils.flop_counter import FlopCounterMode
+    from models import build_model
+    model = build_model("large")
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(64, 3, 32, 32)).sum().backward()
+    assert res["flops_per_step"] == counter.get_total_flops()
+    assert res["floor_seconds"] == pytest.approx(res["flops_per_step"] / rec["results"]["matrix_flop_per_s"])
+    assert res["ratio_to_floor"] == pytest.approx(res["seconds_per_step"] / res["floor_seconds"])
+    assert re.search(r"large: [\d.,]+ GFLOP per step of 64, .* the floor", out)
