@@ -15,6 +15,8 @@ next to its target.  The reference pipelines are what the results document
 compares against: torchvision-style datasets (a PIL image per item, torchvision
 transforms) through ``torch.utils.data.DataLoader``.
 """
+import cli  # first, so that a Ctrl-C while torch loads ends quietly
+cli.quiet_interrupt_while_loading()
 import argparse
 import itertools
 import math
@@ -25,7 +27,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-import cli
 import data
 import engine
 import hwdna

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -64,9 +65,23 @@ thread_count = number(int, f"a thread count from 0 to {CPU_COUNT} (this machine'
 worker_count = number(int, f"a worker count from 0 to {CPU_COUNT} (this machine's CPUs)", low=0, high=CPU_COUNT)
 
 
+def _interrupted_while_loading(signum, frame):
+    print("error: interrupted while starting; nothing was written", file=sys.stderr)
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def quiet_interrupt_while_loading():
+    """Until ``guarded`` runs, Ctrl-C exits with 130 and one line, not a traceback from inside an
+    import (torch takes seconds to load).  Call it from a script's top, before heavy imports."""
+    if __import__("threading").current_thread() is __import__("threading").main_thread():
+        signal.signal(signal.SIGINT, _interrupted_while_loading)
+
+
 def guarded(work, interrupted="interrupted"):
     """``work()``'s exit status; a ``UserError`` becomes one line on stderr and status 2,
     Ctrl-C status 130 with ``interrupted`` said: the one error path of every entry point."""
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_loading:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return work()
     except UserError as exc:

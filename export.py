@@ -20,6 +20,8 @@ statistics) with a dynamic batch of 1 to 4096 images; a network that cannot be
 exported with a dynamic batch is exported for batches of exactly one, and the
 JSON says so.  It computes logits; softmax gives probabilities.
 """
+import cli  # first, so that a Ctrl-C while torch loads ends quietly
+cli.quiet_interrupt_while_loading()
 import argparse
 import sys
 from pathlib import Path
@@ -27,7 +29,6 @@ from pathlib import Path
 import torch
 
 import atomic
-import cli
 import data
 import predict
 import trained

@@ -19,6 +19,8 @@ document instead.  A file that cannot be read gets ``error: cannot read FILE
 (...)`` on stderr, the other images are still classified, and the exit status
 is 2 at the end (0 when every image was classified).
 """
+import cli  # first, so that a Ctrl-C while torch loads ends quietly
+cli.quiet_interrupt_while_loading()
 import argparse
 import json
 import sys
@@ -28,7 +30,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-import cli
 import data
 from engine import resolve_device
 from trained import add_source_flags, describe, trained_model

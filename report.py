@@ -15,6 +15,8 @@ filled from a longer run's history ("run-id @ epoch k").  The output depends onl
 the logs (no clock), so running it twice gives the same file.  A log that cannot be
 read is skipped with a warning on stderr.
 """
+import cli  # first, so that a Ctrl-C while torch loads ends quietly
+cli.quiet_interrupt_while_loading()
 import argparse
 import json
 import math
@@ -26,7 +28,6 @@ from functools import cached_property
 from pathlib import Path
 
 import atomic
-import cli
 import plots
 import recipes
 from errors import UserError

@@ -18,6 +18,8 @@ eight channels and the channel mean) and ``<model>_stats.json`` (the printed
 table, the image and where the weights came from).  Figures are drawn
 off-screen with matplotlib's Agg renderer.
 """
+import cli  # first, so that a Ctrl-C while torch loads ends quietly
+cli.quiet_interrupt_while_loading()
 import argparse
 import math
 import sys
@@ -29,7 +31,6 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 import atomic
-import cli
 import data
 import recipes
 import runs
