@@ -301,6 +301,9 @@ def process_group(device_name, launch=None):
         devices = [None] * world
         dist.all_gather_object(devices, str(device), group=control)
         yield Ranks(device, rank, world, local_world, backend, devices, control)
+        # Every rank here before any tears its connections down: a rank that destroys the group
+        # while a peer still talks to it can abort at exit ("terminate called ...").
+        dist.barrier(group=control)
     finally:
         dist.destroy_process_group()
 
