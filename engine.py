@@ -791,6 +791,34 @@ def overall(result):
     return result["overall_accuracy"] if result is not None else None
 
 
+def variant_name(ema, tta):
+    """An evaluation variant's name: "model" or "ema" (the weight average), "+tta" with flip TTA."""
+    return ("ema" if ema else "model") + ("+tta" if tta else "")
+
+
+def evaluations(t, result, val):
+    """{variant: {"val": %, "test": %}} for every evaluation of the final weights that needs no
+    training: the model and (with --ema) its weight average, each without and with flip TTA.
+
+    Only runs with a validation split (--val) compute them: they are the ablation's runs, and
+    one training run then answers "+ EMA", "+ flip TTA" and both.  The variant the run's flags
+    ask for is the run's headline accuracy, already measured; the others cost one evaluation
+    each of the test and validation images (two with TTA)."""
+    if not t.cfg.val:
+        return None
+    models = {False: t.model} | ({True: t.ema.model} if t.ema is not None else {})
+    out = {}
+    for ema, model in models.items():
+        for tta in (False, True):
+            if (ema, tta) == (t.ema is not None, bool(t.cfg.tta)):
+                test, v = result, val
+            else:
+                test = evaluate(model, t.ds, t.dtype, t.ranks, tta=tta)
+                v = evaluate(model, t.ds, t.dtype, t.ranks, "val", tta)
+            out[variant_name(ema, tta)] = {"val": overall(v), "test": overall(test)}
+    return out
+
+
 def end_of_epoch(t, epoch, losses, train_time):
     """Evaluate, record the epoch, print its line, save the checkpoint and the run log."""
     t1 = time.perf_counter()
@@ -825,6 +853,7 @@ def refreshes_top_level(t):
 def finish(t, result, val):
     """Write the weights and the final run log (rank 0); print the accuracy and the per-class table."""
     total_train = t.history[-1]["train_time_s"]
+    variants = evaluations(t, result, val)        # every rank: evaluating is collective
 
     def write():
         if t.ema is not None:                    # before weights.pt, which marks the run complete
@@ -836,6 +865,7 @@ def finish(t, result, val):
             "final_loss": t.loss_lines[-1][2] if t.loss_lines else t.history[-1]["train_loss"],
             "epochs": t.cfg.epochs, "weights_sha256": weights_digest(t.model),
             "weights_ema_sha256": weights_digest(t.ema.model) if t.ema is not None else None,
+            "evaluations": variants,
         })
         t.write_log("complete")
         if refreshes_top_level(t):
@@ -846,6 +876,8 @@ def finish(t, result, val):
           f"{result['overall_accuracy']:.2f} %")
     if val is not None:
         print(f"Accuracy on the {val['total']} validation images: {val['overall_accuracy']:.2f} %")
+    for name, acc in (variants or {}).items():
+        print(f"evaluation {name}: val {acc['val']:.2f}%, test {acc['test']:.2f}%")
     print(class_table(result["per_class"]))
     print(f"Training time: {total_train:.2f}s on {t.device} ({t.record['precision']}); "
           f"run log: {hwdna.relative(t.run_dir / runs.LOG)}")

@@ -31,8 +31,8 @@ import atomic
 import plots
 import recipes
 from errors import UserError
-from runs import (DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, choose_setup, config_groups, configurations,
-                  is_number, load_runs, representative, resolve_sample)
+from runs import (DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup, config_groups,
+                  configurations, is_number, load_runs, representative, resolve_sample)
 
 CLASSES = plots.CLASSES
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}
@@ -226,7 +226,7 @@ def not_measured(*commands, sep=" and "):
     return f"*{NOT_MEASURED}.* Run {cmds}, then `python report.py`."
 
 
-def config_label(run, chips, seed=True):
+def config_label(run, chips, seed=True, options=True):
     """'CPU, 2 Epochs, augmentation, OneCycleLR' with non-default settings added."""
     parts = [DEVICE_NAMES.get(run.device, run.device), f"{run.epochs} Epochs"]
     if run.augment:
@@ -248,7 +248,7 @@ def config_label(run, chips, seed=True):
     lr_key = "max_lr" if run.onecycle else "lr"
     if run.cfg.get(lr_key) not in (None, getattr(defaults, lr_key)):
         parts.append(f"{lr_key.replace('_', ' ')} {run.cfg[lr_key]}")
-    if run.options:
+    if options and run.options:
         parts.append(run.options)
     if len(chips) > 1:
         parts.append(run.chip)
@@ -367,6 +367,8 @@ def why_not_main(run):
     if run.full_official:
         return ""
     d = run.dataset
+    if run.ablation:
+        return f"{run.val:,} images held out for validation: in Recipe Ablation"
     if (d.get("train_images"), d.get("test_images")) != (FULL_TRAIN, FULL_TEST):
         return f"{dataset_size(run)} images, not the full set"
     return "not the official images" if d.get("official") is False else "dataset not recorded"
@@ -410,9 +412,14 @@ class Context:
         return [r for r in self.done if r.full_official]
 
     @cached_property
+    def ablation(self):
+        """Complete runs of the recipe ablation (official content less a validation split)."""
+        return [r for r in self.done if r.ablation]
+
+    @cached_property
     def other(self):
-        """Complete runs on other data (another copy, a subset)."""
-        return [r for r in self.done if not r.full_official]
+        """Complete runs on other data (another copy, a subset), ablation runs aside."""
+        return [r for r in self.done if not r.full_official and not r.ablation]
 
     @cached_property
     def bench(self):
@@ -1013,6 +1020,134 @@ def architectures_section(ctx):
     return [block(2, "Architecture Comparison", *parts)]
 
 
+# ---------------------------------------------------------------- the recipe ablation
+
+ABLATION_VARIANTS = (("model", ()), ("ema", ("ema",)), ("model+tta", ("tta",)), ("ema+tta", ("ema", "tta")))
+OPTION_TEXT = {
+    "label_smoothing": lambda v: f"label smoothing {v}",
+    "nesterov": lambda v: "Nesterov" if v else "no Nesterov",
+    "decay_norm_bias": lambda v: "weight decay on norms and biases" if v else "no weight decay on norms and biases",
+    "cutout": lambda v: f"Cutout {v} px",
+}
+
+
+def option_text(key, value):
+    return OPTION_TEXT[key](value) if key in OPTION_TEXT else f"{key} {value}"
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One training configuration evaluated one way, over its seeds: {seed: (val %, test %)}."""
+    label: str
+    values: dict
+    runs: tuple
+
+    @property
+    def n(self):
+        return len(self.values)
+
+    def stat(self, i):
+        """(mean, sample std or None) of val (i=0) or test (i=1) accuracy over the seeds."""
+        xs = [v[i] for v in self.values.values()]
+        m = sum(xs) / len(xs)
+        sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
+        return m, sd
+
+
+def mean_text(stat, n):
+    m, sd = stat
+    return f"{m:.2f}%" if sd is None else f"{m:.2f} ± {sd:.2f}% (n={n})"
+
+
+def ablation_row(label, group, variant):
+    """The row of ``variant`` over the seeds of ``group`` (each seed's representative run), or None."""
+    values, used = {}, []
+    for seed, rs in by_seed(group).items():
+        r = representative([r for r in rs if variant in r.evaluations])
+        if r is not None:
+            values[seed] = (r.evaluations[variant]["val"], r.evaluations[variant]["test"])
+            used.append(r)
+    return AblationRow(label, values, tuple(used)) if values else None
+
+
+def ablation_rows(runs):
+    """The rows of one ablation (runs sharing ``Run.ablation_base``): the seed's recipe evaluated
+    every way its runs were, then each set of training options, plain and evaluated every way."""
+    groups = {}
+    for r in runs:
+        groups.setdefault(tuple(sorted(r.training_options.items(), key=str)), []).append(r)
+
+    def eval_text(variant, group):
+        decay = next((r.cfg.get("ema") for r in group if r.cfg.get("ema")), None)
+        return " + ".join({"ema": f"EMA {decay}", "tta": "flip TTA"}[k] for k in dict(ABLATION_VARIANTS)[variant])
+
+    rows = []
+    for options in sorted(groups, key=lambda o: (len(o), str(o))):
+        group = groups[options]
+        train_text = ", ".join(option_text(k, v) for k, v in options)
+        variants = [v for v, _ in ABLATION_VARIANTS if any(v in r.evaluations for r in group)]
+        if options:                       # an option set: alone, and with every evaluation on
+            variants = [v for v in variants if v in ("model", variants[-1])]
+        for variant in variants:
+            extra = eval_text(variant, group)
+            label = ("seed's recipe" if not options and not extra else
+                     "+ " + " + ".join(x for x in (train_text, extra) if x))
+            row = ablation_row(label, group, variant)
+            if row is not None:
+                rows.append(row)
+    return rows
+
+
+def ablation_table(rows):
+    base = next((r for r in rows if r.label == "seed's recipe"), None)
+
+    def change(row, i):
+        return "—" if base is None or row is base else points(row.stat(i)[0] - base.stat(i)[0])
+    best_val = max(rows, key=lambda r: r.stat(0)[0])
+    out = [[f"**{r.label}**" if r is best_val else r.label, mean_text(r.stat(0), r.n), change(r, 0),
+            mean_text(r.stat(1), r.n), change(r, 1), ", ".join(f"`{x.run_id}`" for x in r.runs)] for r in rows]
+    return table(["Change", "Val accuracy", "Δ val", "Test accuracy", "Δ test", "Runs"], out)
+
+
+def ablation_section(ctx):
+    """Runs with a validation split, by model and shared base: each option against the seed's recipe."""
+    models = [m for m in model_order(ctx.ablation) if any(r.model == m for r in ctx.ablation)]
+    parts = ["Runs with a validation split (`--val N`: N training images held out, the same ones for every "
+             "seed, so these runs train on fewer images than the main tables' runs): each recipe option "
+             "against the seed's recipe on the same split, at equal epochs. Options are judged on validation "
+             "accuracy (the highest in bold); the test accuracy stands beside it and chooses nothing. EMA and "
+             "flip TTA change only what is evaluated, so every run reports its final weights evaluated each "
+             "way it can (`evaluations` in its results): the model and, with `--ema`, the weight average, "
+             "each without and with flip TTA. Δ: change against the seed's recipe on the same split."]
+    blocks = [block(2, "Recipe Ablation (Validation Split)", *parts)]
+    if not models:
+        blocks[0] = block(2, "Recipe Ablation (Validation Split)", parts[0], not_measured(
+            "python train_large.py --augment --onecycle --epochs 40 --val 5000 --ema 0.999 --tta "
+            "--seeds 1111,1112,1113 [--label-smoothing 0.1 | --nesterov | --no-decay-norm-bias | "
+            "--cutout 8 | --recipe best]"))
+        return blocks
+    for m in models:
+        bases = {}
+        for r in ctx.ablation:
+            if r.model == m:
+                bases.setdefault(r.ablation_base, []).append(r)
+        for base in sorted(bases, key=str):
+            rs = bases[base]
+            rows = ablation_rows(rs)
+            if not rows:
+                continue
+            head = rs[0]
+            label = config_label(head, ctx.chips, seed=False, options=False)
+            blocks.append(block(3, f"{model_name(m)}: {label}, {head.val:,} held out",
+                                f"Trained on {FULL_TRAIN - head.val:,} images; validation on the "
+                                f"{head.val:,} held out (split seed {head.cfg.get('val_seed')}), test on "
+                                f"the {FULL_TEST:,} test images.",
+                                ablation_table(rows),
+                                "Over several seeds: mean ± sample standard deviation (n = seeds)."
+                                if any(r.n > 1 for r in rows) else ""))
+    return blocks
+
+
 def other_data_section(ctx):
     """Complete runs not on the whole official CIFAR-10, by dataset: never in the main tables."""
     if not ctx.other:
@@ -1225,6 +1360,7 @@ def sections(ctx):
         epochs_section(ctx),
         *(deep_model_section(ctx, m) for m in deeper),
         architectures_section(ctx),
+        ablation_section(ctx),
         other_data_section(ctx),
         hardware_section(ctx),
         activations_section(ctx),

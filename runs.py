@@ -107,6 +107,7 @@ def find_checkpoint(resume, out):
 DEVICE_ORDER = {"cpu": 0, "cuda": 1, "mps": 2}
 # The official CIFAR-10's training and test images.
 FULL_TRAIN, FULL_TEST = 50000, 10000
+EVALUATION_OPTIONS = ("val", "ema", "tta")       # options that change what is evaluated, not training
 # Load above the CPU count that marks a timing as taken on a busy machine (the run itself
 # accounts for up to the CPU count).
 BUSY_MARGIN = 0.5
@@ -292,6 +293,27 @@ class Run:
                          if k in self.cfg and self.cfg[k] != v)
 
     @property
+    def val(self):
+        """Training images held out for validation (``--val``); 0 for none."""
+        v = self.cfg.get("val")
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+    @property
+    def training_options(self):
+        """{option: value} of the recipe options that change training (not --val, --ema, --tta)."""
+        return {k: self.cfg[k] for k, v in recipes.OPTIONS.items()
+                if k not in EVALUATION_OPTIONS and k in self.cfg and self.cfg[k] != v}
+
+    @property
+    def ablation_base(self):
+        """What a run computes but for its training options, evaluation and seed: the runs an
+        ablation compares share it (same model, epochs, rates, schedule, split, device, data)."""
+        c = self.cfg
+        return (self.model, self.epochs, str(self.batch_size), str(c.get("lr")), str(c.get("max_lr")),
+                str(c.get("weight_decay")), str(c.get("momentum")), self.augment, self.onecycle,
+                self.precision, self.device, self.data_key, self.val, str(c.get("val_seed")))
+
+    @property
     def configuration(self):
         """What a run computes but for its seed: runs with equal keys are samples of one configuration.
 
@@ -320,6 +342,13 @@ class Run:
         d = self.dataset
         return (d.get("official") is True and d.get("train_images") == FULL_TRAIN
                 and d.get("test_images") == FULL_TEST)
+
+    @property
+    def ablation(self):
+        """A run of the recipe ablation: the official content and test set, the training set less --val."""
+        d = self.dataset
+        return (self.val > 0 and d.get("official") is True and d.get("test_images") == FULL_TEST
+                and d.get("train_images") == FULL_TRAIN - self.val)
 
     @property
     def empty_classes(self):
@@ -359,6 +388,21 @@ class Run:
     @property
     def accuracy(self):
         return self.results.get("overall_accuracy")
+
+    @property
+    def evaluations(self):
+        """{variant: {"val": %, "test": %}}: the results' evaluation variants ("model", "ema",
+        "model+tta", "ema+tta"); a log without them gives its headline figures under the variant
+        its flags chose.  Entries that are not two numbers are left out."""
+        ev = self.results.get("evaluations")
+        ok = {k: {"val": v["val"], "test": v["test"]} for k, v in ev.items()
+              if isinstance(v, dict) and is_number(v.get("val")) and is_number(v.get("test"))
+              } if isinstance(ev, dict) else {}
+        if ok:
+            return ok
+        headline = ("ema" if self.cfg.get("ema") else "model") + ("+tta" if self.cfg.get("tta") else "")
+        val = self.results.get("val_accuracy")
+        return {headline: {"val": val, "test": self.accuracy}} if is_number(val) and is_number(self.accuracy) else {}
 
     @property
     def params(self):

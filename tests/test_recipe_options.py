@@ -232,6 +232,7 @@ def test_options_at_their_defaults_change_nothing(tiny_data, workdir, capsys):
     for run_dir, log in logs:
         assert not (run_dir / runs.WEIGHTS_EMA).exists() and log["results"]["val_accuracy"] is None
         assert log["dataset"]["val_images"] == 0 and runs.log_problem(log) is None
+        assert log["results"]["evaluations"] is None                 # no split: no ablation figures
 
 
 class ProbeBN(nn.Module):
@@ -293,6 +294,16 @@ def test_options_on_are_recorded_evaluated_and_resume_bit_for_bit(probe, tiny_da
     assert engine.evaluate(model, ds, tta=True)["overall_accuracy"] == res["overall_accuracy"]
     assert engine.evaluate(model, ds, split="val", tta=True)["overall_accuracy"] == res["val_accuracy"]
     assert res["weights_ema_sha256"] == engine.weights_digest(model)
+    # with --val, every evaluation of the final weights that needs no training is recorded too
+    ev = res["evaluations"]
+    assert ev["ema+tta"] == {"val": res["val_accuracy"], "test": res["overall_accuracy"]}
+    assert ev["ema"]["test"] == engine.evaluate(model, ds)["overall_accuracy"]
+    model.load_state_dict(trained)
+    for tta, name in ((False, "model"), (True, "model+tta")):
+        assert ev[name] == {"val": engine.evaluate(model, ds, split="val", tta=tta)["overall_accuracy"],
+                            "test": engine.evaluate(model, ds, tta=tta)["overall_accuracy"]}, name
+    assert sorted(ev) == ["ema", "ema+tta", "model", "model+tta"]
+    assert f"evaluation model+tta: val {ev['model+tta']['val']:.2f}%, test" in out
 
     # one epoch, then --resume --epochs 2: the 2-epoch run bit for bit (a fixed rate extends exactly)
     code, _, err = run(train_large, capsys, *common, *OPTIONS, "--epochs", "1", "--out", "cut")

@@ -191,7 +191,8 @@ def test_sections_in_the_seed_order(full):
                 "Large LeNet-style CNN (1,982,602 params)", "Reproducibility", "Data Augmentation",
                 "Learning Rate Scheduling (40 Epochs)", "Acceptable Accuracy Targets",
                 "Epoch Training and Diminishing Returns", "ResNet-18 (11,173,962 params)",
-                "Architecture Comparison", "Hardware DNA", "Activation Visualization", "Plots", "Run Index"]
+                "Architecture Comparison", "Recipe Ablation (Validation Split)", "Hardware DNA",
+                "Activation Visualization", "Plots", "Run Index"]
     assert headings == expected
     for h in ["Device Comparison (2 Epochs)", "Training Progression", "Per-Class Accuracy by Epoch"]:
         assert f"\n### {h}\n" in full["md"]
@@ -713,3 +714,53 @@ def test_recipe_options_make_a_variant_not_a_seed_row(make_log, tmp_path):
     assert headline[3] == "84.00%" and "110000" not in " ".join(headline)
     configs = tables(section(md, "Large LeNet-style CNN (1,982,602 params)"))[1]
     assert row(configs, "CPU, 40 Epochs, augmentation, OneCycleLR, cutout 8, tta True")[4] == "86.00%"
+
+
+def ablation_log(make_log, run_id, seed, val_acc, test_acc, options=(), variants=None):
+    """A 40-epoch wide-LeNet run on the official content less a 5,000-image validation split."""
+    log = make_log(run_id, epochs=40, augment=True, onecycle=True, acc_step=1.0, seed=seed,
+                   acc0=test_acc - 40)
+    log["config"].update(val=5000, val_seed=0, ema=0.999, tta=True, **dict(options))
+    log["dataset"]["train_images"] = 45000
+    log["results"].update(val_accuracy=val_acc, evaluations=variants or {
+        "model": {"val": val_acc, "test": test_acc}, "model+tta": {"val": val_acc + 1, "test": test_acc + 1},
+        "ema": {"val": val_acc + 0.5, "test": test_acc + 0.5},
+        "ema+tta": {"val": val_acc + 1.5, "test": test_acc + 1.5}})
+    return log
+
+
+def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path):
+    logs = [ablation_log(make_log, f"20261201-10000{i}-large-aug-onecycle-e40-val5000", 1111 + i, v, t)
+            for i, (v, t) in enumerate([(80.0, 79.0), (81.0, 80.0), (82.0, 81.0)])]
+    logs.append(ablation_log(make_log, "20261201-110000-large-aug-onecycle-e40-val5000", 1111, 83.0, 82.5,
+                             options={"label_smoothing": 0.1}))
+    # an older log without evaluations: its headline figures under the variant its flags chose
+    old = ablation_log(make_log, "20261201-120000-large-aug-onecycle-e40-val5000", 1111, 79.0, 78.0,
+                       options={"cutout": 8})
+    del old["results"]["evaluations"]
+    md = render(tmp_path, logs + [old, make_log("20261201-130000-large-e2")])
+    ablation = section(md, "Recipe Ablation (Validation Split)")
+    rows = tables(ablation)[0]
+    assert [r[0] for r in rows[1:]] == [
+        "seed's recipe", "+ EMA 0.999", "+ flip TTA", "+ EMA 0.999 + flip TTA",
+        "+ Cutout 8 px + EMA 0.999 + flip TTA", "+ label smoothing 0.1",
+        "**+ label smoothing 0.1 + EMA 0.999 + flip TTA**"]              # bold: the highest validation
+    assert row(rows, "seed's recipe")[1:5] == ["81.00 ± 1.00% (n=3)", "—", "80.00 ± 1.00% (n=3)", "—"]
+    assert row(rows, "+ flip TTA")[1:5] == ["82.00 ± 1.00% (n=3)", "+1.00 points",
+                                            "81.00 ± 1.00% (n=3)", "+1.00 points"]
+    assert row(rows, "+ label smoothing 0.1")[1:] == [
+        "83.00%", "+2.00 points", "82.50%", "+2.50 points", "`20261201-110000-large-aug-onecycle-e40-val5000`"]
+    assert row(rows, "+ Cutout 8 px + EMA 0.999 + flip TTA")[1:3] == ["79.00%", "-2.00 points"]
+    assert "Trained on 45,000 images; validation on the 5,000 held out" in ablation
+    # ablation runs stay out of the main tables and of Other Data; the index says where they are
+    assert "Runs on Other Data" not in md
+    assert "20261201-1000" not in section(md, "Acceptable Accuracy Targets")
+    index = tables(section(md, "Run Index"))[0]
+    assert row(index, "`20261201-110000-large-aug-onecycle-e40-val5000`")[-1] == (
+        "no: 5,000 images held out for validation: in Recipe Ablation")
+
+
+def test_no_ablation_runs_says_how_to_run_them(make_log, tmp_path):
+    md = render(tmp_path, [make_log("20261201-130000-large-e2")])
+    assert "*Not measured yet.* Run `python train_large.py --augment --onecycle --epochs 40 --val 5000" in (
+        section(md, "Recipe Ablation (Validation Split)"))
