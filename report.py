@@ -912,25 +912,31 @@ def scheduling_section(ctx):
             block(3, "Per-Class Accuracy Comparison (Fixed LR vs OneCycleLR)", text)]
 
 
-def targets_section(ctx):
+def seed_rows_section(ctx, heading, intro, headers, row_of):
+    """A section with one row per seed's row (``categories``): ``row_of(category, its best Sample
+    or None)``, the seeds note, and the commands of the rows not measured yet."""
     rows, missing, shown = [], [], []
     for cat, s in category_best(ctx):
-        if s is None:
-            status, accuracy, run = "not measured", "—", "—"
-            missing.append(cat.command)
-        else:
-            shown.append(s)
-            short = cat.target.accuracy - s.accuracy
-            status = "✓ Achieved" if short <= 0 else f"✗ {short:.2f} points below"
-            accuracy, run = accuracy_text(s), s.ref
-        rows.append([cat.name, f"≥{cat.target.accuracy:g}%", cat.epochs, accuracy, status, run])
-    parts = ["Each target is the seed's row: its recipe as the script trains it, at the epochs shown. "
-             "Status from the most accurate configuration of each row (over its seeds when it has several).",
-             table(["Model", "Target Accuracy", "Epochs", "Accuracy", "Status", "Runs"], rows),
-             seeds_note(shown)]
+        rows.append(row_of(cat, s))
+        (missing if s is None else shown).append(cat.command if s is None else s)
+    parts = [intro, table(headers, rows), seeds_note(shown)]
     if missing:
         parts.append(not_measured(*missing, sep=" / "))
-    return [block(2, "Acceptable Accuracy Targets", *parts)]
+    return [block(2, heading, *parts)]
+
+
+def targets_section(ctx):
+    def row_of(cat, s):
+        if s is None:
+            return [cat.name, f"≥{cat.target.accuracy:g}%", cat.epochs, "—", "not measured", "—"]
+        short = cat.target.accuracy - s.accuracy
+        status = "✓ Achieved" if short <= 0 else f"✗ {short:.2f} points below"
+        return [cat.name, f"≥{cat.target.accuracy:g}%", cat.epochs, accuracy_text(s), status, s.ref]
+    return seed_rows_section(
+        ctx, "Acceptable Accuracy Targets",
+        "Each target is the seed's row: its recipe as the script trains it, at the epochs shown. "
+        "Status from the most accurate configuration of each row (over its seeds when it has several).",
+        ["Model", "Target Accuracy", "Epochs", "Accuracy", "Status", "Runs"], row_of)
 
 
 EPOCHS_SERIES = (2, 10, 20, 40)
@@ -1002,22 +1008,16 @@ def deep_model_section(ctx, model):
 
 
 def architectures_section(ctx):
-    rows, missing, shown = [], [], []
-    for cat, s in category_best(ctx):
+    def row_of(cat, s):
         if s is None:
-            rows.append([cat.name, "—", cat.epochs, "not measured", cat.features, "—"])
-            missing.append(cat.command)
-        else:
-            shown.append(s)
-            rows.append([cat.name, params_text(s.run.params), cat.epochs, accuracy_text(s),
-                         f"{cat.features}, batch size {s.run.batch_size}", s.ref])
-    parts = ["Each row is its recipe at its own epochs (the seed's rows, as in the targets): rows with "
-             "different epochs describe the recipes, not which network learns more in equal time.",
-             table(["Model", "Params", "Epochs", "Accuracy", "Key Features", "Runs"], rows),
-             seeds_note(shown)]
-    if missing:
-        parts.append(not_measured(*missing, sep=" / "))
-    return [block(2, "Architecture Comparison", *parts)]
+            return [cat.name, "—", cat.epochs, "not measured", cat.features, "—"]
+        return [cat.name, params_text(s.run.params), cat.epochs, accuracy_text(s),
+                f"{cat.features}, batch size {s.run.batch_size}", s.ref]
+    return seed_rows_section(
+        ctx, "Architecture Comparison",
+        "Each row is its recipe at its own epochs (the seed's rows, as in the targets): rows with "
+        "different epochs describe the recipes, not which network learns more in equal time.",
+        ["Model", "Params", "Epochs", "Accuracy", "Key Features", "Runs"], row_of)
 
 
 # ---------------------------------------------------------------- the recipe ablation
