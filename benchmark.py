@@ -29,6 +29,7 @@ from torch import nn
 
 import data
 import engine
+import graphs
 import hwdna
 import recipes
 import runs
@@ -44,10 +45,14 @@ FLOOR_MODELS = ("resnet18", "large")
 MATMUL_SIDE = {"cpu": 1024, "mps": 4096, "cuda": 8192}   # a square product large enough to run at speed
 PIPELINE_BATCH = 64
 LOG_EVERY = recipes.Config.log_every                # the engine reads the loss every this many steps
-# Precision variants: name -> (--precision value, channels-last).
-VARIANTS = {"fp32": ("fp32", False), "fp32-cl": ("fp32", True), "bf16": ("bf16", False),
-            "bf16-cl": ("bf16", True), "fp16": ("fp16", False), "fp16-cl": ("fp16", True)}
+# Precision variants: name -> (--precision value, channels-last, the one-program step of
+# --cuda-graph (graphs.GraphStep: captured on CUDA, run without capture elsewhere)).
+PLAIN_VARIANTS = {"fp32": ("fp32", False), "fp32-cl": ("fp32", True), "bf16": ("bf16", False),
+                  "bf16-cl": ("bf16", True), "fp16": ("fp16", False), "fp16-cl": ("fp16", True)}
+VARIANTS = {**{k: (*v, False) for k, v in PLAIN_VARIANTS.items()},
+            **{f"{k}-graph": (*v, True) for k, v in PLAIN_VARIANTS.items() if v[0] != "fp16"}}
 DEFAULT_VARIANTS = "fp32,fp32-cl,bf16,bf16-cl"
+CUDA_VARIANTS = DEFAULT_VARIANTS + ",fp32-graph,fp32-cl-graph,bf16-graph,bf16-cl-graph"
 TARGETS = {                                         # ratio -> (comparison, target)
     "pipeline_speedup": (">=", 20.0),
     "pipeline_overhead": ("<=", 1.03),
@@ -78,7 +83,8 @@ class Clock:
 class Trainer:
     """One model and its SGD optimizer, stepped exactly as engine.train steps them."""
 
-    def __init__(self, model, device, seed, lr=0.001, momentum=0.9, dtype=None, channels_last=False):
+    def __init__(self, model, device, seed, lr=0.001, momentum=0.9, dtype=None, channels_last=False,
+                 graph=False):
         torch.manual_seed(seed)                     # every variant starts from the same weights
         self.model = build_model(model).to(device)
         if channels_last:
@@ -87,8 +93,12 @@ class Trainer:
         self.device, self.dtype = device, dtype
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum)
         self.scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+        self.graph = (graphs.GraphStep(self.model, self.optimizer, None, recipes.Config(lr=lr, momentum=momentum),
+                                       dtype) if graph else None)
 
     def step(self, x, y):
+        if self.graph is not None:
+            return self.graph.step(x, y)
         return engine.train_step(self.model, self.optimizer, self.scaler, x, y, self.dtype)
 
 
@@ -481,10 +491,10 @@ def bench_precision(s):
     engine.seed_everything(a.seed, device)
     variants = {}
     for name in a.variants:
-        precision, channels_last = VARIANTS[name]
+        precision, channels_last, graph = VARIANTS[name]
         dtype = engine.amp_dtype(precision, device)
         ds = s.device_data(device, torch.channels_last if channels_last else torch.contiguous_format)
-        trainer = Trainer(model, device, a.seed, dtype=dtype, channels_last=channels_last)
+        trainer = Trainer(model, device, a.seed, dtype=dtype, channels_last=channels_last, graph=graph)
         batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
         train_steps(trainer, batches, a.warmup)
         with Clock(device) as c:
@@ -504,7 +514,8 @@ def bench_precision(s):
             results[f"{name.replace('-', '_')}_vs_{base.replace('-', '_')}"] = ratio.value
     s.record("precision", started, model, batch, device,
              {"steps": steps, "warmup": a.warmup, "augment": True, "seed": a.seed,
-              "variants": {n: {"precision": VARIANTS[n][0], "channels_last": VARIANTS[n][1]}
+              "variants": {n: {"precision": VARIANTS[n][0], "channels_last": VARIANTS[n][1],
+                               "graph": VARIANTS[n][2]}
                            for n in a.variants}},
              results)
 
@@ -563,7 +574,20 @@ def bench_floor(s):
         results[model] = {"batch_size": batch, "flops_per_step": flops, "seconds_per_step": per_step,
                           "floor_seconds": floor, "ratio_to_floor": ratio.value,
                           "images_per_s": batch / per_step}
-        del trainer, batches
+        del trainer
+        if device.type == "cuda":            # the same steps captured: what the host no longer adds
+            graphed = Trainer(model, device, a.seed, dtype=dtype, graph=True)
+            train_steps(graphed, batches, a.warmup + graphs.WARMUP_STEPS + 1)
+            with Clock(device) as c:
+                train_steps(graphed, batches, steps)
+            g_step = c.seconds / steps
+            g_ratio = s.add_ratio(Ratio(f"{model} captured step time / FLOP floor (batch {batch})", g_step / floor))
+            print(f"{model} captured: {g_step * 1e3:,.2f} ms per step: {g_ratio.value:,.1f}x the floor, "
+                  f"{per_step / g_step:,.2f}x the plain step", flush=True)
+            results[model] |= {"graph_seconds_per_step": g_step, "graph_ratio_to_floor": g_ratio.value,
+                               "graph_images_per_s": batch / g_step, "graph_speedup": per_step / g_step}
+            del graphed
+        del batches
     s.record("floor", started, a.model or ",".join(FLOOR_MODELS), a.batch_size, device,
              {"steps": steps, "warmup": a.warmup, "augment": True, "seed": a.seed, "precision": kind,
               "matrix_side": MATMUL_SIDE[device.type]}, results)
@@ -626,9 +650,10 @@ def build_parser():
     a("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
       help="floor benchmark: autocast precision of the steps and the matrix product; auto = bf16 on "
            "CUDA where supported, fp32 elsewhere (default: auto)")
-    a("--variants", type=_names(tuple(VARIANTS)), default=DEFAULT_VARIANTS.split(","),
+    a("--variants", type=_names(tuple(VARIANTS)), default=None,
       help="precision benchmark: comma-separated, the first is the baseline; -cl = channels-last; "
-           f"fp16 only on cuda and mps (default: {DEFAULT_VARIANTS})")
+           "-graph = the step of --cuda-graph (captured on CUDA only); fp16 only on cuda and mps "
+           f"(default: {DEFAULT_VARIANTS}; on CUDA {CUDA_VARIANTS})")
     a("--out", default="runs", help="folder of run folders; one per benchmark (default: runs)")
     return p
 
@@ -650,6 +675,8 @@ def main(argv=None):
         device, warning = engine.resolve_device(args.device)
         if warning and set(names) - {"devices"}:
             print(warning, file=sys.stderr)
+        if args.variants is None:
+            args.variants = (CUDA_VARIANTS if device.type == "cuda" else DEFAULT_VARIANTS).split(",")
         if "precision" in names:
             for name in args.variants:
                 engine.amp_dtype(VARIANTS[name][0], device)   # fp16 on a CPU: say so before any work

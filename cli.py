@@ -165,6 +165,10 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
       help=f"channels-last memory format (default: {on_off(d.channels_last)})")
     a("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
       help=f"torch.compile the model (default: {on_off(d.compile)})")
+    a("--cuda-graph", action=argparse.BooleanOptionalAction, default=d.cuda_graph,
+      help="the whole training step (forward, backward, SGD, learning rate, EMA) as one CUDA graph, "
+           "replayed each step; on another device the same step runs without capture. Not with "
+           f"fp16, torchrun or --compile (default: auto = {recipes.graph_default_text()})")
     a("--threads", type=thread_count, default=d.threads,
       help=f"CPU threads for tensor ops; 0 = PyTorch's default (default: {d.threads})")
     a("--onednn", action=argparse.BooleanOptionalAction, default=d.onednn,

@@ -34,6 +34,9 @@ CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship"
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 EVAL_BATCH = 500
+# On a CPU, evaluation at batch 128 keeps each layer's output in cache: the wide LeNet's
+# 10,000 test images took 2.5 s against 4.8 s at 500 (2-core EPYC).
+EVAL_BATCH_BY_DEVICE = {"cpu": 128}
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -373,13 +376,14 @@ class DeviceCIFAR10:
             for s in range(0, len(xb), share):
                 yield xb[s:s + share], y[b + s:b + s + share]
 
-    def test_batches(self, batch_size=EVAL_BATCH, rank=0, world=1):
+    def test_batches(self, batch_size=None, rank=0, world=1):
         """Yield the test set in order, or rank ``rank``'s contiguous 1/``world`` of it."""
         return self.eval_batches("test", batch_size, rank, world)
 
-    def eval_batches(self, split="test", batch_size=EVAL_BATCH, rank=0, world=1):
+    def eval_batches(self, split="test", batch_size=None, rank=0, world=1):
         """Yield ``split`` ("test" or "val") in order, or rank ``rank``'s contiguous 1/``world`` of it;
-        no augmentation."""
+        no augmentation.  ``batch_size`` None: the device's evaluation batch."""
+        batch_size = batch_size or EVAL_BATCH_BY_DEVICE.get(self.device.type, EVAL_BATCH)
         x, y = (self.x_test, self.y_test) if split == "test" else (self.x_val, self.y_val)
         n = len(y)
         start, stop = rank * n // world, (rank + 1) * n // world

@@ -40,12 +40,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 import atomic
 import data
+import graphs
 import hwdna
 import monitor
 import runs
 from cli import EXIT_INTERRUPTED
 from errors import UserError
 from models import build_model, count_parameters
+import recipes
 from recipes import Config
 
 __all__ = ["Config", "EXIT_INTERRUPTED", "train", "train_step", "evaluate", "resolve_device"]
@@ -57,7 +59,7 @@ FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momen
 # Where and how a run continues may change on resume.  The last three change the order of
 # floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
 CHANGEABLE_ON_RESUME = ("device", "log_every", "data_dir", "download", "progress", "tensorboard",
-                        "compile", "channels_last", "threads", "onednn")
+                        "compile", "channels_last", "threads", "onednn", "cuda_graph")
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
 
@@ -579,10 +581,15 @@ def train_one_epoch(t, epoch, stop):
     t.model.train()
     losses, b = [], 0
     batches = t.ds.train_batches(cfg.batch_size, t.gen, cfg.augment, ranks.rank, ranks.world, cfg.cutout)
+    if t.use_graph and t.graph is None:        # after any resume: it reads the optimizer's buffers
+        t.graph = graphs.GraphStep(t.model, t.optimizer, t.schedule, cfg, t.dtype, t.ema)
     for b, (x, y) in enumerate(batches, 1):
-        losses.append(train_step(t.step_model, t.optimizer, t.scaler, x, y, t.dtype, cfg.label_smoothing))
-        if t.ema is not None:
-            t.ema.update()
+        if t.graph is not None:                  # forward, backward, SGD, EMA: one replay
+            losses.append(t.graph.step(x, y))
+        else:
+            losses.append(train_step(t.step_model, t.optimizer, t.scaler, x, y, t.dtype, cfg.label_smoothing))
+            if t.ema is not None:
+                t.ema.update()
         if t.schedule is not None:
             t.schedule.step()
         t.progress.step()
@@ -623,6 +630,9 @@ class Training:
     steps: int
     ranks: Ranks
     ema: WeightAverage = None                          # with --ema: the weights evaluated
+    use_graph: bool = False                            # the step as one program (graphs.GraphStep)
+    graph_note: str = ""                               # why the plain step, when a graph was not taken
+    graph: graphs.GraphStep = None                     # built at the first step, after any resume
     run_dir: Path = None
     started: str = None
     history: list = dataclasses.field(default_factory=list)
@@ -708,13 +718,39 @@ def set_up(cfg, script, ranks):
                                 weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     steps = ds.num_batches(cfg.batch_size, ranks.world)
     step_model = ranks.parallel(model)      # DDP averages the ranks' gradients in backward
+    use_graph, graph_note = graph_choice(cfg, device, dtype, ranks.world)
     return Training(
         cfg=cfg, script=script, device=device, dtype=dtype, ds=ds, dataset=dataset, model=model,
         step_model=torch.compile(step_model) if cfg.compile else step_model, optimizer=optimizer,
         schedule=make_schedule(cfg, optimizer, steps),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype is torch.float16),
         gen=data_generator(cfg.seed), steps=steps, ranks=ranks,
-        ema=WeightAverage(model, cfg.ema) if cfg.ema else None)
+        ema=WeightAverage(model, cfg.ema) if cfg.ema else None, use_graph=use_graph, graph_note=graph_note)
+
+
+def graph_choice(cfg, device, dtype, world):
+    """(take the one-program step?, why not): --cuda-graph, else the device's default."""
+    why_not = graphs.eligible(cfg, device, dtype, world)
+    if cfg.cuda_graph is None:
+        wanted = recipes.GRAPH_BY_DEFAULT.get(device.type, False)
+        return wanted and not why_not, why_not if wanted else "off by default on " + device.type
+    if cfg.cuda_graph and why_not:
+        raise UserError(f"--cuda-graph: {why_not}; drop --cuda-graph")
+    return cfg.cuda_graph, "" if cfg.cuda_graph else "--no-cuda-graph"
+
+
+def step_record(t):
+    """How the steps ran, for the run log: the path, whether it was captured, and the kernels' settings."""
+    rec = {"path": "plain", "note": t.graph_note}
+    if t.use_graph:
+        rec = {"path": "graph", "note": ""} | (t.graph.describe() if t.graph is not None else {})
+    elif t.cfg.compile:
+        rec["path"] = "compiled"
+    if t.device.type == "cuda":
+        rec["cudnn"] = {"benchmark": torch.backends.cudnn.benchmark,
+                        "deterministic": torch.backends.cudnn.deterministic}
+    rec["deterministic_algorithms"] = torch.are_deterministic_algorithms_enabled()
+    return rec
 
 
 def param_groups(model, cfg):
@@ -774,7 +810,7 @@ def new_record(t):
                                              "out": hwdna.relative(cfg.out)},
         "hardware": hwdna.describe(t.device), "dataset": t.dataset, "git": hwdna.git_commit(),
         "started": t.started, "finished": None, "results": None, "history": t.history,
-        "loss_lines": t.loss_lines, "resumes": t.resumes,
+        "loss_lines": t.loss_lines, "resumes": t.resumes, "step": step_record(t),
     }
 
 
@@ -840,6 +876,7 @@ def end_of_epoch(t, epoch, losses, train_time):
           f"test accuracy {result['overall_accuracy']:.2f}%, {val_part}"
           f"train time {train_time:.1f}s, eval time {eval_time:.1f}s", flush=True)
     t.done = epoch
+    t.record["step"] = step_record(t)
     t.ranks.on_main(t.save)
     return result, val
 

@@ -34,6 +34,7 @@ class Config:
     precision: str = "auto"
     channels_last: bool = False
     compile: bool = False
+    cuda_graph: object = None  # the step as one captured CUDA graph: None = auto (engine.GRAPH_BY_DEFAULT)
     threads: int = 0           # CPU threads for tensor ops; 0 = PyTorch's default
     onednn: bool = True        # CPU convolutions through oneDNN (else PyTorch's native kernels)
     log_every: int = 100
@@ -56,6 +57,15 @@ class Config:
 
 
 DEFAULT_SEED = Config.seed
+# --cuda-graph when not given, per device type.  Off until the H200 measurement
+# (``benchmark.py precision --device cuda`` times the graph variants beside the plain ones)
+# shows the captured step faster; MPS and CPU have no capture.
+GRAPH_BY_DEFAULT = {"cuda": False, "mps": False, "cpu": False}
+
+
+def graph_default_text():
+    on = [k for k, v in GRAPH_BY_DEFAULT.items() if v]
+    return f"on for {', '.join(on)}" if on else "off on every device"
 # The recipe options beyond the seed's recipe, and their seed values: a run with any other
 # value is a variant of its recipe (an ablation row), not one of the seed's rows.
 OPTIONS = {k: getattr(Config, k) for k in ("val", "label_smoothing", "nesterov", "decay_norm_bias",

@@ -118,7 +118,8 @@ def test_small_runs_both_loops_for_the_same_steps(tiny_data, workdir):
 
 
 def test_precision_measures_each_variant(tiny_data, workdir, capsys):
-    assert run(tiny_data, workdir, "precision", "--variants", "fp32,bf16-cl,bf16",
+    # fp32-graph: the step of --cuda-graph, run without capture on a CPU
+    assert run(tiny_data, workdir, "precision", "--variants", "fp32,bf16-cl,fp32-graph",
                "--batch-size", "4") == 0
     out = capsys.readouterr().out
     rec = records(workdir)["precision"]
@@ -126,11 +127,12 @@ def test_precision_measures_each_variant(tiny_data, workdir, capsys):
     res = rec["results"]
     assert rec["model"] == "resnet18" and rec["batch_size"] == 4
     assert res["baseline"] == "fp32"
-    assert rec["settings"]["variants"] == {"fp32": {"precision": "fp32", "channels_last": False},
-                                           "bf16-cl": {"precision": "bf16", "channels_last": True},
-                                           "bf16": {"precision": "bf16", "channels_last": False}}
+    assert rec["settings"]["variants"] == {
+        "fp32": {"precision": "fp32", "channels_last": False, "graph": False},
+        "bf16-cl": {"precision": "bf16", "channels_last": True, "graph": False},
+        "fp32-graph": {"precision": "fp32", "channels_last": False, "graph": True}}
     assert len(rates(res)) == 6 and all(positive(v) for v in rates(res))
-    for name in ("bf16_cl", "bf16"):
+    for name in ("bf16_cl", "fp32_graph"):
         assert res[f"{name}_vs_fp32"] == pytest.approx(res[f"{name}_steps_per_s"] / res["fp32_steps_per_s"])
     assert "fp32_vs_fp32" not in res
     assert "resnet18 bf16-cl vs fp32: " in out
