@@ -247,7 +247,8 @@ class Session:
         run_dir = runs.new_run_dir(self.args.out, f"bench-{name}")
         rec = {
             "kind": "benchmark", "benchmark": name, "run_id": run_dir.name, "status": "complete",
-            "model": model, "batch_size": batch_size, "device": device.type, "settings": settings,
+            "model": model, "batch_size": batch_size, "device": device.type,
+            "settings": settings | {"deterministic": self.args.deterministic},
             "hardware": hwdna.describe(device), "dataset": self.dataset, "git": hwdna.git_commit(),
             "started": started, "finished": hwdna.now(), "results": results,
         }
@@ -279,7 +280,7 @@ def bench_devices(s):
             skipped[kind] = "not available"
             continue
         device = torch.device(kind)
-        engine.seed_everything(a.seed, device)
+        engine.seed_everything(a.seed, device, a.deterministic)
         ds = s.device_data(device)
         trainer = Trainer(model, device, a.seed)
         batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
@@ -309,7 +310,7 @@ def bench_pipeline(s):
     started = hwdna.now()
     print(f"== pipeline: crop + flip + normalise, batch {batch}, on {device}; reference with "
           f"{a.num_workers} workers", flush=True)
-    engine.seed_everything(a.seed, device)
+    engine.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     gen = engine.data_generator(a.seed)
     for _ in itertools.islice(ds.train_batches(batch, gen, augment=True), max(a.warmup, 1)):
@@ -351,7 +352,7 @@ def bench_overhead(s):
     a, device = s.args, s.device
     model, batch = "large", recipes.config_for("large").batch_size
     started = hwdna.now()
-    engine.seed_everything(a.seed, device)
+    engine.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     per_epoch = ds.num_batches(batch)
     steps = a.steps or per_epoch
@@ -431,7 +432,7 @@ def bench_small(s):
     model, batch = cfg.model, cfg.batch_size
     lr, momentum = cfg.lr, cfg.momentum
     started = hwdna.now()
-    engine.seed_everything(a.seed, device)
+    engine.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     per_epoch = ds.num_batches(batch)
     steps = a.steps or a.epochs * per_epoch
@@ -488,7 +489,7 @@ def bench_precision(s):
     started = hwdna.now()
     print(f"== precision: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, "
           f"augmented, on {device}", flush=True)
-    engine.seed_everything(a.seed, device)
+    engine.seed_everything(a.seed, device, a.deterministic)
     variants = {}
     for name in a.variants:
         precision, channels_last, graph = VARIANTS[name]
@@ -553,7 +554,7 @@ def bench_floor(s):
     kind = engine.precision_name(dtype)
     print(f"== floor: {steps} steps after {a.warmup} warm-up, augmented, on {device}, {kind}; "
           f"matrix product ({MATMUL_SIDE[device.type]}^2, {kind}): {rate / 1e12:,.3f} TFLOP/s", flush=True)
-    engine.seed_everything(a.seed, device)
+    engine.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     results = {"matrix_flop_per_s": rate, "precision": kind, "steps": steps}
     for model in ([a.model] if a.model else FLOOR_MODELS):
@@ -654,6 +655,9 @@ def build_parser():
       help="precision benchmark: comma-separated, the first is the baseline; -cl = channels-last; "
            "-graph = the step of --cuda-graph (captured on CUDA only); fp16 only on cuda and mps "
            f"(default: {DEFAULT_VARIANTS}; on CUDA {CUDA_VARIANTS})")
+    a("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+      help="deterministic kernels, as training runs by default; --no-deterministic lets cuDNN autotune "
+           "(default: on)")
     a("--out", default="runs", help="folder of run folders; one per benchmark (default: runs)")
     return p
 

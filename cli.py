@@ -165,6 +165,9 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
       help=f"channels-last memory format (default: {on_off(d.channels_last)})")
     a("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
       help=f"torch.compile the model (default: {on_off(d.compile)})")
+    a("--deterministic", action=argparse.BooleanOptionalAction, default=d.deterministic,
+      help="deterministic kernels where the backend has them; --no-deterministic lets cuDNN "
+           f"autotune its convolutions (faster on CUDA, no longer rerun-exact) (default: {on_off(d.deterministic)})")
     a("--cuda-graph", action=argparse.BooleanOptionalAction, default=d.cuda_graph,
       help="the whole training step (forward, backward, SGD, learning rate, EMA) as one CUDA graph, "
            "replayed each step; on another device the same step runs without capture. Not with "

@@ -56,10 +56,10 @@ __all__ = ["Config", "EXIT_INTERRUPTED", "train", "train_step", "evaluate", "res
 FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momentum",
                    "augment", "onecycle", "seed", "precision", "val", "val_seed", "label_smoothing",
                    "nesterov", "decay_norm_bias", "ema", "cutout", "tta", "recipe")
-# Where and how a run continues may change on resume.  The last three change the order of
-# floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
+# Where and how a run continues may change on resume.  Those from "compile" on change the order
+# of floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
 CHANGEABLE_ON_RESUME = ("device", "log_every", "data_dir", "download", "progress", "tensorboard",
-                        "compile", "channels_last", "threads", "onednn", "cuda_graph")
+                        "compile", "channels_last", "threads", "onednn", "cuda_graph", "deterministic")
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
 
@@ -85,16 +85,18 @@ def resolve_device(name):
     return torch.device(chosen), warning
 
 
-def seed_everything(seed, device):
-    """Seed Python, numpy and torch; ask for deterministic kernels where the backend has them."""
+def seed_everything(seed, device, deterministic=True):
+    """Seed Python, numpy and torch; with ``deterministic``, ask for deterministic kernels where
+    the backend has them, else let cuDNN autotune (benchmark mode) and pick any kernel."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # CPU and every CUDA/MPS device
     if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    torch.use_deterministic_algorithms(True, warn_only=True)
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     # Deterministic mode also fills every new tensor's memory with NaN, a check against
     # kernels that read memory they never wrote; it costs about 5% of a batch-4 step.
     torch.utils.deterministic.fill_uninitialized_memory = False
@@ -698,7 +700,7 @@ def set_up(cfg, script, ranks):
     dtype = amp_dtype(cfg.precision, device)
     if cfg.nesterov and cfg.momentum <= 0:
         raise UserError("--nesterov needs momentum: give --momentum above 0 or drop --nesterov")
-    seed_everything(cfg.seed, device)
+    seed_everything(cfg.seed, device, cfg.deterministic)
 
     folder = data.locate(cfg.data_dir, allow_download=cfg.download)
     arrays = data.load_arrays(folder)

@@ -34,6 +34,7 @@ class Config:
     precision: str = "auto"
     channels_last: bool = False
     compile: bool = False
+    deterministic: bool = True  # deterministic kernels where the backend has them (cuDNN: no autotuning)
     cuda_graph: object = None  # the step as one captured CUDA graph: None = auto (engine.GRAPH_BY_DEFAULT)
     threads: int = 0           # CPU threads for tensor ops; 0 = PyTorch's default
     onednn: bool = True        # CPU convolutions through oneDNN (else PyTorch's native kernels)

@@ -166,3 +166,15 @@ def test_a_run_with_the_program_step_matches_the_plain_run(tiny_data, tmp_path, 
     for (e1, b1, l1), (e2, b2, l2) in zip(plain["loss_lines"], graph["loss_lines"]):
         assert (e1, b1) == (e2, b2) and l1 == pytest.approx(l2, abs=1e-4)
     assert graph["results"]["overall_accuracy"] == pytest.approx(plain["results"]["overall_accuracy"], abs=3)
+
+
+def test_no_deterministic_is_recorded(tiny_data, tmp_path, capsys):
+    try:
+        assert train_large.main(["--epochs", "1", "--data-dir", str(tiny_data), "--out", str(tmp_path),
+                                 "--device", "cpu", "--no-deterministic"]) == 0
+        (path,) = tmp_path.glob("*/run_log.json")
+        log = json.loads(path.read_text())
+        assert log["config"]["deterministic"] is False
+        assert log["step"]["deterministic_algorithms"] is False
+    finally:
+        torch.use_deterministic_algorithms(True, warn_only=True)
