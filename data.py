@@ -294,7 +294,8 @@ class DeviceCIFAR10:
         if val:                                                  # else the arrays as they are
             held, kept = (i.numpy() for i in validation_split(len(y_train), val, val_seed))
             x_train, y_train, x_val, y_val = x_train[kept], y_train[kept], x_train[held], y_train[held]
-        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        def to(a):
+            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
         self.x_train, self.y_train = to(x_train), to(y_train)   # (N, 3, 32, 32) uint8, (N,): N = 50000 - val
         self.x_val, self.y_val = to(x_val), to(y_val)           # (val, 3, 32, 32) uint8, (val,)
         self.x_test, self.y_test = to(x_test), to(y_test)       # (10000, 3, 32, 32) uint8, (10000,)

@@ -37,7 +37,8 @@ def check_record(rec, name, tiny_data):
     assert rec["kind"] == "benchmark" and rec["benchmark"] == name and rec["status"] == "complete"
     assert rec["run_id"].endswith(f"-bench-{name}")
     assert rec["hardware"]["torch"] and rec["hardware"]["cpu_count"]
-    assert rec["dataset"]["id"] == data.fingerprint(tiny_data / data.FOLDER, data.load_arrays(tiny_data / data.FOLDER))["id"]
+    folder = tiny_data / data.FOLDER
+    assert rec["dataset"]["id"] == data.fingerprint(folder, data.load_arrays(folder))["id"]
     assert rec["dataset"]["train_images"] == 200
 
 
