@@ -1148,6 +1148,54 @@ def ablation_section(ctx):
     return blocks
 
 
+def is_best_recipe(recipe, epochs):
+    """Runs of ``--recipe best`` as the script trains it (its options, the recipe's hyperparameters)."""
+    d = recipe.config()
+    lr_key = "max_lr" if recipe.best.get("onecycle", d.onecycle) else "lr"
+
+    def holds(run):
+        c = run.cfg
+        return (run.model == recipe.model and run.epochs == epochs and c.get("recipe") == "best"
+                and all(c.get(k) == v for k, v in recipe.best.items()) and run.batch_size == d.batch_size
+                and c.get(lr_key) == getattr(d, lr_key) and c.get("momentum") == d.momentum)
+    return holds
+
+
+def best_recipe_section(ctx):
+    """Each model's ``--recipe best`` on the full training set beside the seed's recipe at equal epochs."""
+    rows, shown, missing = [], [], []
+    for recipe in recipes.RECIPES.values():
+        if not recipe.best or not recipe.best_target:
+            continue
+        target, epochs = recipe.best_target
+        seed_rows = [c for c in categories() if c.recipe is recipe and c.epochs == epochs
+                     and all(recipe.best.get(k, v) == v for k, v in c.target.flags.items())]
+        seed = best_sample(configurations([r for r in ctx.main if seed_rows[-1].holds(r)])) if seed_rows else None
+        best = best_sample(configurations([r for r in ctx.main if is_best_recipe(recipe, epochs)(r)]))
+        shown += [s for s in (seed, best) if s is not None]
+        if best is None:
+            missing.append(f"python {recipe.script} --recipe best --epochs {epochs} --seeds 1111,1112,1113")
+            status = "not measured"
+        else:
+            short = target - best.accuracy
+            status = "✓ Achieved" if short <= 0 else f"✗ {short:.2f} points below"
+        rows.append([recipe.name, "seed's recipe", epochs, accuracy_text(seed), "—", "—",
+                     seed.ref if seed else "—"])
+        rows.append([recipe.name, "`--recipe best`", epochs, accuracy_text(best), f"≥{target:g}%", status,
+                     best.ref if best else "—"])
+    if not rows:
+        return []
+    options = "; ".join(f"{r.name}: " + ", ".join(f"{k} {v}" for k, v in r.best.items())
+                        for r in recipes.RECIPES.values() if r.best)
+    parts = ["The named better recipe on the full training set (no validation split), beside the seed's "
+             f"recipe at equal epochs, test accuracy over seeds. `--recipe best` sets: {options}.",
+             table(["Model", "Recipe", "Epochs", "Test accuracy", "Target", "Status", "Runs"], rows),
+             seeds_note(shown)]
+    if missing:
+        parts.append(not_measured(*missing, sep=" / "))
+    return [block(2, "Seed's Recipe vs the Best Recipe", *parts)]
+
+
 def other_data_section(ctx):
     """Complete runs not on the whole official CIFAR-10, by dataset: never in the main tables."""
     if not ctx.other:
@@ -1361,6 +1409,7 @@ def sections(ctx):
         *(deep_model_section(ctx, m) for m in deeper),
         architectures_section(ctx),
         ablation_section(ctx),
+        best_recipe_section(ctx),
         other_data_section(ctx),
         hardware_section(ctx),
         activations_section(ctx),

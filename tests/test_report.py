@@ -191,7 +191,8 @@ def test_sections_in_the_seed_order(full):
                 "Large LeNet-style CNN (1,982,602 params)", "Reproducibility", "Data Augmentation",
                 "Learning Rate Scheduling (40 Epochs)", "Acceptable Accuracy Targets",
                 "Epoch Training and Diminishing Returns", "ResNet-18 (11,173,962 params)",
-                "Architecture Comparison", "Recipe Ablation (Validation Split)", "Hardware DNA",
+                "Architecture Comparison", "Recipe Ablation (Validation Split)",
+                "Seed's Recipe vs the Best Recipe", "Hardware DNA",
                 "Activation Visualization", "Plots", "Run Index"]
     assert headings == expected
     for h in ["Device Comparison (2 Epochs)", "Training Progression", "Per-Class Accuracy by Epoch"]:
@@ -764,3 +765,23 @@ def test_no_ablation_runs_says_how_to_run_them(make_log, tmp_path):
     md = render(tmp_path, [make_log("20261201-130000-large-e2")])
     assert "*Not measured yet.* Run `python train_large.py --augment --onecycle --epochs 40 --val 5000" in (
         section(md, "Recipe Ablation (Validation Split)"))
+
+
+def test_best_recipe_stands_beside_the_seed_recipe_with_its_target(make_log, tmp_path):
+    best = recipes.RECIPES["large"].best
+    logs = [make_log("20261201-100000-large-aug-onecycle-e40", epochs=40, augment=True, onecycle=True,
+                     acc_step=1.0, acc0=44.5)]
+    for i, (seed, acc0) in enumerate([(1111, 47.5), (1112, 46.5)]):
+        log = make_log(f"20261201-11000{i}-large-aug-onecycle-best-e40", epochs=40, augment=True,
+                       onecycle=True, acc_step=1.0, acc0=acc0, seed=seed)
+        log["config"].update(best, recipe="best")
+        logs.append(log)
+    md = render(tmp_path, logs)
+    rows = tables(section(md, "Seed's Recipe vs the Best Recipe"))[0]
+    large = [r for r in rows[1:] if r[0] == "Large LeNet-style CNN"]
+    assert [r[1:6] for r in large] == [
+        ["seed's recipe", "40", "84.50%", "—", "—"],
+        ["`--recipe best`", "40", "87.00 ± 0.71% (n=2)", "≥87%", "✓ Achieved"]]
+    # the best recipe's runs are never one of the seed's rows
+    assert "87.00" not in section(md, "Acceptable Accuracy Targets")
+    assert "python train_resnet.py --recipe best --epochs 40" in section(md, "Seed's Recipe vs the Best Recipe")
