@@ -200,9 +200,9 @@ def add_recipe_options(p, d, suppress):
     a = _adder(g, suppress)
     best = recipes.recipe(d.model).best
     a("--recipe", choices=recipes.RECIPE_NAMES, default=d.recipe,
-      help="seed = the seed's recipe, every option below at its default; best = PROVISIONAL, not "
-           "yet chosen by an ablation: "
-           + (", ".join(f"{k}={v}" for k, v in best.items()) if best else "none for this model")
+      help="seed = the seed's recipe, every option below at its default; best = "
+           + (f"{recipes.BEST_NOTES.get(d.model, 'not chosen by an ablation')}: "
+              + ", ".join(f"{k}={v}" for k, v in best.items()) if best else "none for this model")
            + f"; flags given explicitly override it (default: {d.recipe})")
     a("--val", type=nonnegative_int, default=d.val, metavar="N",
       help="hold out N training images as a validation split (5000 is usual) and train on the "

@@ -1124,7 +1124,7 @@ def ablation_section(ctx):
         blocks[0] = block(2, "Recipe Ablation (Validation Split)", parts[0], not_measured(
             "python train_large.py --augment --onecycle --epochs 40 --val 5000 --ema 0.999 --tta "
             "--seeds 1111,1112,1113 [--label-smoothing 0.1 | --nesterov | --no-decay-norm-bias | "
-            "--cutout 8 | --recipe best]"))
+            "--cutout 8 | all four]"))
         return blocks
     for m in models:
         bases = {}
@@ -1155,8 +1155,10 @@ def is_best_recipe(recipe, epochs):
 
     def holds(run):
         c = run.cfg
+        options = {k: recipe.best.get(k, v) for k, v in recipes.OPTIONS.items()}   # the others at the seed's
         return (run.model == recipe.model and run.epochs == epochs and c.get("recipe") == "best"
-                and all(c.get(k) == v for k, v in recipe.best.items()) and run.batch_size == d.batch_size
+                and all(c.get(k) == v for k, v in recipe.best.items())
+                and all(c.get(k, v) == v for k, v in options.items()) and run.batch_size == d.batch_size
                 and c.get(lr_key) == getattr(d, lr_key) and c.get("momentum") == d.momentum)
     return holds
 

@@ -19,6 +19,7 @@ import models
 import recipes
 import runs
 import train_large
+import train_resnet
 import train_small
 from conftest import LOSS_LINE, make_cifar, run
 from errors import UserError
@@ -170,9 +171,14 @@ def test_help_states_every_option_and_its_default(capsys):
                    "label smoothing of the cross-entropy loss (default: 0.0)",
                    "Nesterov momentum (default: off)", "exempts them (default: on)",
                    "go to weights_ema.pt; 0 = off (default: 0)", "8-16 is usual; 0 = off (default: 0)",
-                   "mirror image (default: off)", "best = PROVISIONAL, not yet chosen by an ablation",
-                   "cutout=8", "(default: seed)", "validation split's permutation (default: 0)"):
+                   "mirror image (default: off)",
+                   "best = chosen on the validation split, one seed per option so far: label_smoothing=0.1, "
+                   "tta=True", "(default: seed)", "validation split's permutation (default: 0)"):
         assert phrase in text, phrase
+    with pytest.raises(SystemExit):
+        train_resnet.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "best = PROVISIONAL, not yet chosen by an ablation" in text and "cutout=8" in text
 
 
 def config(model, argv):
@@ -183,10 +189,10 @@ def config(model, argv):
 def test_recipe_best_sets_its_options_under_the_flags_given():
     seed = config("large", [])
     assert seed == recipes.config_for("large", weight_decay=0.0) and seed.recipe == "seed"
-    best = config("large", ["--recipe", "best", "--cutout", "16", "--no-tta"])
-    assert best.recipe == "best" and best.cutout == 16 and best.tta is False        # the flags win
+    best = config("large", ["--recipe", "best", "--label-smoothing", "0.2", "--no-tta"])
+    assert best.recipe == "best" and best.label_smoothing == 0.2 and best.tta is False   # the flags win
     for key, value in recipes.RECIPES["large"].best.items():
-        if key not in ("cutout", "tta"):
+        if key not in ("label_smoothing", "tta"):
             assert getattr(best, key) == value, key
     assert best.augment and best.onecycle and best.weight_decay == recipes.ONECYCLE_WEIGHT_DECAY
     resnet = config("resnet18", ["--recipe", "best"])

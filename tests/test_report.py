@@ -776,7 +776,11 @@ def test_best_recipe_stands_beside_the_seed_recipe_with_its_target(make_log, tmp
                        onecycle=True, acc_step=1.0, acc0=acc0, seed=seed)
         log["config"].update(best, recipe="best")
         logs.append(log)
-    md = render(tmp_path, logs)
+    # a run of an earlier, larger option set under the name "best" is not this recipe
+    older = make_log("20261201-120000-large-aug-onecycle-best-e40", epochs=40, augment=True, onecycle=True,
+                     acc_step=1.0, acc0=50.0)
+    older["config"].update(best, recipe="best", cutout=8)
+    md = render(tmp_path, logs + [older])
     rows = tables(section(md, "Seed's Recipe vs the Best Recipe"))[0]
     large = [r for r in rows[1:] if r[0] == "Large LeNet-style CNN"]
     assert [r[1:6] for r in large] == [
