@@ -22,6 +22,7 @@ and writes (see ``Ranks``).
 """
 import copy
 import dataclasses
+import gc
 import hashlib
 import os
 import random
@@ -940,7 +941,13 @@ def train(cfg, script="train.py", resume=None, explicit=()):
                 cfg = resumed_config(ckpt, cfg, explicit)
             check_batch_split(cfg.batch_size, world)
             with process_group(cfg.device, launch) as ranks, cpu_settings(cfg.threads, cfg.onednn):
-                return _run(cfg, script, ckpt, ckpt_path, stop, ranks)
+                try:
+                    return _run(cfg, script, ckpt, ckpt_path, stop, ranks)
+                finally:
+                    # The run (its DistributedDataParallel model among it) goes before the process
+                    # group does: a DDP reducer outliving its group can abort the process at exit.
+                    stop.on_abort = None
+                    gc.collect()
         except SharedError as exc:
             if rank != 0:                    # rank 0 says it
                 return exc.exit_code
