@@ -830,11 +830,6 @@ def overall(result):
     return result["overall_accuracy"] if result is not None else None
 
 
-def variant_name(ema, tta):
-    """An evaluation variant's name: "model" or "ema" (the weight average), "+tta" with flip TTA."""
-    return ("ema" if ema else "model") + ("+tta" if tta else "")
-
-
 def evaluations(t, result, val):
     """{variant: {"val": %, "test": %}} for every evaluation of the final weights that needs no
     training: the model and (with --ema) its weight average, each without and with flip TTA.
@@ -854,7 +849,7 @@ def evaluations(t, result, val):
             else:
                 test = evaluate(model, t.ds, t.dtype, t.ranks, tta=tta)
                 v = evaluate(model, t.ds, t.dtype, t.ranks, "val", tta)
-            out[variant_name(ema, tta)] = {"val": overall(v), "test": overall(test)}
+            out[recipes.variant_name(ema, tta)] = {"val": overall(v), "test": overall(test)}
     return out
 
 

@@ -400,7 +400,7 @@ class Run:
               } if isinstance(ev, dict) else {}
         if ok:
             return ok
-        headline = ("ema" if self.cfg.get("ema") else "model") + ("+tta" if self.cfg.get("tta") else "")
+        headline = recipes.variant_name(self.cfg.get("ema"), self.cfg.get("tta"))
         val = self.results.get("val_accuracy")
         return {headline: {"val": val, "test": self.accuracy}} if is_number(val) and is_number(self.accuracy) else {}
 

@@ -6,26 +6,15 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
 import engine
 import graphs
 import recipes
 import train_large
 from conftest import LOSS_LINE
+from test_recipe_options import ProbeBN as Probe
 
 STEPS = 12
-
-
-class Probe(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.fc = nn.Linear(8, 10)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.bn1(self.conv1(x))).mean((2, 3)))
 
 
 def setup(cfg, seed=0):
