@@ -554,9 +554,7 @@ def train_step(model, optimizer, scaler, x, y, dtype=None, label_smoothing=0.0):
 def make_schedule(cfg, optimizer, steps_per_epoch):
     if not cfg.onecycle:
         return None
-    return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.max_lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-        pct_start=0.3, anneal_strategy="cos")
+    return graphs.onecycle(optimizer, cfg.max_lr, cfg.epochs * steps_per_epoch)
 
 
 def run_tag(cfg):

@@ -39,6 +39,16 @@ def eligible(cfg, device, dtype, world):
     return ""
 
 
+def onecycle(optimizer, max_lr, total_steps):
+    """The OneCycle schedule of ``--onecycle``: 30% warm-up to ``max_lr``, cosine down.
+
+    The one definition, for the plain step (``engine.make_schedule``) and for the table
+    below, which must give the same values step for step.
+    """
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=0.3, anneal_strategy="cos")
+
+
 def schedule_table(cfg, optimizer, schedule, total_steps, device):
     """(learning rates, momenta): float32 device tensors with the value of every step.
 
@@ -50,8 +60,7 @@ def schedule_table(cfg, optimizer, schedule, total_steps, device):
         lrs, moms = [group["lr"]], [group["momentum"]]
     else:
         probe = torch.optim.SGD([torch.zeros(1)], lr=cfg.max_lr, momentum=cfg.momentum)
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            probe, max_lr=cfg.max_lr, total_steps=total_steps, pct_start=0.3, anneal_strategy="cos")
+        sched = onecycle(probe, cfg.max_lr, total_steps)
         lrs, moms = [], []
         for k in range(total_steps):
             lrs.append(probe.param_groups[0]["lr"])
