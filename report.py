@@ -320,8 +320,9 @@ def seeds_note(samples):
     if not any(s is not None and s.n >= 2 for s in samples):
         return ""
     return ("A value over several seeds is their mean ± sample standard deviation (n = number of seeds; "
-            "a rerun with a seed already counted reproduces it and is not a new sample); times and "
-            "losses are means.")
+            "a rerun with a seed already counted reproduces it and is not a new sample); losses are "
+            "means, and times the mean of the seeds timed on an idle machine (of all, marked †, when "
+            "none was).")
 
 
 def scalars(results, skip=()):

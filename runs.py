@@ -546,8 +546,9 @@ class Sample:
     """One configuration after one epoch count, over seeds: one ``Cell`` per seed.
 
     A rerun with a seed already in the sample reproduces it and adds nothing, so each seed
-    counts once (its ``representative`` run).  Reads like a ``Cell``: the accuracy, time, loss
-    and per-class figures are means over the seeds; ``accuracy_std`` is the sample standard
+    counts once (its ``representative`` run).  Reads like a ``Cell``: the accuracy, loss and
+    per-class figures are means over the seeds, the time over the seeds timed on an idle
+    machine (over all of them, and ``busy``, when none was); ``accuracy_std`` is the sample standard
     deviation (ddof=1), None for one seed.
     """
 
@@ -573,9 +574,15 @@ class Sample:
     def derived(self):
         return any(c.derived for c in self.cells)
 
+    def _timed(self):
+        """The cells whose time counts: those timed on an idle machine, else all of them."""
+        calm = [c for c in self.cells if not c.busy]
+        return calm or list(self.cells)
+
     @property
     def busy(self):
-        return any(c.busy for c in self.cells)
+        """Whether the time is a busy machine's: only when no seed was timed on an idle one."""
+        return all(c.busy for c in self.cells)
 
     @property
     def accuracy(self):
@@ -591,7 +598,7 @@ class Sample:
 
     @property
     def time(self):
-        return _mean([c.time for c in self.cells])
+        return _mean([c.time for c in self._timed()])
 
     @property
     def final_loss(self):

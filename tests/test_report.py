@@ -704,6 +704,22 @@ def test_timings_on_a_busy_machine_are_marked(make_log, tmp_path):
     assert "†" not in section(md, "Small LeNet-style CNN (62,006 params)")
 
 
+def test_a_sample_is_timed_by_its_seeds_on_an_idle_machine(make_log, tmp_path):
+    small = dict(model="small", cpus=2)
+    logs = [make_log("20261201-100000-small-e2", seed=1111, epoch_time=10.0, **small),
+            make_log("20261201-110000-small-e2", seed=1112, epoch_time=12.0, **small),
+            make_log("20261201-120000-small-e2", seed=1113, epoch_time=60.0, epoch_load=4.0, **small),
+            # every seed busy: the mean of all, marked
+            make_log("20261201-130000-large-e2", seed=1111, epoch_time=40.0, epoch_load=4.0, cpus=2),
+            make_log("20261201-140000-large-e2", seed=1112, epoch_time=50.0, epoch_load=4.0, cpus=2)]
+    md = render(tmp_path, logs)
+    small_row = tables(section(md, "Small LeNet-style CNN (62,006 params)"))[0][1]
+    assert small_row[4].endswith("(n=3)") and small_row[5] == "22.00s"      # (20 + 24) / 2, the busy seed left out
+    large_row = tables(section(md, "Large LeNet-style CNN (1,982,602 params)"))[1][1]
+    assert large_row[5] == "90.00s†"
+    assert "of all, marked †, when none was" in md
+
+
 def test_recipe_options_make_a_variant_not_a_seed_row(make_log, tmp_path):
     cyc = dict(epochs=40, augment=True, onecycle=True, acc_step=1.0)
     plain = make_log("20261201-100000-large-aug-onecycle-e40", acc0=44.0, **cyc)
