@@ -71,6 +71,22 @@ def test_the_program_computes_the_plain_step(name):
         assert torch.allclose(st["momentum_buffer"], sb["state"][i]["momentum_buffer"], rtol=1e-4, atol=1e-7)
 
 
+def test_onecycle_is_the_recipes_schedule():
+    """30% warm-up from max_lr / 25 to max_lr, cosine down to ~0; momentum 0.95 -> 0.85 -> 0.95."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+    sched = graphs.onecycle(opt, 0.1, 100)
+    lrs, moms = [], []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        moms.append(opt.param_groups[0]["momentum"])
+        opt.step()
+        sched.step()
+    peak = max(range(100), key=lrs.__getitem__)
+    assert lrs[0] == pytest.approx(0.1 / 25) and lrs[peak] == pytest.approx(0.1) and peak in (29, 30)
+    assert lrs[-1] < 1e-5 and all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+    assert moms[0] == pytest.approx(0.95) and moms[peak] == pytest.approx(0.85) and moms[-1] == pytest.approx(0.95)
+
+
 def test_schedule_table_is_onecycle_step_by_step():
     cfg = CONFIGS["onecycle, nesterov, no decay on norms, EMA, smoothing"]
     model, opt, sched, _ = setup(cfg)
