@@ -1108,9 +1108,20 @@ def ablation_table(rows):
     return table(["Change", "Val accuracy", "Δ val", "Test accuracy", "Δ test", "Runs"], out)
 
 
+# The ablation of each model: its script and the options it compares (the README's loop).
+ABLATION_COMMANDS = {
+    "resnet18": "python train_resnet.py",
+    "large": "python train_large.py --augment --onecycle",
+}
+ABLATION_ARGS = ("--epochs 40 --val 5000 --ema 0.999 --tta --seeds 1111,1112,1113 [--label-smoothing 0.1 | "
+                 "--nesterov | --no-decay-norm-bias | --cutout 8 | all four]")
+
+
 def ablation_section(ctx):
-    """Runs with a validation split, by model and shared base: each option against the seed's recipe."""
-    models = [m for m in model_order(ctx.ablation) if any(r.model == m for r in ctx.ablation)]
+    """Runs with a validation split, by model and shared base: each option against the seed's recipe.
+
+    Each model of ``ABLATION_COMMANDS`` without such runs gets the command that fills its part.
+    """
     parts = ["Runs with a validation split (`--val N`: N training images held out, the same ones for every "
              "seed, so these runs train on fewer images than the main tables' runs): each recipe option "
              "against the seed's recipe on the same split, at equal epochs. Options are judged on validation "
@@ -1119,22 +1130,20 @@ def ablation_section(ctx):
              "way it can (`evaluations` in its results): the model and, with `--ema`, the weight average, "
              "each without and with flip TTA. Δ: change against the seed's recipe on the same split."]
     blocks = [block(2, "Recipe Ablation (Validation Split)", *parts)]
-    if not models:
-        blocks[0] = block(2, "Recipe Ablation (Validation Split)", parts[0], not_measured(
-            "python train_large.py --augment --onecycle --epochs 40 --val 5000 --ema 0.999 --tta "
-            "--seeds 1111,1112,1113 [--label-smoothing 0.1 | --nesterov | --no-decay-norm-bias | "
-            "--cutout 8 | all four]"))
-        return blocks
+    models = [m for m in model_order(ctx.ablation)
+              if m in ABLATION_COMMANDS or any(r.model == m for r in ctx.ablation)]
     for m in models:
         bases = {}
         for r in ctx.ablation:
             if r.model == m:
                 bases.setdefault(r.ablation_base, []).append(r)
+        shown = 0
         for base in sorted(bases, key=str):
             rs = bases[base]
             rows = ablation_rows(rs)
             if not rows:
                 continue
+            shown += 1
             head = rs[0]
             label = config_label(head, ctx.chips, seed=False, options=False)
             blocks.append(block(3, f"{model_name(m)}: {label}, {head.val:,} held out",
@@ -1144,6 +1153,8 @@ def ablation_section(ctx):
                                 ablation_table(rows),
                                 "Over several seeds: mean ± sample standard deviation (n = seeds)."
                                 if any(r.n > 1 for r in rows) else ""))
+        if not shown and m in ABLATION_COMMANDS:
+            blocks.append(block(3, model_name(m), not_measured(f"{ABLATION_COMMANDS[m]} {ABLATION_ARGS}")))
     return blocks
 
 

@@ -780,8 +780,15 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path):
 
 def test_no_ablation_runs_says_how_to_run_them(make_log, tmp_path):
     md = render(tmp_path, [make_log("20261201-130000-large-e2")])
-    assert "*Not measured yet.* Run `python train_large.py --augment --onecycle --epochs 40 --val 5000" in (
-        section(md, "Recipe Ablation (Validation Split)"))
+    ablation = section(md, "Recipe Ablation (Validation Split)")
+    for model, command in [("Large LeNet-style CNN", "python train_large.py --augment --onecycle --epochs 40"),
+                           ("ResNet-18", "python train_resnet.py --epochs 40")]:
+        assert f"### {model}\n\n*Not measured yet.* Run `{command} --val 5000" in ablation
+    # a model with ablation runs shows them; the other still says how to fill its part
+    log = ablation_log(make_log, "20261201-140000-large-aug-onecycle-e40-val5000", 1111, 80.0, 79.0)
+    ablation = section(render(tmp_path / "one", [log]), "Recipe Ablation (Validation Split)")
+    assert tables(ablation)[0][1][0] == "seed's recipe" and ablation.count("Not measured yet") == 1
+    assert "`python train_resnet.py --epochs 40" in ablation
 
 
 def test_best_recipe_stands_beside_the_seed_recipe_with_its_target(make_log, tmp_path):
