@@ -63,6 +63,8 @@ DEFAULT_SEED = Config.seed
 def variant_name(ema, tta):
     """An evaluation variant's name: "model" or "ema" (the weight average), "+tta" with flip TTA."""
     return ("ema" if ema else "model") + ("+tta" if tta else "")
+
+
 # --cuda-graph when not given, per device type.  Off until the H200 measurement
 # (``benchmark.py precision --device cuda`` times the graph variants beside the plain ones)
 # shows the captured step faster; MPS and CPU have no capture.

@@ -1113,7 +1113,9 @@ ABLATION_COMMANDS = {
     "resnet18": "python train_resnet.py",
     "large": "python train_large.py --augment --onecycle",
 }
-ABLATION_ARGS = ("--epochs 40 --val 5000 --ema 0.999 --tta --seeds 1111,1112,1113 [--label-smoothing 0.1 | "
+BEST_SEEDS = 3                  # the best recipe's targets are means over this many seeds
+SEEDS_ARG = ",".join(str(recipes.DEFAULT_SEED + i) for i in range(BEST_SEEDS))     # 1111,1112,1113
+ABLATION_ARGS = (f"--epochs 40 --val 5000 --ema 0.999 --tta --seeds {SEEDS_ARG} [--label-smoothing 0.1 | "
                  "--nesterov | --no-decay-norm-bias | --cutout 8 | all four]")
 
 
@@ -1162,18 +1164,15 @@ def is_best_recipe(recipe, epochs):
     """Runs of ``--recipe best`` as the script trains it (its options, the recipe's hyperparameters)."""
     d = recipe.config()
     lr_key = "max_lr" if recipe.best.get("onecycle", d.onecycle) else "lr"
+    options = {k: recipe.best.get(k, v) for k, v in recipes.OPTIONS.items()}       # the others at the seed's
 
     def holds(run):
         c = run.cfg
-        options = {k: recipe.best.get(k, v) for k, v in recipes.OPTIONS.items()}   # the others at the seed's
         return (run.model == recipe.model and run.epochs == epochs and c.get("recipe") == "best"
                 and all(c.get(k) == v for k, v in recipe.best.items())
                 and all(c.get(k, v) == v for k, v in options.items()) and run.batch_size == d.batch_size
                 and c.get(lr_key) == getattr(d, lr_key) and c.get("momentum") == d.momentum)
     return holds
-
-
-BEST_SEEDS = 3                  # the best recipe's targets are means over this many seeds
 
 
 def best_recipe_section(ctx):
@@ -1188,8 +1187,9 @@ def best_recipe_section(ctx):
         seed = best_sample(configurations([r for r in ctx.main if seed_rows[-1].holds(r)])) if seed_rows else None
         best = best_sample(configurations([r for r in ctx.main if is_best_recipe(recipe, epochs)(r)]))
         shown += [s for s in (seed, best) if s is not None]
+        if best is None or best.n < BEST_SEEDS:
+            missing.append(f"python {recipe.script} --recipe best --epochs {epochs} --seeds {SEEDS_ARG}")
         if best is None:
-            missing.append(f"python {recipe.script} --recipe best --epochs {epochs} --seeds 1111,1112,1113")
             status = "not measured"
         else:
             short = target - best.accuracy
@@ -1197,8 +1197,6 @@ def best_recipe_section(ctx):
             if best.n < BEST_SEEDS:
                 status = (f"{'above' if short <= 0 else f'{short:.2f} points below'} on {best.n} of the "
                           f"{BEST_SEEDS} seeds the target asks for")
-                missing.append(f"python {recipe.script} --recipe best --epochs {epochs} --seeds "
-                               + ",".join(str(recipes.DEFAULT_SEED + i) for i in range(BEST_SEEDS)))
         rows.append([recipe.name, "seed's recipe", epochs, accuracy_text(seed), "—", "—",
                      seed.ref if seed else "—"])
         rows.append([recipe.name, "`--recipe best`", epochs, accuracy_text(best), f"≥{target:g}%", status,
