@@ -31,8 +31,8 @@ import atomic
 import plots
 import recipes
 from errors import UserError
-from runs import (DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup, config_groups,
-                  configurations, is_number, load_runs, representative, resolve_sample)
+from runs import (DEVICE_ORDER, EVALUATION_OPTIONS, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup,
+                  config_groups, configurations, is_number, load_runs, representative, resolve_sample)
 
 CLASSES = plots.CLASSES
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}
@@ -1071,9 +1071,22 @@ def ablation_row(label, group, variant):
     return AblationRow(label, values, tuple(used)) if values else None
 
 
+def best_recipe_row(model):
+    """(training options, evaluation variant) of ``model``'s ``--recipe best`` in an ablation's
+    terms, or None: the row of the ablation table that the named recipe trains and evaluates."""
+    best = recipes.recipe(model).best
+    if not best:
+        return None
+    options = tuple(sorted(((k, v) for k, v in best.items() if k in recipes.OPTIONS
+                            and k not in EVALUATION_OPTIONS and v != recipes.OPTIONS[k]), key=str))
+    evaluated = tuple(k for k in ("ema", "tta") if best.get(k))
+    return options, next(v for v, ks in ABLATION_VARIANTS if ks == evaluated)
+
+
 def ablation_rows(runs):
     """The rows of one ablation (runs sharing ``Run.ablation_base``): the seed's recipe, then each
-    set of training options, each evaluated every way its runs were."""
+    set of training options, each evaluated every way its runs were; ``--recipe best``'s row says so."""
+    named = best_recipe_row(runs[0].model) if runs else None
     groups = {}
     for r in runs:
         groups.setdefault(tuple(sorted(r.training_options.items(), key=str)), []).append(r)
@@ -1091,6 +1104,8 @@ def ablation_rows(runs):
             extra = eval_text(variant, group)
             label = ("seed's recipe" if not options and not extra else
                      "+ " + " + ".join(x for x in (train_text, extra) if x))
+            if (options, variant) == named:
+                label += " (`--recipe best`)"
             row = ablation_row(label, group, variant)
             if row is not None:
                 rows.append(row)
@@ -1127,7 +1142,9 @@ def ablation_section(ctx):
     parts = ["Runs with a validation split (`--val N`: N training images held out, the same ones for every "
              "seed, so these runs train on fewer images than the main tables' runs): each recipe option "
              "against the seed's recipe on the same split, at equal epochs. Options are judged on validation "
-             "accuracy (the highest in bold); the test accuracy stands beside it and chooses nothing. EMA and "
+             "accuracy (the highest in bold); the test accuracy stands beside it and chooses nothing. The row "
+             "marked `--recipe best` is what the named recipe trains and evaluates: an option joins it only "
+             "when it gains more validation accuracy than one seed differs from another. EMA and "
              "flip TTA change only what is evaluated, so every run reports its final weights evaluated each "
              "way it can (`evaluations` in its results): the model and, with `--ema`, the weight average, "
              "each without and with flip TTA. Δ: change against the seed's recipe on the same split."]

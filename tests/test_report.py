@@ -5,6 +5,7 @@ changes only fields that log has, so a change of the run-log format in engine.py
 tests instead of passing unnoticed.
 """
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -746,7 +747,9 @@ def ablation_log(make_log, run_id, seed, val_acc, test_acc, options=(), variants
     return log
 
 
-def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path):
+def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path, monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "large", dataclasses.replace(
+        recipes.RECIPES["large"], best=dict(label_smoothing=0.1, tta=True, augment=True, onecycle=True)))
     logs = [ablation_log(make_log, f"20261201-10000{i}-large-aug-onecycle-e40-val5000", 1111 + i, v, t)
             for i, (v, t) in enumerate([(80.0, 79.0), (81.0, 80.0), (82.0, 81.0)])]
     logs.append(ablation_log(make_log, "20261201-110000-large-aug-onecycle-e40-val5000", 1111, 83.0, 82.5,
@@ -761,7 +764,7 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path):
     assert [r[0] for r in rows[1:]] == [
         "seed's recipe", "+ EMA 0.999", "+ flip TTA", "+ EMA 0.999 + flip TTA",
         "+ Cutout 8 px + EMA 0.999 + flip TTA", "+ label smoothing 0.1", "+ label smoothing 0.1 + EMA 0.999",
-        "+ label smoothing 0.1 + flip TTA",
+        "+ label smoothing 0.1 + flip TTA (`--recipe best`)",          # what the named recipe runs
         "**+ label smoothing 0.1 + EMA 0.999 + flip TTA**"]              # bold: the highest validation
     assert row(rows, "seed's recipe")[1:5] == ["81.00 ± 1.00% (n=3)", "—", "80.00 ± 1.00% (n=3)", "—"]
     assert row(rows, "+ flip TTA")[1:5] == ["82.00 ± 1.00% (n=3)", "+1.00 points",
@@ -776,6 +779,15 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path):
     index = tables(section(md, "Run Index"))[0]
     assert row(index, "`20261201-110000-large-aug-onecycle-e40-val5000`")[-1] == (
         "no: 5,000 images held out for validation: in Recipe Ablation")
+
+
+def test_best_recipe_row_is_the_named_recipe_in_ablation_terms():
+    # training options off the seed's recipe, then how the recipe evaluates (EMA, flip TTA)
+    resnet = recipes.RECIPES["resnet18"].best
+    assert report.best_recipe_row("resnet18") == (
+        tuple(sorted(((k, resnet[k]) for k in ("cutout", "decay_norm_bias", "label_smoothing", "nesterov")),
+                     key=str)), "ema+tta")
+    assert report.best_recipe_row("small") is None                 # no named better recipe
 
 
 def test_no_ablation_runs_says_how_to_run_them(make_log, tmp_path):
