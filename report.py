@@ -1112,11 +1112,25 @@ def ablation_rows(runs):
     return rows
 
 
+def paired_change(row, base, i):
+    """Mean change of val (i=0) or test (i=1) accuracy from ``base`` over the seeds both rows ran
+    (a seed fixes the initial weights, the data order and the augmentation, so each seed is
+    compared with itself);
+    (change of the means, False) when they share no seed."""
+    shared = [s for s in row.values if s in base.values]
+    if not shared:
+        return row.stat(i)[0] - base.stat(i)[0], False
+    return sum(row.values[s][i] - base.values[s][i] for s in shared) / len(shared), True
+
+
 def ablation_table(rows):
     base = next((r for r in rows if r.label == "seed's recipe"), None)
 
     def change(row, i):
-        return "—" if base is None or row is base else points(row.stat(i)[0] - base.stat(i)[0])
+        if base is None or row is base:
+            return "—"
+        value, paired = paired_change(row, base, i)
+        return points(value) + ("" if paired else " ‡")
     best_val = max(rows, key=lambda r: r.stat(0)[0])
     out = [[f"**{r.label}**" if r is best_val else r.label, mean_text(r.stat(0), r.n), change(r, 0),
             mean_text(r.stat(1), r.n), change(r, 1), ", ".join(f"`{x.run_id}`" for x in r.runs)] for r in rows]
@@ -1147,7 +1161,8 @@ def ablation_section(ctx):
              "when it gains more validation accuracy than one seed differs from another. EMA and "
              "flip TTA change only what is evaluated, so every run reports its final weights evaluated each "
              "way it can (`evaluations` in its results): the model and, with `--ema`, the weight average, "
-             "each without and with flip TTA. Δ: change against the seed's recipe on the same split."]
+             "each without and with flip TTA. Δ: change against the seed's recipe on the same split, "
+             "the mean over the seeds both rows ran (‡: they share no seed, so the change of the means)."]
     blocks = [block(2, "Recipe Ablation (Validation Split)", *parts)]
     models = [m for m in model_order(ctx.ablation)
               if m in ABLATION_COMMANDS or any(r.model == m for r in ctx.ablation)]

@@ -769,9 +769,10 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path, mon
     assert row(rows, "seed's recipe")[1:5] == ["81.00 ± 1.00% (n=3)", "—", "80.00 ± 1.00% (n=3)", "—"]
     assert row(rows, "+ flip TTA")[1:5] == ["82.00 ± 1.00% (n=3)", "+1.00 points",
                                             "81.00 ± 1.00% (n=3)", "+1.00 points"]
+    # Δ pairs each seed with itself: label smoothing ran seed 1111 only, so against seed 1111's 80/79
     assert row(rows, "+ label smoothing 0.1")[1:] == [
-        "83.00%", "+2.00 points", "82.50%", "+2.50 points", "`20261201-110000-large-aug-onecycle-e40-val5000`"]
-    assert row(rows, "+ Cutout 8 px + EMA 0.999 + flip TTA")[1:3] == ["79.00%", "-2.00 points"]
+        "83.00%", "+3.00 points", "82.50%", "+3.50 points", "`20261201-110000-large-aug-onecycle-e40-val5000`"]
+    assert row(rows, "+ Cutout 8 px + EMA 0.999 + flip TTA")[1:3] == ["79.00%", "-1.00 points"]
     assert "Trained on 45,000 images; validation on the 5,000 held out" in ablation
     # ablation runs stay out of the main tables and of Other Data; the index says where they are
     assert "Runs on Other Data" not in md
@@ -779,6 +780,17 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path, mon
     index = tables(section(md, "Run Index"))[0]
     assert row(index, "`20261201-110000-large-aug-onecycle-e40-val5000`")[-1] == (
         "no: 5,000 images held out for validation: in Recipe Ablation")
+
+
+def test_ablation_change_pairs_seeds_and_says_when_it_cannot():
+    base = report.AblationRow("seed's recipe", {1111: (80.0, 79.0), 1112: (82.0, 81.0)}, ())
+    one = report.AblationRow("+ x", {1112: (82.5, 81.5)}, ())            # seed 1112 against itself
+    assert report.paired_change(one, base, 0) == (0.5, True)
+    assert report.paired_change(one, base, 1) == (0.5, True)
+    other = report.AblationRow("+ y", {1119: (83.0, 82.0)}, ())          # no seed in common
+    assert report.paired_change(other, base, 0) == (2.0, False)
+    table = report.ablation_table([base, one, other])
+    assert "| **+ y** | 83.00% | +2.00 points ‡ |" in table and "| + x | 82.50% | +0.50 points |" in table
 
 
 def test_best_recipe_row_is_the_named_recipe_in_ablation_terms():
