@@ -1113,10 +1113,9 @@ def ablation_rows(runs):
 
 
 def paired_change(row, base, i):
-    """Mean change of val (i=0) or test (i=1) accuracy from ``base`` over the seeds both rows ran
-    (a seed fixes the initial weights, the data order and the augmentation, so each seed is
-    compared with itself);
-    (change of the means, False) when they share no seed."""
+    """(mean change of val (i=0) or test (i=1) accuracy from ``base`` over the seeds both rows
+    ran, True): a seed fixes the initial weights, the data order and the augmentation, so each
+    seed is compared with itself.  (change of the means, False) when they share no seed."""
     shared = [s for s in row.values if s in base.values]
     if not shared:
         return row.stat(i)[0] - base.stat(i)[0], False
