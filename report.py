@@ -31,8 +31,8 @@ import atomic
 import plots
 import recipes
 from errors import UserError
-from runs import (DEVICE_ORDER, EVALUATION_OPTIONS, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup,
-                  config_groups, configurations, is_number, load_runs, representative, resolve_sample)
+from runs import (DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup, config_groups,
+                  configurations, is_number, load_runs, representative, resolve_sample, training_options)
 
 CLASSES = plots.CLASSES
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}
@@ -1077,10 +1077,12 @@ def best_recipe_row(model):
     best = recipes.recipe(model).best
     if not best:
         return None
-    options = tuple(sorted(((k, v) for k, v in best.items() if k in recipes.OPTIONS
-                            and k not in EVALUATION_OPTIONS and v != recipes.OPTIONS[k]), key=str))
-    evaluated = tuple(k for k in ("ema", "tta") if best.get(k))
-    return options, next(v for v, ks in ABLATION_VARIANTS if ks == evaluated)
+    return options_key(best), recipes.variant_name(best.get("ema"), best.get("tta"))
+
+
+def options_key(cfg):
+    """``cfg``'s training options as a sorted tuple: the key that groups an ablation's runs."""
+    return tuple(sorted(training_options(cfg).items(), key=str))
 
 
 def ablation_rows(runs):
@@ -1089,7 +1091,7 @@ def ablation_rows(runs):
     named = best_recipe_row(runs[0].model) if runs else None
     groups = {}
     for r in runs:
-        groups.setdefault(tuple(sorted(r.training_options.items(), key=str)), []).append(r)
+        groups.setdefault(options_key(r.cfg), []).append(r)
 
     def eval_text(variant, group):
         decay = next((r.cfg.get("ema") for r in group if r.cfg.get("ema")), None)

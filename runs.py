@@ -108,6 +108,13 @@ DEVICE_ORDER = {"cpu": 0, "cuda": 1, "mps": 2}
 # The official CIFAR-10's training and test images.
 FULL_TRAIN, FULL_TEST = 50000, 10000
 EVALUATION_OPTIONS = ("val", "ema", "tta")       # options that change what is evaluated, not training
+
+
+def training_options(cfg):
+    """{option: value} of ``cfg``'s recipe options that change training, where they are off the
+    seed's recipe (a run's config or a recipe's ``best``)."""
+    return {k: cfg[k] for k, v in recipes.OPTIONS.items()
+            if k not in EVALUATION_OPTIONS and k in cfg and cfg[k] != v}
 # Load above the CPU count that marks a timing as taken on a busy machine (the run itself
 # accounts for up to the CPU count).
 BUSY_MARGIN = 0.5
@@ -297,12 +304,6 @@ class Run:
         """Training images held out for validation (``--val``); 0 for none."""
         v = self.cfg.get("val")
         return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
-
-    @property
-    def training_options(self):
-        """{option: value} of the recipe options that change training (not --val, --ema, --tta)."""
-        return {k: self.cfg[k] for k, v in recipes.OPTIONS.items()
-                if k not in EVALUATION_OPTIONS and k in self.cfg and self.cfg[k] != v}
 
     @property
     def ablation_base(self):
