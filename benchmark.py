@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+import compute
 import data
 import engine
 import graphs
@@ -71,12 +72,12 @@ class Clock:
         self.seconds = None
 
     def __enter__(self):
-        engine.synchronize(self.device)
+        compute.synchronize(self.device)
         self.start = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
-        engine.synchronize(self.device)
+        compute.synchronize(self.device)
         self.seconds = time.perf_counter() - self.start
 
 
@@ -275,16 +276,16 @@ def bench_devices(s):
     for kind in DEVICE_KINDS:
         if kind not in kinds:
             continue
-        if not engine.available(kind):
+        if not compute.available(kind):
             print(f"{kind}: not available here; skipped")
             skipped[kind] = "not available"
             continue
         device = torch.device(kind)
-        engine.seed_everything(a.seed, device, a.deterministic)
+        compute.seed_everything(a.seed, device, a.deterministic)
         ds = s.device_data(device)
         trainer = Trainer(model, device, a.seed)
-        batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
-        with engine.cpu_settings(cfg.threads, cfg.onednn):       # as the model's script trains
+        batches = pipeline_batches(ds, batch, compute.data_generator(a.seed), augment=True)
+        with compute.cpu_settings(cfg.threads, cfg.onednn):       # as the model's script trains
             train_steps(trainer, batches, a.warmup)
             with Clock(device) as clock:
                 images = train_steps(trainer, batches, steps)
@@ -310,9 +311,9 @@ def bench_pipeline(s):
     started = hwdna.now()
     print(f"== pipeline: crop + flip + normalise, batch {batch}, on {device}; reference with "
           f"{a.num_workers} workers", flush=True)
-    engine.seed_everything(a.seed, device, a.deterministic)
+    compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
-    gen = engine.data_generator(a.seed)
+    gen = compute.data_generator(a.seed)
     for _ in itertools.islice(ds.train_batches(batch, gen, augment=True), max(a.warmup, 1)):
         pass                                        # warm-up: builds one epoch, a few batches
     with Clock(device) as ours:
@@ -352,7 +353,7 @@ def bench_overhead(s):
     a, device = s.args, s.device
     model, batch = "large", recipes.config_for("large").batch_size
     started = hwdna.now()
-    engine.seed_everything(a.seed, device, a.deterministic)
+    compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     per_epoch = ds.num_batches(batch)
     steps = a.steps or per_epoch
@@ -361,7 +362,7 @@ def bench_overhead(s):
           f"on {device}", flush=True)
     # The augmented pipeline's own batches, built before any clock runs: the in-memory run trains
     # on the very same data (the same arithmetic, so the same speed of it) with no data work left.
-    pool = list(itertools.islice(ds.train_batches(batch, engine.data_generator(a.seed), True),
+    pool = list(itertools.islice(ds.train_batches(batch, compute.data_generator(a.seed), True),
                                  min(steps, per_epoch)))
     # Each timed pipeline run starts an epoch; charge only the fraction of its preparation it uses.
     prep = {}
@@ -369,7 +370,7 @@ def bench_overhead(s):
         times = []
         for _ in range(2):
             with Clock(device) as c:
-                ds.epoch_tensors(engine.data_generator(a.seed), augment)
+                ds.epoch_tensors(compute.data_generator(a.seed), augment)
             times.append(c.seconds)
         prep[augment] = min(times)
     unused = math.ceil(steps / per_epoch) - steps / per_epoch
@@ -382,7 +383,7 @@ def bench_overhead(s):
             trainers[source] = Trainer(model, device, a.seed)
             train_steps(trainers[source], itertools.cycle(pool), a.warmup)
             batches[source] = (itertools.cycle(pool) if source == "memory" else
-                               pipeline_batches(ds, batch, engine.data_generator(a.seed),
+                               pipeline_batches(ds, batch, compute.data_generator(a.seed),
                                                 augment=source == "augment"))
         for i, done in enumerate(range(0, steps, LOG_EVERY)):
             n = min(LOG_EVERY, steps - done)
@@ -432,7 +433,7 @@ def bench_small(s):
     model, batch = cfg.model, cfg.batch_size
     lr, momentum = cfg.lr, cfg.momentum
     started = hwdna.now()
-    engine.seed_everything(a.seed, device, a.deterministic)
+    compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     per_epoch = ds.num_batches(batch)
     steps = a.steps or a.epochs * per_epoch
@@ -444,12 +445,12 @@ def bench_small(s):
           f"oneDNN {'on' if onednn else 'off'}), the tutorial as PyTorch runs it ({default_threads} "
           f"threads, oneDNN {'on' if default_onednn else 'off'}) with {a.num_workers} workers", flush=True)
 
-    with engine.cpu_settings(threads, onednn):
+    with compute.cpu_settings(threads, onednn):
         trainer = Trainer(model, device, a.seed, lr=lr, momentum=momentum)
-        train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed + 1),
+        train_steps(trainer, pipeline_batches(ds, batch, compute.data_generator(a.seed + 1),
                                               cfg.augment), a.warmup)
         with Clock(device) as ours:                 # a fresh stream: epoch preparation included
-            images = train_steps(trainer, pipeline_batches(ds, batch, engine.data_generator(a.seed),
+            images = train_steps(trainer, pipeline_batches(ds, batch, compute.data_generator(a.seed),
                                                            cfg.augment), steps)
     print(rate_line("ours (DeviceCIFAR10 + engine step)", images, ours.seconds, steps), flush=True)
 
@@ -489,14 +490,14 @@ def bench_precision(s):
     started = hwdna.now()
     print(f"== precision: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, "
           f"augmented, on {device}", flush=True)
-    engine.seed_everything(a.seed, device, a.deterministic)
+    compute.seed_everything(a.seed, device, a.deterministic)
     variants = {}
     for name in a.variants:
         precision, channels_last, graph = VARIANTS[name]
-        dtype = engine.amp_dtype(precision, device)
+        dtype = compute.amp_dtype(precision, device)
         ds = s.device_data(device, torch.channels_last if channels_last else torch.contiguous_format)
         trainer = Trainer(model, device, a.seed, dtype=dtype, channels_last=channels_last, graph=graph)
-        batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
+        batches = pipeline_batches(ds, batch, compute.data_generator(a.seed), augment=True)
         train_steps(trainer, batches, a.warmup)
         with Clock(device) as c:
             images = train_steps(trainer, batches, steps)
@@ -547,20 +548,20 @@ def step_flops(trainer, x, y):
 def bench_floor(s):
     """Time per training step against its floor: the step's FLOPs at the chip's matrix-product rate."""
     a, device = s.args, s.device
-    dtype = engine.amp_dtype(a.precision, device)
+    dtype = compute.amp_dtype(a.precision, device)
     rate = matrix_rate(device, dtype or torch.float32)
     started = hwdna.now()
     steps = a.steps or DEFAULT_STEPS["floor"]
-    kind = engine.precision_name(dtype)
+    kind = compute.precision_name(dtype)
     print(f"== floor: {steps} steps after {a.warmup} warm-up, augmented, on {device}, {kind}; "
           f"matrix product ({MATMUL_SIDE[device.type]}^2, {kind}): {rate / 1e12:,.3f} TFLOP/s", flush=True)
-    engine.seed_everything(a.seed, device, a.deterministic)
+    compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     results = {"matrix_flop_per_s": rate, "precision": kind, "steps": steps}
     for model in ([a.model] if a.model else FLOOR_MODELS):
         batch = a.batch_size or recipes.config_for(model).batch_size
         trainer = Trainer(model, device, a.seed, dtype=dtype)
-        batches = pipeline_batches(ds, batch, engine.data_generator(a.seed), augment=True)
+        batches = pipeline_batches(ds, batch, compute.data_generator(a.seed), augment=True)
         train_steps(trainer, batches, a.warmup)
         x, y = next(batches)                 # may be an epoch's last, shorter batch: scale to ``batch``
         flops = step_flops(trainer, x, y) * batch / len(y)
@@ -676,14 +677,14 @@ def main(argv=None):
     def work():
         args = build_parser().parse_args(argv)
         names = selected(args.benchmark)
-        device, warning = engine.resolve_device(args.device)
+        device, warning = compute.resolve_device(args.device)
         if warning and set(names) - {"devices"}:
             print(warning, file=sys.stderr)
         if args.variants is None:
             args.variants = (CUDA_VARIANTS if device.type == "cuda" else DEFAULT_VARIANTS).split(",")
         if "precision" in names:
             for name in args.variants:
-                engine.amp_dtype(VARIANTS[name][0], device)   # fp16 on a CPU: say so before any work
+                compute.amp_dtype(VARIANTS[name][0], device)   # fp16 on a CPU: say so before any work
         session = Session(args, device)
         for name in names:
             RUN[name](session)

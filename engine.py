@@ -1,4 +1,4 @@
-"""The shared training loop: device, seeding, SGD + OneCycle, logging, evaluation, checkpoints.
+"""The shared training loop: SGD + OneCycle, logging, evaluation, checkpoints, interruption.
 
 Every training script is a recipe plus ``engine.train(config)``:
 
@@ -18,7 +18,8 @@ Cutout, flip TTA) are all off by default, and then change nothing that is comput
 Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment) the same loop
 runs on every rank with the model in DistributedDataParallel: ``batch_size`` is
 the global batch, each rank trains on its share of it, and rank 0 alone prints
-and writes (see ``Ranks``).
+and writes (``distributed.Ranks``).  The device, its seeding and precision come from
+``compute``.
 """
 import copy
 import dataclasses
@@ -30,14 +31,12 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager, nullcontext, redirect_stdout
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 
 import atomic
 import data
@@ -46,12 +45,14 @@ import hwdna
 import monitor
 import runs
 from cli import EXIT_INTERRUPTED
+from compute import amp_dtype, autocast, cpu_settings, data_generator, precision_name, seed_everything, synchronize
+from distributed import Ranks, SharedError, check_batch_split, process_group, stdout_silenced, torchrun_env
 from errors import UserError
 from models import build_model, count_parameters
 import recipes
 from recipes import Config
 
-__all__ = ["Config", "EXIT_INTERRUPTED", "train", "train_step", "evaluate", "resolve_device"]
+__all__ = ["Config", "EXIT_INTERRUPTED", "train", "train_step", "evaluate"]
 
 # Config fields that define what a run computes: a resumed run may not change them.
 FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momentum",
@@ -62,265 +63,6 @@ FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momen
 CHANGEABLE_ON_RESUME = ("device", "log_every", "data_dir", "download", "progress", "tensorboard",
                         "compile", "channels_last", "threads", "onednn", "cuda_graph", "deterministic")
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
-
-
-# ---------------------------------------------------------------- device and seeds
-
-def available(kind):
-    if kind == "mps":
-        return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if kind == "cuda":
-        return torch.cuda.is_available()
-    return kind == "cpu"
-
-
-def resolve_device(name):
-    """'auto' -> MPS, CUDA, CPU (first available).  A missing device falls back with a warning."""
-    order = ["mps", "cuda", "cpu"]
-    if name not in order + ["auto"]:
-        raise UserError(f"unknown device {name!r}; choose auto, mps, cuda or cpu")
-    if name != "auto" and available(name):
-        return torch.device(name), None
-    chosen = next(k for k in order if available(k))
-    warning = None if name == "auto" else f"warning: device {name!r} is not available here; using {chosen}"
-    return torch.device(chosen), warning
-
-
-def seed_everything(seed, device, deterministic=True):
-    """Seed Python, numpy and torch; with ``deterministic``, ask for deterministic kernels where
-    the backend has them, else let cuDNN autotune (benchmark mode) and pick any kernel."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # CPU and every CUDA/MPS device
-    if device.type == "cuda":
-        if deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cudnn.deterministic = deterministic
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    # Deterministic mode also fills every new tensor's memory with NaN, a check against
-    # kernels that read memory they never wrote; it costs about 5% of a batch-4 step.
-    torch.utils.deterministic.fill_uninitialized_memory = False
-
-
-def data_generator(seed):
-    """CPU generator for data order and augmentation, apart from the model's init stream."""
-    return torch.Generator().manual_seed(seed + 1)
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def amp_dtype(precision, device):
-    """Autocast dtype for ``precision`` on ``device``; None means plain fp32."""
-    if precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return None
-    if precision == "fp32":
-        return None
-    if precision == "fp16" and device.type == "cpu":
-        raise UserError("--precision fp16 is for cuda and mps; on a CPU use bf16 or fp32")
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def precision_name(dtype):
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
-def autocast(device, dtype):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
-@contextmanager
-def cpu_settings(threads=0, onednn=True):
-    """Run the block with ``threads`` intra-op CPU threads (0: PyTorch's setting) and CPU
-    convolutions through oneDNN or not; restore both afterwards.
-
-    oneDNN pays a fixed cost per convolution call that dominates for the tutorial LeNet at
-    batch 4 (6 and 16 channels); PyTorch's native convolution is faster there. Both settings
-    change the order of floating-point sums, so a run records them in its config.
-    """
-    before = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    if threads:
-        torch.set_num_threads(threads)
-    torch.backends.mkldnn.enabled = onednn
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before[0])
-        torch.backends.mkldnn.enabled = before[1]
-
-
-# ---------------------------------------------------------------- several processes (torchrun)
-
-class SharedError(UserError):
-    """A UserError that every rank raises together: rank 0 says it, the other ranks exit quietly."""
-
-
-def torchrun_env():
-    """(rank, world size, local rank, processes on this machine) as torchrun sets them, or None."""
-    env = os.environ
-    if "RANK" not in env or "WORLD_SIZE" not in env:
-        return None
-    return (int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)),
-            int(env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"])))
-
-
-def check_batch_split(batch_size, world):
-    """``batch_size`` is the global batch under torchrun: every rank takes an equal share."""
-    if batch_size % world:
-        raise SharedError(f"--batch-size {batch_size} does not split evenly across {world} processes; "
-                          f"under torchrun it is the global batch: choose a multiple of {world}")
-
-
-def rank_device(name, local_rank):
-    """The device of local rank ``local_rank`` under torchrun: cuda:LOCAL_RANK, or the CPU.
-
-    No fallback here: every rank has to train on the kind of device the others use.
-    """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "mps":
-        raise SharedError("MPS has no distributed backend; under torchrun use --device cuda or cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if local_rank >= count:
-        raise UserError(f"local rank {local_rank} has no CUDA GPU (this machine has {count}); start at "
-                        f"most {count} processes per machine (--nproc_per_node) or use --device cpu")
-    return torch.device("cuda", local_rank)
-
-
-@dataclasses.dataclass
-class Ranks:
-    """This process's place among the processes of one run: rank 0 of 1 without torchrun.
-
-    Under torchrun every rank runs the whole loop; these collectives keep the ranks in step
-    (NCCL on CUDA, Gloo on the CPU; the stop flag and Python objects always travel over Gloo,
-    so no host read waits on the GPU).  Without torchrun each is the identity, so a plain run
-    computes exactly what it did before.
-    """
-    device: torch.device
-    rank: int = 0
-    world: int = 1
-    local_world: int = 1
-    backend: str = None              # "nccl" or "gloo" under torchrun; None for a plain run
-    devices: list = None             # every rank's device, in rank order
-    control: object = None           # Gloo process group for host-side agreement (None: the default)
-
-    @property
-    def launched(self):
-        return self.backend is not None
-
-    @property
-    def main(self):
-        return self.rank == 0
-
-    @property
-    def launcher(self):
-        """How to start this run again, for the resume hint."""
-        if not self.launched:
-            return "python"
-        if self.world == self.local_world:
-            return f"torchrun --standalone --nproc_per_node {self.local_world}"
-        return (f"torchrun --nnodes {self.world // self.local_world} --nproc_per_node {self.local_world} "
-                "--rdzv-backend c10d --rdzv-endpoint HOST:PORT")
-
-    def record(self):
-        return {"world_size": self.world, "backend": self.backend, "devices": self.devices}
-
-    def mean(self, x):
-        """The mean of tensor ``x`` over the ranks (``x`` itself without torchrun)."""
-        if not self.launched:
-            return x
-        x = x.float().clone()
-        dist.all_reduce(x)                                     # SUM; NCCL alone has AVG
-        return x / self.world
-
-    def sum(self, x):
-        """Sum tensor ``x`` over the ranks, in place."""
-        if self.launched:
-            dist.all_reduce(x)
-        return x
-
-    def any(self, flag):
-        """Whether ``flag`` is true on any rank: the same answer on every rank."""
-        if not self.launched:
-            return bool(flag)
-        t = torch.tensor([int(bool(flag))], dtype=torch.int32)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.control)
-        return bool(t.item())
-
-    def on_main(self, fn):
-        """``fn()`` on rank 0 and its result on every rank; a UserError of it is raised on every rank."""
-        if not self.launched:
-            return fn()
-        box = [None, None]                                     # [result, error message]
-        if self.main:
-            try:
-                box[0] = fn()
-            except UserError as exc:
-                box[1] = str(exc)
-        dist.broadcast_object_list(box, src=0, group=self.control)
-        if box[1] is not None:
-            raise SharedError(box[1])
-        return box[0]
-
-    def broadcast_buffers(self, model):
-        """Rank 0's buffers on every rank.  Batch-norm statistics on the CPU come from each rank's
-        own share in the last forward pass; this way every rank evaluates the model rank 0 saves."""
-        if self.launched:
-            for b in model.buffers():
-                dist.broadcast(b, src=0)
-
-    def parallel(self, model):
-        """``model`` in DistributedDataParallel under torchrun, else ``model`` itself."""
-        if not self.launched:
-            return model
-        return DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None)
-
-
-@contextmanager
-def process_group(device_name, launch=None):
-    """This process's ``Ranks``.  ``launch`` is ``torchrun_env()``; under torchrun the process group
-    lives for the block: one rank per process on cuda:LOCAL_RANK (NCCL) or the CPU (Gloo)."""
-    if launch is None:
-        device, warning = resolve_device(device_name)
-        if warning:
-            print(warning, file=sys.stderr)
-        yield Ranks(device, devices=[str(device)])
-        return
-    rank, world, local_rank, local_world = launch
-    device = rank_device(device_name, local_rank)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
-    try:
-        control = dist.new_group(backend="gloo") if backend == "nccl" else None
-        devices = [None] * world
-        dist.all_gather_object(devices, str(device), group=control)
-        yield Ranks(device, rank, world, local_world, backend, devices, control)
-        # Every rank here before any tears its connections down: a rank that destroys the group
-        # while a peer still talks to it can abort at exit ("terminate called ...").
-        dist.barrier(group=control)
-    finally:
-        dist.destroy_process_group()
-
-
-@contextmanager
-def stdout_silenced(silent):
-    """Send stdout to the null device in the block when ``silent``: only rank 0 prints."""
-    if not silent:
-        yield
-        return
-    with open(os.devnull, "w") as sink, redirect_stdout(sink):
-        yield
 
 
 # ---------------------------------------------------------------- interruption

@@ -31,7 +31,7 @@ import torch
 from PIL import Image, ImageOps
 
 import data
-from engine import resolve_device
+from compute import resolve_device
 from trained import add_source_flags, describe, trained_model
 
 SIZE = 32                                   # CIFAR-10 images are 32x32

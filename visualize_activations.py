@@ -34,7 +34,7 @@ import atomic
 import data
 import recipes
 import runs
-from engine import resolve_device
+from compute import resolve_device
 from errors import UserError
 from trained import load_weights, untrained_model
 

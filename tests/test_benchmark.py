@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import benchmark
+import compute
 import data
-import engine
 
 TINY = ["--steps", "2", "--warmup", "1", "--ref-images", "64", "--num-workers", "0"]
 RECORD_KEYS = {"kind", "benchmark", "run_id", "status", "model", "batch_size", "device", "settings",
@@ -71,7 +71,7 @@ def test_devices_measures_cpu_and_skips_missing_devices(tiny_data, workdir, caps
         assert positive(entry["images_per_s"]) and positive(entry["speedup_vs_cpu"])
         assert entry["speedup_vs_cpu"] == pytest.approx(entry["images_per_s"] / devices["cpu"]["images_per_s"])
     for kind in ("mps", "cuda"):
-        if not engine.available(kind):
+        if not compute.available(kind):
             assert f"{kind}: not available here; skipped" in out
             assert kind not in devices and kind in rec["results"]["skipped"]
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+import compute
 import data
 import engine
 import train_large
@@ -15,11 +16,11 @@ CPU = torch.device("cpu")
 
 
 def layer_output_dtypes(model, x, dtype):
-    """Output dtype of every conv and linear layer in one forward pass under engine.autocast."""
+    """Output dtype of every conv and linear layer in one forward pass under compute.autocast."""
     seen = {}
     hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: seen.__setitem__(name, out.dtype))
              for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with engine.autocast(CPU, dtype):
+    with compute.autocast(CPU, dtype):
         model(x)
     for h in hooks:
         h.remove()
@@ -33,8 +34,8 @@ def layer_output_dtypes(model, x, dtype):
     ("auto", torch.float32, "fp32"),          # auto is fp32 on a CPU
 ])
 def test_precision_sets_the_dtype_of_conv_and_linear_outputs(model, precision, expected, name):
-    dtype = engine.amp_dtype(precision, CPU)
-    assert engine.precision_name(dtype) == name
+    dtype = compute.amp_dtype(precision, CPU)
+    assert compute.precision_name(dtype) == name
     net = build_model(model)
     seen = layer_output_dtypes(net, torch.randn(2, 3, 32, 32), dtype)
     n_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
@@ -44,7 +45,7 @@ def test_precision_sets_the_dtype_of_conv_and_linear_outputs(model, precision, e
 
 def test_fp16_on_cpu_is_a_one_line_user_error():
     with pytest.raises(UserError, match="fp16") as exc_info:
-        engine.amp_dtype("fp16", CPU)
+        compute.amp_dtype("fp16", CPU)
     assert "\n" not in str(exc_info.value)
 
 
@@ -73,7 +74,7 @@ def test_channels_last_model_weights():
 def test_channels_last_batches(tiny_data):
     folder = data.locate(tiny_data, allow_download=False)
     ds = data.DeviceCIFAR10.load(folder, CPU)
-    gen = engine.data_generator(0)
+    gen = compute.data_generator(0)
     x, _ = next(ds.train_batches(8, gen, augment=True))
     assert x.shape == (8, 3, 32, 32) and not x.is_contiguous(memory_format=torch.channels_last)
     ds = data.DeviceCIFAR10.load(folder, CPU, memory_format=torch.channels_last)

@@ -105,8 +105,8 @@ def test_same_seed_same_losses_and_weights_on_cpu(tiny_data, workdir, capsys):
 
 
 def test_missing_device_falls_back_with_a_warning(tiny_data, workdir, capsys):
-    import engine
-    missing = next((d for d in ("mps", "cuda") if not engine.available(d)), None)
+    import compute
+    missing = next((d for d in ("mps", "cuda") if not compute.available(d)), None)
     if missing is None:
         pytest.skip("every device is present")
     code, out, err = run(train_small, capsys, "--epochs", "1", "--device", missing,
