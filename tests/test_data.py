@@ -1,4 +1,5 @@
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,39 @@ def test_missing_data_without_network(tmp_path, monkeypatch):
         data.locate(tmp_path / "nothing")
     with pytest.raises(UserError, match="not found"):
         data.locate(tmp_path / "nothing", allow_download=False)
+
+
+def fake_fetch(monkeypatch, fail=None):
+    """torchvision's download as ``data.download`` calls it: writes the archive, then unpacks
+    a tiny set; with ``fail``, stops with that exception after a partial archive."""
+    import torchvision.datasets.utils as tv_utils
+
+    def fetch(url, download_root, filename, md5):
+        (Path(download_root) / filename).write_bytes(b"partial")
+        if fail is not None:
+            raise fail
+        make_cifar(download_root, n_train=20, n_test=10)
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", fetch)
+
+
+def test_download_puts_the_unpacked_folder_in_place_and_nothing_else(tmp_path, monkeypatch):
+    fake_fetch(monkeypatch)
+    folder = data.locate(tmp_path / "new" / "data")
+    assert folder == tmp_path / "new" / "data" / data.FOLDER
+    assert [p.name for p in folder.parent.iterdir()] == [data.FOLDER]     # no archive, no staging
+    assert data.load_arrays(folder)[0].shape == (20, 3, 32, 32)
+
+
+@pytest.mark.parametrize("fail", [OSError("[Errno 28] No space left on device"), KeyboardInterrupt()])
+def test_a_failed_download_leaves_nothing_behind(tmp_path, monkeypatch, fail):
+    fake_fetch(monkeypatch, fail)
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    for target in (tmp_path / "a" / "b", tmp_path / "kept"):
+        with pytest.raises(UserError if isinstance(fail, OSError) else KeyboardInterrupt):
+            data.locate(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]         # a/b created, then removed
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
 
 
 def _dataset(tiny_data, device="cpu"):
