@@ -1159,7 +1159,8 @@ def ablation_section(ctx):
              "against the seed's recipe on the same split, at equal epochs. Options are judged on validation "
              "accuracy (the highest in bold); the test accuracy stands beside it and chooses nothing. The row "
              "marked `--recipe best` is what the named recipe trains and evaluates: an option joins it only "
-             "when it gains more validation accuracy than one seed differs from another. EMA and "
+             "when it gains more validation accuracy, paired by seed, than the recipe without it spreads over "
+             "the seeds (its standard deviation). EMA and "
              "flip TTA change only what is evaluated, so every run reports its final weights evaluated each "
              "way it can (`evaluations` in its results): the model and, with `--ema`, the weight average, "
              "each without and with flip TTA. Δ: change against the seed's recipe on the same split, "
@@ -1208,9 +1209,28 @@ def is_best_recipe(recipe, epochs):
     return holds
 
 
+def recipe_text(cfg):
+    """A run's recipe options, training and evaluation: "label smoothing 0.1, flip TTA"."""
+    parts = [option_text(k, v) for k, v in sorted(training_options(cfg).items())]
+    if cfg.get("ema"):
+        parts.append(f"EMA {cfg['ema']}")
+    if cfg.get("tta"):
+        parts.append("flip TTA")
+    return ", ".join(parts) or "no option"
+
+
+def earlier_best(ctx, recipe, epochs):
+    """Samples of full-set ``--recipe best`` runs of ``recipe`` at ``epochs`` with other options
+    than the recipe sets now: an earlier choice of the ablation, or flags that override it."""
+    now = is_best_recipe(recipe, epochs)
+    runs = [r for r in ctx.main if r.model == recipe.model and r.epochs == epochs
+            and r.cfg.get("recipe") == "best" and not now(r)]
+    return configurations(runs)
+
+
 def best_recipe_section(ctx):
     """Each model's ``--recipe best`` on the full training set beside the seed's recipe at equal epochs."""
-    rows, shown, missing = [], [], []
+    rows, shown, missing, others = [], [], [], False
     for recipe in recipes.RECIPES.values():
         if not recipe.best or not recipe.best_target:
             continue
@@ -1234,14 +1254,21 @@ def best_recipe_section(ctx):
                      seed.ref if seed else "—"])
         rows.append([recipe.name, "`--recipe best`", epochs, accuracy_text(best), f"≥{target:g}%", status,
                      best.ref if best else "—"])
+        for s in earlier_best(ctx, recipe, epochs):
+            shown.append(s)
+            others = True
+            rows.append([recipe.name, recipe_text(s.run.cfg), epochs, accuracy_text(s), "—", "—", s.ref])
     if not rows:
         return []
     options = "; ".join(f"{r.name}: " + ", ".join(f"{k} {v}" for k, v in r.best.items())
                         for r in recipes.RECIPES.values() if r.best)
     parts = ["The named better recipe on the full training set (no validation split), beside the seed's "
              f"recipe at equal epochs, test accuracy over seeds. `--recipe best` sets: {options}.",
-             table(["Model", "Recipe", "Epochs", "Test accuracy", "Target", "Status", "Runs"], rows),
-             seeds_note(shown)]
+             table(["Model", "Recipe", "Epochs", "Test accuracy", "Target", "Status", "Runs"], rows)]
+    if others:
+        parts.append("A row named by its options holds full-set runs of `--recipe best` with other options than "
+                     "it sets now: an earlier choice of the ablation, or flags given to override it.")
+    parts.append(seeds_note(shown))
     if missing:
         parts.append(not_measured(*missing, sep=" / "))
     return [block(2, "Seed's Recipe vs the Best Recipe", *parts)]

@@ -824,16 +824,20 @@ def test_best_recipe_stands_beside_the_seed_recipe_with_its_target(make_log, tmp
                        onecycle=True, acc_step=1.0, acc0=acc0, seed=seed)
         log["config"].update(best, recipe="best")
         logs.append(log)
-    # a run of an earlier, larger option set under the name "best" is not this recipe
+    # a run of an earlier, larger option set under the name "best" is not this recipe: a row of its own
     older = make_log("20261201-120000-large-aug-onecycle-best-e40", epochs=40, augment=True, onecycle=True,
                      acc_step=1.0, acc0=50.0)
     older["config"].update(best, recipe="best", cutout=8)
     md = render(tmp_path, logs + [older])
     rows = tables(section(md, "Seed's Recipe vs the Best Recipe"))[0]
     large = [r for r in rows[1:] if r[0] == "Large LeNet-style CNN"]
+    options = ", ".join(["Cutout 8 px"] + [report.option_text(k, v) for k, v in sorted(best.items())
+                                           if k in recipes.OPTIONS and k != "tta"] + ["flip TTA"])
     assert [r[1:6] for r in large] == [
         ["seed's recipe", "40", "84.50%", "—", "—"],
-        ["`--recipe best`", "40", "87.00 ± 0.71% (n=2)", "≥87%", "above on 2 of the 3 seeds the target asks for"]]
+        ["`--recipe best`", "40", "87.00 ± 0.71% (n=2)", "≥87%", "above on 2 of the 3 seeds the target asks for"],
+        [options, "40", "90.00%", "—", "—"]]
+    assert "with other options than it sets now" in md
     assert "python train_large.py --recipe best --epochs 40 --seeds 1111,1112,1113" in md
     logs.append(make_log("20261201-110002-large-aug-onecycle-best-e40", epochs=40, augment=True, onecycle=True,
                          acc_step=1.0, acc0=47.0, seed=1113))
