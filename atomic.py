@@ -7,13 +7,14 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-# Temp files of the writes in flight, so that an immediate exit can remove them first.
+# Temp files and staging folders of the writes in flight, so that an immediate exit can remove them first.
 _IN_FLIGHT = set()
 
 
@@ -62,13 +63,30 @@ def _nearly_full(folder, margin=64 << 20):
         return True
 
 
+@contextmanager
+def staging_folder(parent, prefix):
+    """A new temporary folder inside ``parent`` for a result to be renamed into place once
+    complete (a download and its unpacked files).  It is removed when the block ends, and by
+    ``discard_in_flight`` before an immediate exit."""
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    _IN_FLIGHT.add(tmp)
+    try:
+        yield Path(tmp)
+    finally:
+        _remove(tmp)
+        _IN_FLIGHT.discard(tmp)
+
+
 def discard_in_flight():
-    """Remove the temp files of writes in flight (before an immediate exit)."""
+    """Remove the temp files and staging folders of writes in flight (before an immediate exit)."""
     for tmp in list(_IN_FLIGHT):
         _remove(tmp)
 
 
 def _remove(tmp):
+    if os.path.isdir(tmp) and not os.path.islink(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     try:
         os.unlink(tmp)
     except OSError:

@@ -19,13 +19,12 @@ import hashlib
 import io
 import os
 import pickle
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import atomic
 from errors import UserError
 
 FOLDER = "cifar-10-batches-py"
@@ -73,27 +72,26 @@ def download(root):
 
     The archive is fetched and unpacked in a temporary folder inside ``root``, and the unpacked
     folder is renamed into place only when complete: a download that fails or is interrupted
-    leaves no partial archive or folder behind, and no folder that this call created.
+    leaves no partial archive or folder behind (a second Ctrl-C included: the staging folder is
+    a write in flight), and no folder that this call created.
     """
     from torchvision.datasets import CIFAR10
     from torchvision.datasets.utils import download_and_extract_archive
     root = Path(root)
     created = [p for p in (root, *root.parents) if not p.exists()]    # deepest first
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".cifar10-download-", dir=root))
     try:
-        download_and_extract_archive(CIFAR10.url, str(staging), filename=CIFAR10.filename,
-                                     md5=CIFAR10.tgz_md5)
-        os.replace(staging / FOLDER, root / FOLDER)
+        with atomic.staging_folder(root, ".cifar10-download-") as staging:   # the archive goes with it
+            download_and_extract_archive(CIFAR10.url, str(staging), filename=CIFAR10.filename,
+                                         md5=CIFAR10.tgz_md5)
+            os.replace(staging / FOLDER, root / FOLDER)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         for folder in created:
             try:
                 folder.rmdir()
             except OSError:
                 break
         raise
-    shutil.rmtree(staging, ignore_errors=True)      # the archive: the unpacked folder is kept
 
 
 def locate(data_dir, allow_download=True):

@@ -72,6 +72,25 @@ def test_a_failed_download_leaves_nothing_behind(tmp_path, monkeypatch, fail):
     assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
 
 
+def test_the_download_staging_folder_is_a_write_in_flight(tmp_path, monkeypatch):
+    import atomic
+    seen = []
+
+    def fetch(url, download_root, filename, md5):
+        staging = Path(download_root)
+        (staging / filename).write_bytes(b"partial")
+        atomic.discard_in_flight()          # what a second Ctrl-C does before its immediate exit
+        seen.append((staging.parent, staging.exists()))
+        raise KeyboardInterrupt
+    import torchvision.datasets.utils as tv_utils
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", fetch)
+    (tmp_path / "data").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        data.locate(tmp_path / "data")
+    assert seen == [(tmp_path / "data", False)]
+    assert list((tmp_path / "data").iterdir()) == []
+
+
 def _dataset(tiny_data, device="cpu"):
     return data.DeviceCIFAR10.load(data.locate(tiny_data, False), torch.device(device))
 
