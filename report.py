@@ -1036,6 +1036,16 @@ def option_text(key, value):
     return OPTION_TEXT[key](value) if key in OPTION_TEXT else f"{key} {value}"
 
 
+def options_text(options):
+    """Training options (``options_key`` pairs) as text: "label smoothing 0.1, Nesterov"."""
+    return ", ".join(option_text(k, v) for k, v in options)
+
+
+def evaluation_text(ema, tta):
+    """How weights are evaluated, as text: "EMA 0.999 + flip TTA" ("" for the model alone)."""
+    return " + ".join(x for x in (f"EMA {ema}" if ema else "", "flip TTA" if tta else "") if x)
+
+
 @dataclass(frozen=True)
 class AblationRow:
     """One training configuration evaluated one way, over its seeds: {seed: (val %, test %)}."""
@@ -1093,17 +1103,15 @@ def ablation_rows(runs):
     for r in runs:
         groups.setdefault(options_key(r.cfg), []).append(r)
 
-    def eval_text(variant, group):
-        decay = next((r.cfg.get("ema") for r in group if r.cfg.get("ema")), None)
-        return " + ".join({"ema": f"EMA {decay}", "tta": "flip TTA"}[k] for k in dict(ABLATION_VARIANTS)[variant])
-
     rows = []
     for options in sorted(groups, key=lambda o: (len(o), str(o))):
         group = groups[options]
-        train_text = ", ".join(option_text(k, v) for k, v in options)
-        variants = [v for v, _ in ABLATION_VARIANTS if any(v in r.evaluations for r in group)]
-        for variant in variants:
-            extra = eval_text(variant, group)
+        train_text = options_text(options)
+        decay = next((r.cfg.get("ema") for r in group if r.cfg.get("ema")), None)
+        for variant, evaluated in ABLATION_VARIANTS:
+            if not any(variant in r.evaluations for r in group):
+                continue
+            extra = evaluation_text(decay if "ema" in evaluated else None, "tta" in evaluated)
             label = ("seed's recipe" if not options and not extra else
                      "+ " + " + ".join(x for x in (train_text, extra) if x))
             if (options, variant) == named:
@@ -1211,12 +1219,8 @@ def is_best_recipe(recipe, epochs):
 
 def recipe_text(cfg):
     """A run's recipe options, training and evaluation: "label smoothing 0.1, flip TTA"."""
-    parts = [option_text(k, v) for k, v in sorted(training_options(cfg).items())]
-    if cfg.get("ema"):
-        parts.append(f"EMA {cfg['ema']}")
-    if cfg.get("tta"):
-        parts.append("flip TTA")
-    return ", ".join(parts) or "no option"
+    parts = (options_text(options_key(cfg)), evaluation_text(cfg.get("ema"), cfg.get("tta")))
+    return ", ".join(x for x in parts if x) or "no option"
 
 
 def earlier_best(ctx, recipe, epochs):
@@ -1230,7 +1234,7 @@ def earlier_best(ctx, recipe, epochs):
 
 def best_recipe_section(ctx):
     """Each model's ``--recipe best`` on the full training set beside the seed's recipe at equal epochs."""
-    rows, shown, missing, others = [], [], [], False
+    rows, shown, missing, earlier = [], [], [], []
     for recipe in recipes.RECIPES.values():
         if not recipe.best or not recipe.best_target:
             continue
@@ -1255,8 +1259,7 @@ def best_recipe_section(ctx):
         rows.append([recipe.name, "`--recipe best`", epochs, accuracy_text(best), f"≥{target:g}%", status,
                      best.ref if best else "—"])
         for s in earlier_best(ctx, recipe, epochs):
-            shown.append(s)
-            others = True
+            earlier.append(s)
             rows.append([recipe.name, recipe_text(s.run.cfg), epochs, accuracy_text(s), "—", "—", s.ref])
     if not rows:
         return []
@@ -1265,10 +1268,10 @@ def best_recipe_section(ctx):
     parts = ["The named better recipe on the full training set (no validation split), beside the seed's "
              f"recipe at equal epochs, test accuracy over seeds. `--recipe best` sets: {options}.",
              table(["Model", "Recipe", "Epochs", "Test accuracy", "Target", "Status", "Runs"], rows)]
-    if others:
+    if earlier:
         parts.append("A row named by its options holds full-set runs of `--recipe best` with other options than "
                      "it sets now: an earlier choice of the ablation, or flags given to override it.")
-    parts.append(seeds_note(shown))
+    parts.append(seeds_note(shown + earlier))
     if missing:
         parts.append(not_measured(*missing, sep=" / "))
     return [block(2, "Seed's Recipe vs the Best Recipe", *parts)]

@@ -108,6 +108,9 @@ DEVICE_ORDER = {"cpu": 0, "cuda": 1, "mps": 2}
 # The official CIFAR-10's training and test images.
 FULL_TRAIN, FULL_TEST = 50000, 10000
 EVALUATION_OPTIONS = ("val", "ema", "tta")       # options that change what is evaluated, not training
+# Load above the CPU count that marks a timing as taken on a busy machine (the run itself
+# accounts for up to the CPU count).
+BUSY_MARGIN = 0.5
 
 
 def training_options(cfg):
@@ -115,9 +118,6 @@ def training_options(cfg):
     seed's recipe (a run's config or a recipe's ``best``)."""
     return {k: cfg[k] for k, v in recipes.OPTIONS.items()
             if k not in EVALUATION_OPTIONS and k in cfg and cfg[k] != v}
-# Load above the CPU count that marks a timing as taken on a busy machine (the run itself
-# accounts for up to the CPU count).
-BUSY_MARGIN = 0.5
 
 
 def is_number(v):
