@@ -69,6 +69,7 @@ FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
 class StopFlag:
     """SIGINT/SIGTERM set a flag checked after each batch; a second signal exits at once.
+    Within ``at_once()`` (a single process's set-up) the first signal raises KeyboardInterrupt.
 
     The second signal calls ``on_abort`` (which marks the run log) and ends the process with
     status 130 through ``os._exit``: no exception travels through whatever was running (a
@@ -80,8 +81,13 @@ class StopFlag:
     def __init__(self):
         self.signum = None
         self.on_abort = None
+        self.raising = False
 
     def _handle(self, signum, frame):
+        if self.raising and self.signum is None:
+            # Before the run has a folder (data download and load, model, optimizer): nothing to
+            # save, so the first signal ends it there, through the code's own clean-up.
+            raise KeyboardInterrupt
         if self.signum is not None:
             try:
                 print(f"\n{signal.Signals(signum).name} again: stopping now", file=sys.stderr, flush=True)
@@ -107,6 +113,16 @@ class StopFlag:
                 # After a stop the process is on its way out: a late second signal must not
                 # raise into interpreter shutdown.
                 signal.signal(s, signal.SIG_IGN if self.signum is not None else h)
+
+    @contextmanager
+    def at_once(self, enabled=True):
+        """Within the block the first signal raises ``KeyboardInterrupt`` at once instead of
+        setting the flag (the work there writes nothing that a stop would need)."""
+        self.raising = enabled
+        try:
+            yield self
+        finally:
+            self.raising = False
 
     def __bool__(self):
         return self.signum is not None
@@ -690,7 +706,10 @@ def train(cfg, script="train.py", resume=None, explicit=()):
 
 
 def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
-    t = set_up(cfg, script, ranks)
+    # A single process stops set-up (a download among it) at the first signal.  Under torchrun
+    # the ranks meet in set-up's collectives, so there the flag waits for the first batch.
+    with stop.at_once(not ranks.launched):
+        t = set_up(cfg, script, ranks)
     if ckpt is None:
         start_new(t)
     else:

@@ -173,6 +173,30 @@ def test_second_interrupt_exit_status_is_always_130(tiny_data, tmp_path):
         assert no_temp_files(tmp_path / str(i))
 
 
+def test_first_interrupt_during_the_download_stops_it_at_once(workdir, capsys, monkeypatch):
+    """Set-up writes nothing a stop needs: the first Ctrl-C ends the download there, which
+    removes what it fetched and the folder it made, and no run folder is created."""
+    import signal
+    import time
+
+    import torchvision.datasets.utils as tv_utils
+    from conftest import make_cifar
+
+    def fetch(url, download_root, filename, md5):
+        (Path(download_root) / filename).write_bytes(b"partial")
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(2)                          # the fetch would go on; the signal ends it here
+        make_cifar(download_root, n_train=20, n_test=10)
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", fetch)
+    code, out, err = run(train_small, capsys, "--epochs", "1", "--data-dir", "new/data",
+                         "--out", "runs", "--device", "cpu")
+    assert code == 130, err
+    assert "stopping after this batch" not in out
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted"), err
+    assert sorted(p.name for p in workdir.iterdir()) == []          # no data folder, no runs/
+
+
 # ---------------------------------------------------------------- full disk
 
 def test_full_disk_inside_torch_save_is_one_line(tiny_data, workdir, capsys, monkeypatch):
