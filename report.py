@@ -249,7 +249,7 @@ def config_label(run, chips, seed=True, options=True):
     if run.cfg.get(lr_key) not in (None, getattr(defaults, lr_key)):
         parts.append(f"{lr_key.replace('_', ' ')} {run.cfg[lr_key]}")
     if options and run.options:
-        parts.append(run.options)
+        parts.append(settings_text(run.cfg))
     if len(chips) > 1:
         parts.append(run.chip)
     return ", ".join(parts)
@@ -1219,8 +1219,17 @@ def is_best_recipe(recipe, epochs):
 
 def recipe_text(cfg):
     """A run's recipe options, training and evaluation: "label smoothing 0.1, flip TTA"."""
-    parts = (options_text(options_key(cfg)), evaluation_text(cfg.get("ema"), cfg.get("tta")))
-    return ", ".join(x for x in parts if x) or "no option"
+    return settings_text(cfg) or "no option"
+
+
+def settings_text(cfg):
+    """The recipe options of ``cfg`` (a run's config or a recipe's ``best``) off the seed's recipe,
+    as text: training options, a validation split, then how it evaluates ("" for none)."""
+    val = cfg.get("val")
+    parts = (options_text(options_key(cfg)),
+             f"{val:,} held out" if is_number(val) and val > 0 else "",
+             evaluation_text(cfg.get("ema"), cfg.get("tta")))
+    return ", ".join(x for x in parts if x)
 
 
 def earlier_best(ctx, recipe, epochs):
@@ -1263,8 +1272,9 @@ def best_recipe_section(ctx):
             rows.append([recipe.name, recipe_text(s.run.cfg), epochs, accuracy_text(s), "—", "—", s.ref])
     if not rows:
         return []
-    options = "; ".join(f"{r.name}: " + ", ".join(f"{k} {v}" for k, v in r.best.items())
-                        for r in recipes.RECIPES.values() if r.best)
+    options = "; ".join(f"{r.name}: " + ", ".join(
+        [x for x, on in (("augmentation", r.best.get("augment")), ("OneCycleLR", r.best.get("onecycle"))) if on]
+        + [settings_text(r.best)]) for r in recipes.RECIPES.values() if r.best)
     parts = ["The named better recipe on the full training set (no validation split), beside the seed's "
              f"recipe at equal epochs, test accuracy over seeds. `--recipe best` sets: {options}.",
              table(["Model", "Recipe", "Epochs", "Test accuracy", "Target", "Status", "Runs"], rows)]

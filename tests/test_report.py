@@ -731,7 +731,7 @@ def test_recipe_options_make_a_variant_not_a_seed_row(make_log, tmp_path):
                    "Large LeNet-style CNN + augmentation + OneCycleLR")
     assert headline[3] == "84.00%" and "110000" not in " ".join(headline)
     configs = tables(section(md, "Large LeNet-style CNN (1,982,602 params)"))[1]
-    assert row(configs, "CPU, 40 Epochs, augmentation, OneCycleLR, cutout 8, tta True")[4] == "86.00%"
+    assert row(configs, "CPU, 40 Epochs, augmentation, OneCycleLR, Cutout 8 px, flip TTA")[4] == "86.00%"
 
 
 def ablation_log(make_log, run_id, seed, val_acc, test_acc, options=(), variants=None):
@@ -838,6 +838,8 @@ def test_best_recipe_stands_beside_the_seed_recipe_with_its_target(make_log, tmp
         ["`--recipe best`", "40", "87.00 ± 0.71% (n=2)", "≥87%", "above on 2 of the 3 seeds the target asks for"],
         [options, "40", "90.00%", "—", "—"]]
     assert "with other options than it sets now" in md
+    now = options.removeprefix("Cutout 8 px, ")
+    assert f"`--recipe best` sets: Large LeNet-style CNN: augmentation, OneCycleLR, {now};" in md
     assert "python train_large.py --recipe best --epochs 40 --seeds 1111,1112,1113" in md
     logs.append(make_log("20261201-110002-large-aug-onecycle-best-e40", epochs=40, augment=True, onecycle=True,
                          acc_step=1.0, acc0=47.0, seed=1113))
