@@ -312,7 +312,8 @@ def metric_rows(cells):
 def history_note():
     return ("With a fixed learning rate, epoch k of a longer run with the same seed is the same "
             "computation as a k-epoch run, so a cell cited as \"run @ epoch k\" is read from that "
-            "run's per-epoch history.")
+            "run's per-epoch history (Reproducibility, \"Longer Runs Against Shorter Ones\", "
+            "compares the two where both were run).")
 
 
 def seeds_note(samples):
@@ -791,6 +792,54 @@ def repro_table(rs):
             f"Per-class accuracy of Run 1 (`{rs[0].run_id}`):", per_class_table(rs[0].at().per_class)]
 
 
+def twin_values(run, ref, k, after=0):
+    """``run`` (k epochs) against epoch k of ``ref``, the same computation: ([(run's, ref's) loss lines
+    after epoch ``after``, accuracy, weights sha256 as text], [match of each: ✓, ✗ or not recorded])."""
+    h = ref.history[k - 1]
+    ref_sha = h.get("weights_sha256") or (ref.results.get("weights_sha256") if ref.epochs == k else None)
+    run_sha = run.results.get("weights_sha256")
+    ref_lines = [x for x in ref.loss_lines if after < x[0] <= k]
+    run_lines = [x for x in run.loss_lines if x[0] > after]
+    values = [(f"{len(run_lines)} lines", f"{len(ref_lines)} lines"),
+              (pct(run.accuracy), pct(h.get("test_accuracy"))), (sha_text(run_sha), sha_text(ref_sha))]
+    matches = ["✓" if run_lines and run_lines == ref_lines else "✗",
+               "✓" if run.accuracy == h.get("test_accuracy") else "✗",
+               "not recorded" if not (ref_sha and run_sha) else "✓" if run_sha == ref_sha else "✗"]
+    return values, matches
+
+
+def prefix_section(ctx):
+    """Uninterrupted fixed-rate runs against the same epochs of a longer run of the same computation:
+    the evidence for the "run @ epoch k" cells."""
+    plain = [r for r in ctx.done if not r.rec.get("resumes") and not r.onecycle]
+    rows = []
+    for run in sorted(plain, key=lambda r: r.run_id):
+        same = run.recipe[:1] + run.recipe[2:]          # the recipe but for its length
+        for ref in sorted(plain, key=lambda r: r.run_id):
+            if (ref.recipe[:1] + ref.recipe[2:] == same and ref.epochs > run.epochs
+                    and len(ref.history) >= run.epochs):
+                values, matches = twin_values(run, ref, run.epochs)
+                verdict = ("✗" if "✗" in matches else "not recorded" if "not recorded" in matches else "✓")
+                on = data_label(run)
+                rows.append([f"`{run.run_id}`", f"`{ref.run_id}` @ epoch {run.epochs}",
+                             f"{model_name(run.model)}, {ctx.label(run)}" + (f"; {on}" if on else "")]
+                            + [f"{a} / {b}" for a, b in values] + [verdict])
+    if not rows:
+        return []
+    differ = sum(r[-1] == "✗" for r in rows)
+    verdict = (f"**Result:** {differ} of {len(rows)} pairs differ." if differ else
+               f"**Result:** all {len(rows)} pairs are identical where both runs recorded the values."
+               if any(r[-1] == "not recorded" for r in rows) else
+               f"**Result:** all {len(rows)} pairs are identical: epoch k of the longer run is the k-epoch run.")
+    return [block(3, "Longer Runs Against Shorter Ones",
+                  "A run with a fixed learning rate against the same epochs of a longer run of the same "
+                  "computation (same recipe, seed, device and machine; neither resumed): the loss lines up to "
+                  "that epoch, the test accuracy and the weights after it, as \"shorter / longer\". "
+                  "Match is ✓ when all three are identical.",
+                  table(["Run", "Same epochs of", "Configuration", "Loss lines", "Accuracy",
+                         "Weights sha256", "Match"], rows), verdict)]
+
+
 def resumed_section(ctx):
     """Runs interrupted and resumed, against an uninterrupted run of the same computation."""
     resumed = [r for r in ctx.done if r.rec.get("resumes")]
@@ -817,19 +866,9 @@ def resumed_section(ctx):
             blocks.append((title, "No uninterrupted run of the same computation to compare with yet."))
             continue
         ref = representative(refs)
-        h = ref.history[k - 1]
-        ref_sha = h.get("weights_sha256") or (ref.results.get("weights_sha256") if ref.epochs == k else None)
-        run_sha = run.results.get("weights_sha256")
-        ref_lines = [x for x in ref.loss_lines if after < x[0] <= k]
-        run_lines = [x for x in run.loss_lines if x[0] > after]
-        rows = [
-            ["Loss lines after the resume", f"{len(run_lines)} lines", f"{len(ref_lines)} lines",
-             "✓" if run_lines and run_lines == ref_lines else "✗"],
-            [f"Accuracy after epoch {k}", pct(run.accuracy), pct(h.get("test_accuracy")),
-             "✓" if run.accuracy == h.get("test_accuracy") else "✗"],
-            [f"Weights sha256 after epoch {k}", sha_text(run_sha), sha_text(ref_sha),
-             "not recorded" if not (ref_sha and run_sha) else "✓" if run_sha == ref_sha else "✗"],
-        ]
+        rows = [[name, a, b, match] for name, (a, b), match in zip(
+            ["Loss lines after the resume", f"Accuracy after epoch {k}", f"Weights sha256 after epoch {k}"],
+            *twin_values(run, ref, k, after))]
         where = f"`{ref.run_id}`" + (f" @ epoch {k}" if ref.epochs != k else "")
         blocks.append((title, table(["Metric", "Resumed run", f"Uninterrupted {where}", "Match"], rows)))
     return [block(3, "Interrupted and Resumed",
@@ -1492,6 +1531,7 @@ def sections(ctx):
         progression_section(ctx),
         per_class_by_epoch_section(ctx),
         reproducibility_section(ctx),
+        prefix_section(ctx),
         resumed_section(ctx),
         augmentation_section(ctx),
         scheduling_section(ctx),

@@ -465,6 +465,33 @@ def test_resumed_run_against_its_uninterrupted_twin(make_log, tmp_path):
     assert row(second, "Weights sha256 after epoch 3")[-1] == "✗"
 
 
+def test_shorter_runs_against_the_same_epochs_of_a_longer_run(make_log, tmp_path):
+    ref = make_log("20261201-140000-large-e20", epochs=20)
+    for h in ref["history"]:
+        h["weights_sha256"] = f"{h['epoch']:02d}" * 32
+    good = make_log("20261201-150000-large-e3", epochs=3, sha="03" * 32)
+    bad = make_log("20261201-160000-large-e3", epochs=3, sha="ff" * 32, tweak={(2, 300): 9.0})
+    older = make_log("20261201-170000-large-e2", epochs=2, sha="02" * 32)
+    older["results"].pop("weights_sha256")                 # a log from before the digest
+    cyc = make_log("20261201-180000-large-onecycle-e3", epochs=3, onecycle=True, sha="03" * 32)
+    cyc_ref = make_log("20261201-190000-large-onecycle-e20", epochs=20, onecycle=True)
+    md = render(tmp_path, [ref, good, bad, older, cyc, cyc_ref])
+    text = section(md, "Longer Runs Against Shorter Ones")
+    rows = tables(text)[0]
+    pairs = {(r[0].strip("`"), r[1].split("`")[1]): [r[3], r[4], r[5], r[6]] for r in rows[1:]}
+    e20 = "20261201-140000-large-e20"
+    # every fixed-rate run against each longer one of the same computation; OneCycle runs: no prefix
+    assert sorted(pairs) == sorted([("20261201-150000-large-e3", e20), ("20261201-160000-large-e3", e20),
+                                    ("20261201-170000-large-e2", e20),
+                                    ("20261201-170000-large-e2", "20261201-150000-large-e3"),
+                                    ("20261201-170000-large-e2", "20261201-160000-large-e3")])
+    assert pairs["20261201-150000-large-e3", e20] == [
+        "21 lines / 21 lines", "41.00% / 41.00%", "`030303030303…` / `030303030303…`", "✓"]
+    assert pairs["20261201-160000-large-e3", e20][-1] == "✗"
+    assert pairs["20261201-170000-large-e2", e20][-2:] == ["not recorded / `020202020202…`", "not recorded"]
+    assert "**Result:** 2 of 5 pairs differ." in text  # the bad run: with e20 and with the e2 run
+
+
 def test_extended_run_is_named_so(make_log, tmp_path):
     run = make_log("20261201-140000-large-e40", epochs=40)
     run["resumes"] = [{"after_epoch": 20, "at": "2026-12-01T15:05:00+0000", "device": "cpu",
