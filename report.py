@@ -792,6 +792,11 @@ def repro_table(rs):
             f"Per-class accuracy of Run 1 (`{rs[0].run_id}`):", per_class_table(rs[0].at().per_class)]
 
 
+def but_length(run):
+    """``Run.recipe`` but for the number of epochs: runs equal in it compute the same epochs."""
+    return run.recipe[:1] + run.recipe[2:]
+
+
 def twin_values(run, ref, k, after=0):
     """``run`` (k epochs) against epoch k of ``ref``, the same computation: ([(run's, ref's) loss lines
     after epoch ``after``, accuracy, weights sha256 as text], [match of each: ✓, ✗ or not recorded])."""
@@ -814,9 +819,8 @@ def prefix_section(ctx):
     plain = [r for r in ctx.done if not r.rec.get("resumes") and not r.onecycle]
     rows = []
     for run in sorted(plain, key=lambda r: r.run_id):
-        same = run.recipe[:1] + run.recipe[2:]          # the recipe but for its length
         for ref in sorted(plain, key=lambda r: r.run_id):
-            if (ref.recipe[:1] + ref.recipe[2:] == same and ref.epochs > run.epochs
+            if (but_length(ref) == but_length(run) and ref.epochs > run.epochs
                     and len(ref.history) >= run.epochs):
                 values, matches = twin_values(run, ref, run.epochs)
                 verdict = ("✗" if "✗" in matches else "not recorded" if "not recorded" in matches else "✓")
@@ -848,8 +852,7 @@ def resumed_section(ctx):
     blocks = []
     for run in sorted(resumed, key=lambda r: r.run_id):
         k = run.epochs
-        same = run.recipe[:1] + run.recipe[2:]          # the recipe but for its length
-        refs = [r for r in ctx.done if not r.rec.get("resumes") and r.recipe[:1] + r.recipe[2:] == same
+        refs = [r for r in ctx.done if not r.rec.get("resumes") and but_length(r) == but_length(run)
                 and (r.epochs == k or (not r.onecycle and r.epochs > k and len(r.history) >= k))]
         first = run.rec["resumes"][0]
         after, before = first.get("after_epoch", 0), first.get("epochs_before")
@@ -1312,8 +1315,8 @@ def best_recipe_section(ctx):
     if not rows:
         return []
     options = "; ".join(f"{r.name}: " + ", ".join(
-        [x for x, on in (("augmentation", r.best.get("augment")), ("OneCycleLR", r.best.get("onecycle"))) if on]
-        + [settings_text(r.best)]) for r in recipes.RECIPES.values() if r.best)
+        x for x, on in (("augmentation", r.best.get("augment")), ("OneCycleLR", r.best.get("onecycle")),
+                        (settings_text(r.best), True)) if on and x) for r in recipes.RECIPES.values() if r.best)
     parts = ["The named better recipe on the full training set (no validation split), beside the seed's "
              f"recipe at equal epochs, test accuracy over seeds. `--recipe best` sets: {options}.",
              table(["Model", "Recipe", "Epochs", "Test accuracy", "Target", "Status", "Runs"], rows)]
