@@ -248,7 +248,7 @@ def config_label(run, chips, seed=True, options=True):
     lr_key = "max_lr" if run.onecycle else "lr"
     if run.cfg.get(lr_key) not in (None, getattr(defaults, lr_key)):
         parts.append(f"{lr_key.replace('_', ' ')} {run.cfg[lr_key]}")
-    if options and run.options:
+    if options and settings_text(run.cfg):
         parts.append(settings_text(run.cfg))
     if len(chips) > 1:
         parts.append(run.chip)
@@ -798,43 +798,48 @@ def but_length(run):
 
 
 def twin_values(run, ref, k, after=0):
-    """``run`` (k epochs) against epoch k of ``ref``, the same computation: ([(run's, ref's) loss lines
-    after epoch ``after``, accuracy, weights sha256 as text], [match of each: ✓, ✗ or not recorded])."""
+    """``run`` (k epochs) against epoch k of ``ref``, the same computation: (run's, ref's, match) as
+    text for the loss lines after epoch ``after``, the accuracy and the weights sha256; match is ✓, ✗
+    or not recorded."""
     h = ref.history[k - 1]
     ref_sha = h.get("weights_sha256") or (ref.results.get("weights_sha256") if ref.epochs == k else None)
     run_sha = run.results.get("weights_sha256")
     ref_lines = [x for x in ref.loss_lines if after < x[0] <= k]
     run_lines = [x for x in run.loss_lines if x[0] > after]
-    values = [(f"{len(run_lines)} lines", f"{len(ref_lines)} lines"),
-              (pct(run.accuracy), pct(h.get("test_accuracy"))), (sha_text(run_sha), sha_text(ref_sha))]
-    matches = ["✓" if run_lines and run_lines == ref_lines else "✗",
-               "✓" if run.accuracy == h.get("test_accuracy") else "✗",
-               "not recorded" if not (ref_sha and run_sha) else "✓" if run_sha == ref_sha else "✗"]
-    return values, matches
+    return [(f"{len(run_lines)} lines", f"{len(ref_lines)} lines",
+             "✓" if run_lines and run_lines == ref_lines else "✗"),
+            (pct(run.accuracy), pct(h.get("test_accuracy")),
+             "✓" if run.accuracy == h.get("test_accuracy") else "✗"),
+            (sha_text(run_sha), sha_text(ref_sha),
+             "not recorded" if not (ref_sha and run_sha) else "✓" if run_sha == ref_sha else "✗")]
+
+
+def overall_match(matches):
+    """✗ if any value differs, else not recorded if any is missing, else ✓."""
+    return next((m for m in ("✗", "not recorded") if m in matches), "✓")
 
 
 def prefix_section(ctx):
     """Uninterrupted fixed-rate runs against the same epochs of a longer run of the same computation:
     the evidence for the "run @ epoch k" cells."""
-    plain = [r for r in ctx.done if not r.rec.get("resumes") and not r.onecycle]
+    plain = sorted((r for r in ctx.done if not r.rec.get("resumes") and not r.onecycle), key=lambda r: r.run_id)
     rows = []
-    for run in sorted(plain, key=lambda r: r.run_id):
-        for ref in sorted(plain, key=lambda r: r.run_id):
+    for run in plain:
+        for ref in plain:
             if (but_length(ref) == but_length(run) and ref.epochs > run.epochs
                     and len(ref.history) >= run.epochs):
-                values, matches = twin_values(run, ref, run.epochs)
-                verdict = ("✗" if "✗" in matches else "not recorded" if "not recorded" in matches else "✓")
+                values = twin_values(run, ref, run.epochs)
                 on = data_label(run)
                 rows.append([f"`{run.run_id}`", f"`{ref.run_id}` @ epoch {run.epochs}",
                              f"{model_name(run.model)}, {ctx.label(run)}" + (f"; {on}" if on else "")]
-                            + [f"{a} / {b}" for a, b in values] + [verdict])
+                            + [f"{a} / {b}" for a, b, _ in values] + [overall_match([m for *_, m in values])])
     if not rows:
         return []
-    differ = sum(r[-1] == "✗" for r in rows)
-    verdict = (f"**Result:** {differ} of {len(rows)} pairs differ." if differ else
-               f"**Result:** all {len(rows)} pairs are identical where both runs recorded the values."
-               if any(r[-1] == "not recorded" for r in rows) else
-               f"**Result:** all {len(rows)} pairs are identical: epoch k of the longer run is the k-epoch run.")
+    matches = [r[-1] for r in rows]
+    verdict = {"✗": f"**Result:** {matches.count('✗')} of {len(rows)} pairs differ.",
+               "not recorded": f"**Result:** all {len(rows)} pairs are identical where both runs recorded the values.",
+               "✓": f"**Result:** all {len(rows)} pairs are identical: epoch k of the longer run is the k-epoch run."
+               }[overall_match(matches)]
     return [block(3, "Longer Runs Against Shorter Ones",
                   "A run with a fixed learning rate against the same epochs of a longer run of the same "
                   "computation (same recipe, seed, device and machine; neither resumed): the loss lines up to "
@@ -869,9 +874,8 @@ def resumed_section(ctx):
             blocks.append((title, "No uninterrupted run of the same computation to compare with yet."))
             continue
         ref = representative(refs)
-        rows = [[name, a, b, match] for name, (a, b), match in zip(
-            ["Loss lines after the resume", f"Accuracy after epoch {k}", f"Weights sha256 after epoch {k}"],
-            *twin_values(run, ref, k, after))]
+        names = ["Loss lines after the resume", f"Accuracy after epoch {k}", f"Weights sha256 after epoch {k}"]
+        rows = [[name, *values] for name, values in zip(names, twin_values(run, ref, k, after))]
         where = f"`{ref.run_id}`" + (f" @ epoch {k}" if ref.epochs != k else "")
         blocks.append((title, table(["Metric", "Resumed run", f"Uninterrupted {where}", "Match"], rows)))
     return [block(3, "Interrupted and Resumed",
@@ -1274,6 +1278,13 @@ def settings_text(cfg):
     return ", ".join(x for x in parts if x)
 
 
+def best_text(best):
+    """What a recipe's ``best`` switches on, as text: "augmentation, OneCycleLR, label smoothing 0.1, ..."."""
+    parts = ["augmentation" if best.get("augment") else "", "OneCycleLR" if best.get("onecycle") else "",
+             settings_text(best)]
+    return ", ".join(x for x in parts if x)
+
+
 def earlier_best(ctx, recipe, epochs):
     """Samples of full-set ``--recipe best`` runs of ``recipe`` at ``epochs`` with other options
     than the recipe sets now: an earlier choice of the ablation, or flags that override it."""
@@ -1314,9 +1325,7 @@ def best_recipe_section(ctx):
             rows.append([recipe.name, recipe_text(s.run.cfg), epochs, accuracy_text(s), "—", "—", s.ref])
     if not rows:
         return []
-    options = "; ".join(f"{r.name}: " + ", ".join(
-        x for x, on in (("augmentation", r.best.get("augment")), ("OneCycleLR", r.best.get("onecycle")),
-                        (settings_text(r.best), True)) if on and x) for r in recipes.RECIPES.values() if r.best)
+    options = "; ".join(f"{r.name}: {best_text(r.best)}" for r in recipes.RECIPES.values() if r.best)
     parts = ["The named better recipe on the full training set (no validation split), beside the seed's "
              f"recipe at equal epochs, test accuracy over seeds. `--recipe best` sets: {options}.",
              table(["Model", "Recipe", "Epochs", "Test accuracy", "Target", "Status", "Runs"], rows)]
