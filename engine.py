@@ -69,7 +69,8 @@ FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
 class StopFlag:
     """SIGINT/SIGTERM set a flag checked after each batch; a second signal exits at once.
-    Within ``at_once()`` (a single process's set-up) the first signal raises KeyboardInterrupt.
+    Within ``at_once()`` (a single process's checkpoint load and set-up) the first signal raises
+    KeyboardInterrupt.
 
     The second signal calls ``on_abort`` (which marks the run log) and ends the process with
     status 130 through ``os._exit``: no exception travels through whatever was running (a
@@ -687,9 +688,10 @@ def train(cfg, script="train.py", resume=None, explicit=()):
         try:
             ckpt = ckpt_path = None
             if resume is not None:
-                ckpt_path = runs.find_checkpoint(resume, cfg.out)
-                ckpt = load_checkpoint(ckpt_path)
-                cfg = resumed_config(ckpt, cfg, explicit)
+                with stop.at_once(launch is None):     # reading writes nothing: stop at once
+                    ckpt_path = runs.find_checkpoint(resume, cfg.out)
+                    ckpt = load_checkpoint(ckpt_path)
+                    cfg = resumed_config(ckpt, cfg, explicit)
             check_batch_split(cfg.batch_size, world)
             with process_group(cfg.device, launch) as ranks, cpu_settings(cfg.threads, cfg.onednn):
                 try:

@@ -197,6 +197,34 @@ def test_first_interrupt_during_the_download_stops_it_at_once(workdir, capsys, m
     assert sorted(p.name for p in workdir.iterdir()) == []          # no data folder, no runs/
 
 
+def test_first_interrupt_while_a_checkpoint_loads_stops_at_once(tiny_data, workdir, capsys, monkeypatch):
+    """Reading the checkpoint to resume writes nothing: the first Ctrl-C ends it there and the
+    run folder is left as it was."""
+    import signal
+    import time
+
+    import engine
+    code, _, err = run(train_small, capsys, "--epochs", "1", "--data-dir", str(tiny_data),
+                       "--out", "runs", "--device", "cpu")
+    assert code == 0, err
+    run_dir = only_run(workdir / "runs")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    real_load = engine.load_checkpoint
+
+    def slow_load(path):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(2)                          # the load would go on; the signal ends it here
+        return real_load(path)
+    monkeypatch.setattr(engine, "load_checkpoint", slow_load)
+    code, out, err = run(train_small, capsys, "--resume", str(run_dir), "--epochs", "2",
+                         "--data-dir", str(tiny_data), "--device", "cpu")
+    assert code == 130, err
+    assert "stopping after this batch" not in out
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted"), err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
 # ---------------------------------------------------------------- full disk
 
 def test_full_disk_inside_torch_save_is_one_line(tiny_data, workdir, capsys, monkeypatch):
