@@ -136,8 +136,8 @@ class Recipe:
         return " ".join(parts)
 
 
-# ResNet-18's ``--recipe best`` is PROVISIONAL, not yet chosen by an ablation: every option of
-# issue 13 at a value published CIFAR-10 recipes use (label smoothing 0.1, Nesterov, no weight
+# ResNet-18's ``--recipe best`` is PROVISIONAL, not yet chosen by an ablation: every recipe
+# option at a value published CIFAR-10 recipes use (label smoothing 0.1, Nesterov, no weight
 # decay on batch-norm and bias parameters, EMA 0.999, Cutout 8 px, flip TTA), switched on
 # together.  Its ablation on the validation split (README "Recipe options") needs a GPU.
 PROVISIONAL_BEST = dict(label_smoothing=0.1, nesterov=True, decay_norm_bias=False, ema=0.999,

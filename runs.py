@@ -295,7 +295,7 @@ class Run:
 
     @property
     def options(self):
-        """The recipe options (issue-13 flags) that differ from the seed's recipe, as text."""
+        """The recipe options (``recipes.OPTIONS``) that differ from the seed's recipe, as text."""
         return ", ".join(f"{k} {self.cfg[k]}" for k, v in recipes.OPTIONS.items()
                          if k in self.cfg and self.cfg[k] != v)
 

@@ -1,4 +1,4 @@
-"""The recipe options of issue 13: a validation split, label smoothing, Nesterov momentum, no weight
+"""The recipe options: a validation split, label smoothing, Nesterov momentum, no weight
 decay on batch-norm and bias parameters, a weight average (EMA), Cutout, flip TTA and --recipe.
 
 Each is off by default, and a run with every option at its default computes what it did before
