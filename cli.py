@@ -195,7 +195,8 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
 
 
 def add_recipe_options(p, d, suppress):
-    """The recipe options (validation split, regularisers, TTA) as a group of ``p``; ``d`` is the model's default Config."""
+    """The recipe options (validation split, regularisers, TTA) as a group of ``p``; ``d`` is the
+    model's default Config."""
     g = p.add_argument_group("recipe options (each default is the seed's recipe)")
     a = _adder(g, suppress)
     best = recipes.recipe(d.model).best
