@@ -172,7 +172,7 @@ def test_help_states_every_option_and_its_default(capsys):
                    "Nesterov momentum (default: off)", "exempts them (default: on)",
                    "go to weights_ema.pt; 0 = off (default: 0)", "8-16 is usual; 0 = off (default: 0)",
                    "mirror image (default: off)",
-                   "best = chosen on the validation split, two or three seeds per option: label_smoothing=0.1, "
+                   "best = chosen on the validation split, three seeds per option: label_smoothing=0.1, "
                    "nesterov=True, tta=True", "(default: seed)", "validation split's permutation (default: 0)"):
         assert phrase in text, phrase
     with pytest.raises(SystemExit):
