@@ -83,6 +83,7 @@ class StopFlag:
         self.signum = None
         self.on_abort = None
         self.raising = False
+        self.unsaid = None       # the stop's note, when the signal landed inside a print
 
     def _handle(self, signum, frame):
         if self.raising and self.signum is None:
@@ -91,15 +92,24 @@ class StopFlag:
             raise KeyboardInterrupt
         if self.signum is not None:
             try:
-                print(f"\n{signal.Signals(signum).name} again: stopping now", file=sys.stderr, flush=True)
+                note = f"\n{signal.Signals(signum).name} again: stopping now\n"
+                try:
+                    print(note, end="", file=sys.stderr, flush=True)
+                except RuntimeError:             # inside a write to stderr: past its buffer
+                    os.write(2, note.encode())
                 atomic.discard_in_flight()
                 if self.on_abort is not None:
                     self.on_abort()
             finally:
                 os._exit(EXIT_INTERRUPTED)
         self.signum = signum
-        print(f"\n{signal.Signals(signum).name}: stopping after this batch "
-              "(send it again to stop at once)", flush=True)
+        note = f"\n{signal.Signals(signum).name}: stopping after this batch (send it again to stop at once)"
+        try:
+            print(note, flush=True)
+        except RuntimeError:
+            # The signal landed inside a print to the same stream (a loss line, the progress
+            # bar), whose buffer refuses a reentrant write: the flag's next reader says it.
+            self.unsaid = note
 
     @contextmanager
     def installed(self):
@@ -126,6 +136,9 @@ class StopFlag:
             self.raising = False
 
     def __bool__(self):
+        if self.unsaid is not None:
+            note, self.unsaid = self.unsaid, None
+            print(note, flush=True)
         return self.signum is not None
 
 

@@ -225,6 +225,46 @@ def test_first_interrupt_while_a_checkpoint_loads_stops_at_once(tiny_data, workd
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
+def test_a_signal_inside_a_print_is_noted_after_it(monkeypatch):
+    """A signal that lands while a loss line (or the progress bar) is being written: the
+    stream's buffer refuses the handler's own print, so the stop's note waits for the flag's
+    next reader instead of raising out of the print in progress."""
+    import io
+    import signal
+
+    import engine
+
+    class Raw(io.RawIOBase):
+        def __init__(self):
+            self.data, self.fire = bytearray(), True
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            if self.fire:                        # the handler runs here, inside the buffered write
+                self.fire = False
+                os.kill(os.getpid(), signal.SIGINT)
+            self.data += bytes(b)
+            return len(b)
+
+    raw = Raw()
+    stream = io.TextIOWrapper(io.BufferedWriter(raw), line_buffering=True)
+    monkeypatch.setattr(sys, "stdout", stream)
+    stop = engine.StopFlag()
+    old = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        with stop.installed():
+            print("[1, 100] loss: 2.300", flush=True)
+            assert stop                          # the flag is up, and its reader says why
+    finally:                                     # a stopped flag leaves the signals ignored
+        signal.signal(signal.SIGINT, old[0])
+        signal.signal(signal.SIGTERM, old[1])
+    text = raw.data.decode()
+    assert text.startswith("[1, 100] loss: 2.300\n"), text
+    assert "SIGINT: stopping after this batch" in text and not stop.unsaid
+
+
 # ---------------------------------------------------------------- full disk
 
 def test_full_disk_inside_torch_save_is_one_line(tiny_data, workdir, capsys, monkeypatch):
