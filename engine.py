@@ -92,11 +92,8 @@ class StopFlag:
             raise KeyboardInterrupt
         if self.signum is not None:
             try:
-                note = f"\n{signal.Signals(signum).name} again: stopping now\n"
-                try:
-                    print(note, end="", file=sys.stderr, flush=True)
-                except RuntimeError:             # inside a write to stderr: past its buffer
-                    os.write(2, note.encode())
+                # Past sys.stderr's buffer, which may be mid-write (and is never flushed after _exit).
+                os.write(2, f"\n{signal.Signals(signum).name} again: stopping now\n".encode())
                 atomic.discard_in_flight()
                 if self.on_abort is not None:
                     self.on_abort()

@@ -248,8 +248,8 @@ def config_label(run, chips, seed=True, options=True):
     lr_key = "max_lr" if run.onecycle else "lr"
     if run.cfg.get(lr_key) not in (None, getattr(defaults, lr_key)):
         parts.append(f"{lr_key.replace('_', ' ')} {run.cfg[lr_key]}")
-    if options and settings_text(run.cfg):
-        parts.append(settings_text(run.cfg))
+    if options and (settings := settings_text(run.cfg)):
+        parts.append(settings)
     if len(chips) > 1:
         parts.append(run.chip)
     return ", ".join(parts)
