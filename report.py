@@ -1186,7 +1186,10 @@ def ablation_table(rows):
             return "—"
         value, paired = paired_change(row, base, i)
         return points(value) + ("" if paired else " ‡")
-    best_val = max(rows, key=lambda r: r.stat(0)[0])
+    # A mean over fewer seeds is not ranked against one over more: the bold goes to the highest
+    # validation accuracy among the rows with the most seeds.
+    most = max(r.n for r in rows)
+    best_val = max((r for r in rows if r.n == most), key=lambda r: r.stat(0)[0])
     out = [[f"**{r.label}**" if r is best_val else r.label, mean_text(r.stat(0), r.n), change(r, 0),
             mean_text(r.stat(1), r.n), change(r, 1), ", ".join(f"`{x.run_id}`" for x in r.runs)] for r in rows]
     return table(["Change", "Val accuracy", "Δ val", "Test accuracy", "Δ test", "Runs"], out)
@@ -1211,7 +1214,8 @@ def ablation_section(ctx):
     parts = ["Runs with a validation split (`--val N`: N training images held out, the same ones for every "
              "seed, so these runs train on fewer images than the main tables' runs): each recipe option "
              "against the seed's recipe on the same split, at equal epochs. Options are judged on validation "
-             "accuracy (the highest in bold); the test accuracy stands beside it and chooses nothing. The row "
+             "accuracy (in bold, the highest among the rows with the most seeds); the test accuracy stands "
+             "beside it and chooses nothing. The row "
              "marked `--recipe best` is what the named recipe trains and evaluates: an option joins it only "
              "when it gains more validation accuracy, paired by seed, than the recipe without it spreads over "
              "the seeds (its standard deviation). EMA and "

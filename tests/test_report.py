@@ -789,10 +789,11 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path, mon
     ablation = section(md, "Recipe Ablation (Validation Split)")
     rows = tables(ablation)[0]
     assert [r[0] for r in rows[1:]] == [
-        "seed's recipe", "+ EMA 0.999", "+ flip TTA", "+ EMA 0.999 + flip TTA",
+        "seed's recipe", "+ EMA 0.999", "+ flip TTA",
+        "**+ EMA 0.999 + flip TTA**",                  # bold: the highest among the rows with three seeds
         "+ Cutout 8 px + EMA 0.999 + flip TTA", "+ label smoothing 0.1", "+ label smoothing 0.1 + EMA 0.999",
         "+ label smoothing 0.1 + flip TTA (`--recipe best`)",          # what the named recipe runs
-        "**+ label smoothing 0.1 + EMA 0.999 + flip TTA**"]              # bold: the highest validation
+        "+ label smoothing 0.1 + EMA 0.999 + flip TTA"]                  # the highest, but on one seed
     assert row(rows, "seed's recipe")[1:5] == ["81.00 ± 1.00% (n=3)", "—", "80.00 ± 1.00% (n=3)", "—"]
     assert row(rows, "+ flip TTA")[1:5] == ["82.00 ± 1.00% (n=3)", "+1.00 points",
                                             "81.00 ± 1.00% (n=3)", "+1.00 points"]
@@ -817,7 +818,17 @@ def test_ablation_change_pairs_seeds_and_says_when_it_cannot():
     other = report.AblationRow("+ y", {1119: (83.0, 82.0)}, ())          # no seed in common
     assert report.paired_change(other, base, 0) == (2.0, False)
     table = report.ablation_table([base, one, other])
-    assert "| **+ y** | 83.00% | +2.00 points ‡ |" in table and "| + x | 82.50% | +0.50 points |" in table
+    assert "| + y | 83.00% | +2.00 points ‡ |" in table and "| + x | 82.50% | +0.50 points |" in table
+
+
+def test_ablation_bold_ranks_only_rows_with_the_most_seeds():
+    # one lucky seed does not outrank a mean over three; among equals the highest mean wins
+    base = report.AblationRow("seed's recipe", {1111: (80.0, 79.0), 1112: (81.0, 80.0), 1113: (82.0, 81.0)}, ())
+    three = report.AblationRow("+ x", {1111: (83.0, 82.0), 1112: (84.0, 83.0), 1113: (82.0, 81.0)}, ())
+    one = report.AblationRow("+ y", {1111: (90.0, 89.0)}, ())
+    table = report.ablation_table([base, three, one])
+    assert "| **+ x** | 83.00 ± 1.00% (n=3) |" in table and "| + y | 90.00% |" in table
+    assert table.count("**") == 2
 
 
 def test_best_recipe_row_is_the_named_recipe_in_ablation_terms():
