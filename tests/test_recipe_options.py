@@ -172,7 +172,7 @@ def test_help_states_every_option_and_its_default(capsys):
                    "Nesterov momentum (default: off)", "exempts them (default: on)",
                    "go to weights_ema.pt; 0 = off (default: 0)", "8-16 is usual; 0 = off (default: 0)",
                    "mirror image (default: off)",
-                   "best = chosen on the validation split, three seeds per option: label_smoothing=0.1, "
+                   "best = chosen on the validation split, three seeds per option: label_smoothing=0.2, "
                    "nesterov=True, tta=True", "(default: seed)", "validation split's permutation (default: 0)"):
         assert phrase in text, phrase
     with pytest.raises(SystemExit):
@@ -189,8 +189,8 @@ def config(model, argv):
 def test_recipe_best_sets_its_options_under_the_flags_given():
     seed = config("large", [])
     assert seed == recipes.config_for("large", weight_decay=0.0) and seed.recipe == "seed"
-    best = config("large", ["--recipe", "best", "--label-smoothing", "0.2", "--no-tta"])
-    assert best.recipe == "best" and best.label_smoothing == 0.2 and best.tta is False   # the flags win
+    best = config("large", ["--recipe", "best", "--label-smoothing", "0.3", "--no-tta"])
+    assert best.recipe == "best" and best.label_smoothing == 0.3 and best.tta is False   # the flags win
     for key, value in recipes.RECIPES["large"].best.items():
         if key not in ("label_smoothing", "tta"):
             assert getattr(best, key) == value, key
