@@ -3,7 +3,8 @@
     python benchmark.py devices --model large     # training images/s per device, speed-up vs CPU
     python benchmark.py pipeline                  # our on-device input pipeline vs a DataLoader
     python benchmark.py overhead                  # training through the pipeline vs batches in memory
-    python benchmark.py small                     # train_small.py's setting vs the tutorial's loop
+    python benchmark.py small                     # train_small.py's setting vs the tutorial's loop:
+                                                  #   speed, then each net's test accuracy
     python benchmark.py precision                 # ResNet-18: fp32 vs bf16 autocast, channels-last
     python benchmark.py floor --device cuda       # time per step against the chip's FLOP floor
     python benchmark.py all                       # all but floor
@@ -161,6 +162,22 @@ def reference_loader(arrays, transform, batch_size, num_workers, seed):
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
                                        num_workers=num_workers,
                                        generator=torch.Generator().manual_seed(seed))
+
+
+def tutorial_test(net, arrays, transform, device, batch_size=4):
+    """The tutorial's test loop: accuracy (%) of ``net`` on the test images, as its transform sees them."""
+    dataset = ReferenceCIFAR10(arrays[2], arrays[3], transform)
+    testloader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    correct = total = 0
+    net.eval()
+    with torch.no_grad():
+        for images, labels in testloader:
+            outputs = net(images.to(device))
+            _, predicted = torch.max(outputs, 1)
+            total += labels.size(0)
+            correct += (predicted.cpu() == labels).sum().item()
+    net.train()
+    return round(100.0 * correct / total, 2)
 
 
 def tutorial_loop(net, trainloader, device, steps):
@@ -465,6 +482,16 @@ def bench_small(s):
     print(rate_line(f"tutorial (DataLoader, {a.num_workers} workers)", tut_images, tut.seconds, steps),
           flush=True)
 
+    # Each net on the test images, evaluated the way its own loop would: ours on the device
+    # dataset, the tutorial's through its test loader and transform.
+    with compute.cpu_settings(threads, onednn):
+        ours_accuracy = engine.evaluate(trainer.model, ds)["overall_accuracy"]
+    ours_weights = engine.weights_digest(trainer.model)   # with --warmup 0: train_small.py's weights
+    tut_accuracy = tutorial_test(net, s.arrays, transform, device, batch)
+    trained = f"{steps / per_epoch:.2f} epochs" + (f" + {a.warmup} warm-up steps" if a.warmup else "")
+    print(f"test accuracy after {trained}: ours {ours_accuracy:.2f}%, tutorial {tut_accuracy:.2f}% "
+          f"({ours_accuracy - tut_accuracy:+.2f} points)", flush=True)
+
     ours_rate, tut_rate = images / ours.seconds, tut_images / tut.seconds
     ratio = s.add_ratio(Ratio("small LeNet speed-up (ours / tutorial)", ours_rate / tut_rate,
                               "small_speedup"))
@@ -478,7 +505,9 @@ def bench_small(s):
               "ours_steps_per_s": steps / ours.seconds,
               "tutorial_s": tut.seconds, "tutorial_images_per_s": tut_rate,
               "tutorial_steps_per_s": steps / tut.seconds,
-              "speedup": ratio.value, "speedup_target": target_text("small_speedup")})
+              "speedup": ratio.value, "speedup_target": target_text("small_speedup"),
+              "trained_steps": a.warmup + steps, "ours_accuracy": ours_accuracy,
+              "ours_weights_sha256": ours_weights, "tutorial_accuracy": tut_accuracy})
 
 
 def bench_precision(s):
@@ -637,7 +666,8 @@ def build_parser():
            f"(782 at batch 64), small --epochs epochs (12,500 steps each), precision "
            f"{DEFAULT_STEPS['precision']}, floor {DEFAULT_STEPS['floor']}); pipeline always times one epoch")
     a("--warmup", type=nonnegative_int, default=5,
-      help="untimed steps (pipeline: batches) before each timed run (default: 5)")
+      help="untimed steps (pipeline: batches) before each timed run; small --warmup 0 trains each net "
+           "exactly --epochs, as train_small.py does, before their test accuracies (default: 5)")
     a("--epochs", type=positive_int, default=small.epochs,
       help="small benchmark: epochs of train_small.py's setting, unless --steps is given "
            f"(default: {small.epochs})")

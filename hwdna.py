@@ -5,7 +5,9 @@
 
 Floating-point sums are not associative, so the same seed on different
 hardware or backends gives different weights; the fingerprint recorded with
-every run says which machine produced which numbers.
+every run says which machine produced which numbers.  A CPU's model name can
+stand for several generations, so the fingerprint also holds its family, model
+and stepping, and the instruction set PyTorch's kernels use on it.
 """
 import os
 import platform
@@ -34,6 +36,41 @@ def chip_name():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_model_id(cpuinfo=None):
+    """x86 family, model and stepping ('family 25 model 1 stepping 1') from ``cpuinfo`` (the text
+    of /proc/cpuinfo, read when None), or None.
+
+    One model name ('AMD EPYC') can stand for several generations of a chip: this says which.
+    """
+    try:
+        fields = {}
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key in ("cpu family", "model", "stepping") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:                 # end of the first processor's block
+                break
+    except OSError:
+        return None
+    if len(fields) < 3:
+        return None
+    return f"family {fields['cpu family']} model {fields['model']} stepping {fields['stepping']}"
+
+
+def cpu_capability():
+    """The vector instruction set PyTorch's CPU kernels dispatch to ('AVX2', 'AVX512', ...), or None.
+
+    Kernels for different instruction sets sum in a different order: same seed, other weights.
+    """
+    import torch
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def gpu_name(device):
@@ -81,6 +118,8 @@ def describe(device):
         "os_release": platform.release(),
         "architecture": platform.machine(),
         "chip": chip_name(),
+        "cpu_model_id": cpu_model_id(),
+        "cpu_capability": cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu_name(device),

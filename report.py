@@ -581,8 +581,9 @@ def model_section(ctx, model):
     if model == "large":
         text += "\n\n" + table(["Layer", "Config"], LARGE_LAYERS)
     runs = ctx.model_runs(model)
+    extra = tutorial_loop_section(ctx) if model == "small" else []
     if not runs:
-        return [block(2, ctx.model_heading(model), text, not_measured(command(model)))]
+        return [block(2, ctx.model_heading(model), text, not_measured(command(model)))] + extra
     samples = configurations(runs)
     blocks = [block(2, ctx.model_heading(model), text,
                     f"Batch size {', '.join(sorted({str(r.batch_size) for r in runs}))}. One row per "
@@ -595,7 +596,57 @@ def model_section(ctx, model):
         if seen[heading] > 1:
             heading += f" ({s.run.run_id})"
         blocks.append(block(3, heading, run_bullets(s), per_class_table(s.per_class)))
-    return blocks
+    return blocks + extra
+
+
+def tutorial_loop_records(ctx):
+    """{(chip, epochs): {seed: newest record}} of ``benchmark.py small --warmup 0`` on the whole
+    official CIFAR-10, trained whole epochs: both nets trained exactly as their loops train."""
+    groups = {}
+    for r in sorted(ctx.bench, key=lambda r: r.run_id):
+        st, res = r.rec.get("settings") or {}, r.results or {}
+        if (r.rec.get("benchmark") != "small" or r.status != "complete" or not r.full_official
+                or st.get("warmup") != 0 or not isinstance(st.get("epochs"), int)
+                or not isinstance(st.get("seed"), int)
+                or not all(is_number(res.get(k)) for k in ("ours_accuracy", "tutorial_accuracy"))):
+            continue
+        groups.setdefault((r.chip, st["epochs"]), {})[st["seed"]] = r
+    return groups
+
+
+def mean_sd(xs):
+    """(mean, sample standard deviation or None for one value) of ``xs``."""
+    m = sum(xs) / len(xs)
+    return m, (math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None)
+
+
+def tutorial_loop_section(ctx):
+    """train_small.py's loop against the PyTorch tutorial's, same data and seeds: test accuracy."""
+    groups = tutorial_loop_records(ctx)
+    intro = ("`python benchmark.py small --warmup 0 --seed S` trains the tutorial's LeNet twice from "
+             "the same initial weights, for the same epochs, on the same data: through this project's "
+             "loop (the images as uint8 tensors on the device, batched normalisation with the "
+             "training set's mean and std) and through the PyTorch tutorial's own (a PIL image per "
+             "item, `ToTensor` and `Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))`, a `DataLoader`), "
+             "then tests each net the way its loop does. The first net is train_small.py's, weight for "
+             "weight (same seed, same machine). The two loops draw different batches from one seed, "
+             "so they compare over seeds, not seed by seed.")
+    if not groups:
+        return [block(3, "Against the Tutorial's Own Loop", intro,
+                      not_measured("python benchmark.py small --warmup 0"))]
+    rows, seed_rows = [], []
+    for (chip, epochs), by in sorted(groups.items()):
+        ours = [by[k].results["ours_accuracy"] for k in sorted(by)]
+        tut = [by[k].results["tutorial_accuracy"] for k in sorted(by)]
+        gap = mean_sd(ours)[0] - mean_sd(tut)[0]
+        rows.append([chip, epochs, mean_text(mean_sd(ours), len(ours)), mean_text(mean_sd(tut), len(tut)),
+                     points(gap), ", ".join(f"`{by[k].run_id}`" for k in sorted(by))])
+        seed_rows += [[chip, epochs, k, pct(by[k].results["ours_accuracy"]),
+                       pct(by[k].results["tutorial_accuracy"])] for k in sorted(by)]
+    return [block(3, "Against the Tutorial's Own Loop", intro,
+                  table(["Chip", "Epochs", "This project's loop", "The tutorial's loop",
+                         "Difference of the means", "Runs"], rows),
+                  table(["Chip", "Epochs", "Seed", "This project's loop", "The tutorial's loop"], seed_rows))]
 
 
 def latest_benchmarks(ctx, with_devices):
@@ -1105,10 +1156,7 @@ class AblationRow:
 
     def stat(self, i):
         """(mean, sample std or None) of val (i=0) or test (i=1) accuracy over the seeds."""
-        xs = [v[i] for v in self.values.values()]
-        m = sum(xs) / len(xs)
-        sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
-        return m, sd
+        return mean_sd([v[i] for v in self.values.values()])
 
 
 def mean_text(stat, n):
@@ -1380,11 +1428,14 @@ def hardware_section(ctx):
     for key in sorted(machines):
         rs = sorted(machines[key], key=lambda r: r.run_id)
 
-        def values(field):
+        def values(field, missing="—"):
             vals = sorted({str(r.hw.get(field)) for r in rs if r.hw.get(field) not in (None, "")})
-            return ", ".join(vals) if vals else "—"
+            return ", ".join(vals) if vals else missing
+        unrecorded = "not recorded (older logs)"
         fields = [("OS", f"{values('os')} {values('os_release')}"), ("Architecture", values("architecture")),
-                  ("Chip", values("chip")), ("CPU count", values("cpu_count")), ("GPU", values("gpu")),
+                  ("Chip", values("chip")), ("CPU family and model", values("cpu_model_id", unrecorded)),
+                  ("CPU kernels' instruction set", values("cpu_capability", unrecorded)),
+                  ("CPU count", values("cpu_count")), ("GPU", values("gpu")),
                   ("Python", values("python")), ("PyTorch", values("torch")),
                   ("torchvision", values("torchvision")), ("NumPy", values("numpy"))]
         run_rows = [[f"`{r.run_id}`", model_name(r.model), r.device, r.precision,

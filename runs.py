@@ -184,7 +184,8 @@ FIELDS = {
                "label_smoothing": is_number, "nesterov": _bool, "decay_norm_bias": _bool,
                "ema": is_number, "cutout": _int, "tta": _bool, "recipe": _str},
     "hardware": {"cpu_count": _opt(_int), "torch_threads": _opt(_int), "load_average": _load,
-                 "load_average_end": _load, "chip": _opt(_str)},
+                 "load_average_end": _load, "chip": _opt(_str), "cpu_model_id": _opt(_str),
+                 "cpu_capability": _opt(_str)},
     "dataset": {"id": _str, "official": _opt(_bool), "train_images": _int, "test_images": _int,
                 "val_images": _int, "content_sha256": _str},
     "results": {"overall_accuracy": is_number, "train_time_s": is_number, "final_loss": is_number,
@@ -270,7 +271,13 @@ class Run:
 
     @property
     def chip(self):
-        return str(self.hw.get("chip") or "unknown chip")
+        """The CPU's name, with its generation and kernels' instruction set where the log has them:
+        runs on one name but another generation or instruction set need not reproduce each other."""
+        name = str(self.hw.get("chip") or "unknown chip")
+        model_id = self.hw.get("cpu_model_id")
+        detail = [model_id.split(" stepping")[0]] if model_id else []
+        detail += [self.hw["cpu_capability"]] if self.hw.get("cpu_capability") else []
+        return f"{name} ({', '.join(detail)})" if detail else name
 
     @property
     def machine(self):

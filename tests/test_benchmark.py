@@ -14,6 +14,7 @@ import torch
 import benchmark
 import compute
 import data
+import train_small
 
 TINY = ["--steps", "2", "--warmup", "1", "--ref-images", "64", "--num-workers", "0"]
 RECORD_KEYS = {"kind", "benchmark", "run_id", "status", "model", "batch_size", "device", "settings",
@@ -116,6 +117,26 @@ def test_small_runs_both_loops_for_the_same_steps(tiny_data, workdir):
     assert len(rates(res)) == 4 and all(positive(v) for v in rates(res))
     assert res["speedup"] == pytest.approx(res["ours_images_per_s"] / res["tutorial_images_per_s"])
     assert res["speedup_target"] == ">= 2.5"
+    assert res["trained_steps"] == 3                                # 1 warm-up step + 2 timed
+    for key in ("ours_accuracy", "tutorial_accuracy"):             # 100 test images: whole percents
+        assert 0 <= res[key] <= 100 and res[key] == int(res[key])
+    assert re.fullmatch(r"[0-9a-f]{64}", res["ours_weights_sha256"])
+
+
+def test_small_without_warmup_trains_train_smalls_net_and_tests_both(tiny_data, workdir, capsys):
+    flags = ["--epochs", "1", "--seed", "7", "--data-dir", str(tiny_data), "--device", "cpu"]
+    assert benchmark.main(["small", "--warmup", "0", "--num-workers", "0", "--out", str(workdir / "runs"),
+                           *flags]) == 0
+    out = capsys.readouterr().out
+    res = records(workdir)["small"]["results"]
+    assert res["trained_steps"] == 50 and res["steps"] == 50      # 200 images at batch 4: one epoch
+    assert (f"test accuracy after 1.00 epochs: ours {res['ours_accuracy']:.2f}%, tutorial "
+            f"{res['tutorial_accuracy']:.2f}%") in out
+    assert train_small.main([*flags, "--out", str(workdir / "small")]) == 0
+    (log,) = (workdir / "small").glob("*/run_log.json")
+    small = json.loads(log.read_text())["results"]
+    assert small["weights_sha256"] == res["ours_weights_sha256"]   # the same computation
+    assert small["overall_accuracy"] == res["ours_accuracy"]
 
 
 def test_precision_measures_each_variant(tiny_data, workdir, capsys):

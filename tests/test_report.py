@@ -66,7 +66,7 @@ def make_log(template):
     def make(run_id, model="large", epochs=2, augment=False, onecycle=False, device="cpu",
              precision="fp32", seed=1111, status="complete", acc0=35.0, acc_step=2.0,
              epoch_time=30.0, loss0=2.3, offsets=BASE_OFFSETS, sha="a" * 64, chip=CHIP, tweak=None,
-             load=(1.0, 1.0), epoch_load=1.0, cpus=8, dataset="official"):
+             load=(1.0, 1.0), epoch_load=1.0, cpus=8, dataset="official", cpu_id=None, capability=None):
         """7 loss lines per epoch, history, results, on ``dataset`` (a key of DATASETS or "tiny").
 
         Test accuracy after epoch e is ``acc0 + acc_step * e``; class i adds ``offsets[i]``;
@@ -105,7 +105,8 @@ def make_log(template):
             max_lr=0.1, weight_decay=5e-4 if onecycle else 0.0, momentum=0.9, augment=augment,
             onecycle=onecycle, seed=seed, device=device, precision="auto", threads=0, onednn=True)
         put(log["hardware"], os="Linux", os_release="6.1", architecture="x86_64", chip=chip,
-            cpu_count=cpus, torch_threads=cpus, gpu="Test GPU 80GB" if device == "cuda" else None,
+            cpu_model_id=cpu_id, cpu_capability=capability, cpu_count=cpus, torch_threads=cpus,
+            gpu="Test GPU 80GB" if device == "cuda" else None,
             python="3.11.7", torch="2.9.0", torchvision="0.24.0", numpy="2.1.0",
             load_average=[load[0], 1.0, 1.0], load_average_end=[load[1], 1.0, 1.0])
         if dataset != "tiny":
@@ -519,6 +520,32 @@ def test_cpu_kernel_settings_label_runs_and_split_reproducibility_groups(make_lo
     assert row(tables(text)[0], "Final weights sha256")[-1] == "✓"
 
 
+def test_one_chip_name_of_two_generations_is_two_machines(make_log, tmp_path):
+    """Same seed, same name, another generation or instruction set: other sums, not a twin."""
+    logs = [make_log("20261201-140000-small-e2", model="small", sha="01" * 32),     # an older log
+            make_log("20261201-150000-small-e2", model="small", sha="02" * 32,
+                     cpu_id="family 25 model 1 stepping 1", capability="AVX2"),
+            make_log("20261201-160000-small-e2", model="small", sha="03" * 32,
+                     cpu_id="family 25 model 17 stepping 1", capability="AVX512")]
+    md = render(tmp_path, logs)
+    assert section(md, "Reproducibility").count("### ") == 0                # no same-seed pair
+    hardware = section(md, "Hardware DNA")
+    assert re.findall(r"^### (.*)$", hardware, re.M) == [
+        f"{CHIP} (Linux x86_64)", f"{CHIP} (family 25 model 1, AVX2) (Linux x86_64)",
+        f"{CHIP} (family 25 model 17, AVX512) (Linux x86_64)"]
+    assert "| CPU family and model | not recorded (older logs) |" in hardware
+    assert "| CPU family and model | family 25 model 17 stepping 1 |" in hardware
+    assert "| CPU kernels' instruction set | AVX2 |" in hardware
+
+
+def test_cpu_model_id_reads_the_first_processor():
+    import hwdna
+    info = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+            "model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 6\n")
+    assert hwdna.cpu_model_id(info) == "family 25 model 1 stepping 1"
+    assert hwdna.cpu_model_id("processor\t: 0\nmodel name\t: Apple M4\n") is None   # no x86 fields
+
+
 def test_a_model_added_to_the_recipes_appears_with_no_other_edit(make_log, tmp_path, monkeypatch):
     monkeypatch.setitem(recipes.RECIPES, "mini", recipes.Recipe(
         model="mini", name="Mini CNN", script="train_mini.py", summary="a two-layer CNN",
@@ -888,3 +915,44 @@ def test_best_recipe_stands_beside_the_seed_recipe_with_its_target(make_log, tmp
     # the best recipe's runs are never one of the seed's rows
     assert "87.00" not in section(md, "Acceptable Accuracy Targets")
     assert "python train_resnet.py --recipe best --epochs 40" in section(md, "Seed's Recipe vs the Best Recipe")
+
+
+@pytest.fixture(scope="module")
+def bench_small_log(tiny_data, tmp_path_factory):
+    """The record of one real ``benchmark.py small --warmup 0`` on the tiny set."""
+    import benchmark
+    out = tmp_path_factory.mktemp("bench") / "runs"
+    assert benchmark.main(["small", "--warmup", "0", "--epochs", "1", "--num-workers", "0", "--device", "cpu",
+                           "--data-dir", str(tiny_data), "--out", str(out)]) == 0
+    (path,) = out.glob("*/run_log.json")
+    return json.loads(path.read_text())
+
+
+def test_tutorial_loop_accuracy_over_seeds(bench_small_log, tmp_path):
+    def make(run_id, seed, ours, tut, warmup=0, epochs=2, dataset="official"):
+        log = copy.deepcopy(bench_small_log)
+        put(log, run_id=run_id)
+        put(log["hardware"], chip=CHIP, cpu_model_id=None, cpu_capability=None)
+        put(log["settings"], seed=seed, warmup=warmup, epochs=epochs)
+        put(log["results"], ours_accuracy=ours, tutorial_accuracy=tut)
+        d = DATASETS[dataset]
+        put(log["dataset"], id=d["content"][:16], content_sha256=d["content"], official=d["official"],
+            train_images=50000, test_images=10000)
+        return log
+    logs = [make("20261201-100000-bench-small", 1111, 50.0, 40.0),      # replaced by its rerun
+            make("20261201-100100-bench-small", 1111, 55.0, 56.0),
+            make("20261201-100200-bench-small", 1112, 54.0, 55.0),
+            make("20261201-100300-bench-small", 1113, 56.0, 54.0),
+            make("20261201-100400-bench-small", 1114, 99.0, 99.0, warmup=5),       # not whole epochs
+            make("20261201-100500-bench-small", 1115, 99.0, 99.0, epochs=None),    # --steps
+            make("20261201-100600-bench-small", 1116, 99.0, 99.0, dataset="jpeg")]
+    text = section(render(tmp_path, logs), "Against the Tutorial's Own Loop")
+    means, seeds = tables(text)
+    assert means[1] == [CHIP, "2", "55.00 ± 1.00% (n=3)", "55.00 ± 1.00% (n=3)", "+0.00 points",
+                        "`20261201-100100-bench-small`, `20261201-100200-bench-small`, "
+                        "`20261201-100300-bench-small`"]
+    assert [r[2:] for r in seeds[1:]] == [["1111", "55.00%", "56.00%"], ["1112", "54.00%", "55.00%"],
+                                          ["1113", "56.00%", "54.00%"]]
+    assert "99.00%" not in text
+    empty = section(render(tmp_path / "none", logs[4:]), "Against the Tutorial's Own Loop")
+    assert "python benchmark.py small --warmup 0" in empty and not tables(empty)

@@ -40,6 +40,8 @@ def test_script_runs_end_to_end(script, model, extra, tiny_data, workdir, capsys
     assert len(log["history"]) == log["config"]["epochs"] and log["history"][-1]["epoch"] == res["epochs"]
     for key in ("os", "architecture", "chip", "torch", "python"):
         assert log["hardware"][key]
+    assert log["hardware"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "cpu_model_id" in log["hardware"]
     assert log["dataset"]["official"] is False and log["dataset"]["train_images"] == 200
     assert not log["dataset"]["folder"].startswith("/") and not log["config"]["out"].startswith("/")
     # a run writes only inside --out; weights load with map_location
