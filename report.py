@@ -486,8 +486,9 @@ def augmentation_cells(ctx):
 # ---------------------------------------------------------------- the sections
 
 def header(ctx):
+    """Every machine behind a figure of the document (complete runs and benchmarks), then the rules."""
     machines = {}
-    for r in ctx.done:
+    for r in ctx.done + [b for b in ctx.bench if b.status == "complete" and b.results]:
         machines.setdefault(r.machine, []).append(r)
     if machines:
         parts = []

@@ -946,7 +946,9 @@ def test_tutorial_loop_accuracy_over_seeds(bench_small_log, tmp_path):
             make("20261201-100400-bench-small", 1114, 99.0, 99.0, warmup=5),       # not whole epochs
             make("20261201-100500-bench-small", 1115, 99.0, 99.0, epochs=None),    # --steps
             make("20261201-100600-bench-small", 1116, 99.0, 99.0, dataset="jpeg")]
-    text = section(render(tmp_path, logs), "Against the Tutorial's Own Loop")
+    md = render(tmp_path, logs)
+    assert md.startswith(f"# Training Results\n\n> **Hardware:** {CHIP} (")   # a benchmark's machine too
+    text = section(md, "Against the Tutorial's Own Loop")
     means, seeds = tables(text)
     assert means[1] == [CHIP, "2", "55.00 ± 1.00% (n=3)", "55.00 ± 1.00% (n=3)", "+0.00 points",
                         "`20261201-100100-bench-small`, `20261201-100200-bench-small`, "
