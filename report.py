@@ -321,7 +321,8 @@ def seeds_note(samples):
     if not any(s is not None and s.n >= 2 for s in samples):
         return ""
     return ("A value over several seeds is their mean ± sample standard deviation (n = number of seeds; "
-            "a rerun with a seed already counted reproduces it and is not a new sample); losses are "
+            "a rerun with a seed already counted is not a new sample: the fastest run of each seed stands "
+            "for it, and on one machine reruns are identical); losses are "
             "means, and times the mean of the seeds timed on an idle machine (of all, marked †, when "
             "none was).")
 
