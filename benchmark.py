@@ -715,6 +715,7 @@ def main(argv=None):
         if "precision" in names:
             for name in args.variants:
                 compute.amp_dtype(VARIANTS[name][0], device)   # fp16 on a CPU: say so before any work
+        runs.check_out(args.out)                    # records are written at the end: fail first
         session = Session(args, device)
         for name in names:
             RUN[name](session)

@@ -7,8 +7,11 @@ A run lives in ``<out>/<timestamp>-<tag>/``: ``run_log.json`` (the record),
 ``checkpoint.pt`` (after every epoch) and ``weights.pt`` (when complete).  The
 timestamp sorts, so the last folder name is the newest run.
 """
+import errno
 import json
 import math
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,22 @@ def new_run_dir(out, tag):
             raise UserError(f"cannot create a run folder in {out} ({exc.strerror}); "
                             "choose a writable folder with --out") from None
     raise UserError(f"no free run folder name for {base} in {out}; wait a second and start again")
+
+
+def check_out(out):
+    """Raise UserError now unless run folders can be created in ``out``: for work that makes its
+    run folder only when it has a result.  Probes with a temporary folder in ``out``, or in its
+    nearest existing parent when ``out`` is not there yet, removed at once."""
+    probe = Path(out)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".probe-"))
+    except OSError as exc:
+        raise UserError(f"cannot create a run folder in {out} ({exc.strerror}); "
+                        "choose a writable folder with --out") from None
 
 
 def write_log(run_dir, record):

@@ -195,6 +195,17 @@ def test_bad_flags_exit_2_with_one_line(tiny_data, workdir, capsys, argv):
     assert not (workdir / "runs").exists()
 
 
+@pytest.mark.parametrize("out", ["blocker/runs", "blocker"])
+def test_unwritable_out_stops_before_any_work(tiny_data, workdir, capsys, out):
+    (workdir / "blocker").write_text("a file, not a folder")
+    assert benchmark.main(["small", "--data-dir", str(tiny_data), "--out", str(workdir / out), *TINY]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""                                       # nothing measured
+    assert re.fullmatch(r"error: cannot create a run folder in .*blocker.* choose a writable folder "
+                        r"with --out\n", captured.err)
+    assert sorted(p.name for p in workdir.iterdir()) == ["blocker"]
+
+
 def test_missing_data_is_the_data_modules_error(workdir, capsys):
     (workdir / "empty").mkdir()
     argv = ["pipeline", "--data-dir", str(workdir / "empty"), "--no-download", "--out", str(workdir / "runs")]
