@@ -631,7 +631,8 @@ def tutorial_loop_section(ctx):
              "training set's mean and std) and through the PyTorch tutorial's own (a PIL image per "
              "item, `ToTensor` and `Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))`, a `DataLoader`), "
              "then tests each net the way its loop does. The first net is train_small.py's, weight for "
-             "weight (same seed, same machine). The two loops draw different batches from one seed, "
+             "weight, on one machine (the last column compares the final weights where runs/ holds "
+             "such a run). The two loops draw different batches from one seed, "
              "so they compare over seeds, not seed by seed.")
     if not groups:
         return [block(3, "Against the Tutorial's Own Loop", intro,
@@ -644,11 +645,30 @@ def tutorial_loop_section(ctx):
         rows.append([chip, epochs, mean_text(mean_sd(ours), len(ours)), mean_text(mean_sd(tut), len(tut)),
                      points(gap), ", ".join(f"`{by[k].run_id}`" for k in sorted(by))])
         seed_rows += [[chip, epochs, k, pct(by[k].results["ours_accuracy"]),
-                       pct(by[k].results["tutorial_accuracy"])] for k in sorted(by)]
+                       pct(by[k].results["tutorial_accuracy"]), same_weights_text(ctx, by[k], epochs, k)]
+                      for k in sorted(by)]
     return [block(3, "Against the Tutorial's Own Loop", intro,
                   table(["Chip", "Epochs", "This project's loop", "The tutorial's loop",
                          "Difference of the means", "Runs"], rows),
-                  table(["Chip", "Epochs", "Seed", "This project's loop", "The tutorial's loop"], seed_rows))]
+                  table(["Chip", "Epochs", "Seed", "This project's loop", "The tutorial's loop",
+                         "train_small.py with this seed on this machine"], seed_rows))]
+
+
+def same_weights_text(ctx, bench, epochs, seed):
+    """Whether the benchmark's first net has the final weights of a train_small.py run of the same
+    seed, epochs, machine and CPU settings: 'same weights (`run`)', 'other weights (`run`)', or why not told."""
+    st = bench.rec.get("settings") or {}
+    twins = [r for r in ctx.main if r.model == "small" and r.epochs == epochs and r.seed == seed
+             and r.chip == bench.chip and r.device == bench.device and at_recipe_defaults(r)
+             and not r.augment and not r.onecycle and r.cfg.get("onednn", True) == st.get("ours_onednn")
+             and r.hw.get("torch_threads") == st.get("ours_threads")]
+    if not twins:
+        return "no such run"
+    run = max(twins, key=lambda r: r.run_id)
+    ours, theirs = bench.results.get("ours_weights_sha256"), run.results.get("weights_sha256")
+    if not ours or not theirs:
+        return f"weights not recorded (`{run.run_id}`)"
+    return f"{'same' if ours == theirs else 'other'} weights (`{run.run_id}`)"
 
 
 def latest_benchmarks(ctx, with_devices):

@@ -928,33 +928,46 @@ def bench_small_log(tiny_data, tmp_path_factory):
     return json.loads(path.read_text())
 
 
-def test_tutorial_loop_accuracy_over_seeds(bench_small_log, tmp_path):
-    def make(run_id, seed, ours, tut, warmup=0, epochs=2, dataset="official"):
+def test_tutorial_loop_accuracy_over_seeds(bench_small_log, make_log, tmp_path):
+    def make(run_id, seed, ours, tut, warmup=0, epochs=2, dataset="official", sha=None):
         log = copy.deepcopy(bench_small_log)
         put(log, run_id=run_id)
         put(log["hardware"], chip=CHIP, cpu_model_id=None, cpu_capability=None)
         put(log["settings"], seed=seed, warmup=warmup, epochs=epochs)
-        put(log["results"], ours_accuracy=ours, tutorial_accuracy=tut)
+        put(log["results"], ours_accuracy=ours, tutorial_accuracy=tut, ours_weights_sha256=sha)
         d = DATASETS[dataset]
         put(log["dataset"], id=d["content"][:16], content_sha256=d["content"], official=d["official"],
             train_images=50000, test_images=10000)
         return log
     logs = [make("20261201-100000-bench-small", 1111, 50.0, 40.0),      # replaced by its rerun
             make("20261201-100100-bench-small", 1111, 55.0, 56.0),
-            make("20261201-100200-bench-small", 1112, 54.0, 55.0),
-            make("20261201-100300-bench-small", 1113, 56.0, 54.0),
+            make("20261201-100200-bench-small", 1112, 54.0, 55.0, sha="1" * 64),
+            make("20261201-100300-bench-small", 1113, 56.0, 54.0, sha="2" * 64),
             make("20261201-100400-bench-small", 1114, 99.0, 99.0, warmup=5),       # not whole epochs
             make("20261201-100500-bench-small", 1115, 99.0, 99.0, epochs=None),    # --steps
             make("20261201-100600-bench-small", 1116, 99.0, 99.0, dataset="jpeg")]
-    md = render(tmp_path, logs)
-    assert md.startswith(f"# Training Results\n\n> **Hardware:** {CHIP} (")   # a benchmark's machine too
+    settings = bench_small_log["settings"]
+    trained = []                    # train_small.py: 1111 on another machine, 1112 and 1113 on this one
+    for run_id, seed, sha, chip in (("20261201-085900-small-e2", 1111, "0" * 64, "Other Chip"),
+                                    ("20261201-090000-small-e2", 1112, "1" * 64, CHIP),
+                                    ("20261201-090100-small-e2", 1113, "3" * 64, CHIP)):
+        log = make_log(run_id, model="small", seed=seed, sha=sha, chip=chip)
+        put(log["config"], onednn=settings["ours_onednn"])
+        put(log["hardware"], torch_threads=settings["ours_threads"])
+        trained.append(log)
+    md = render(tmp_path, logs + trained)
+    hardware, hw = md.split("\n")[2], bench_small_log["hardware"]         # the benchmarks' machine too
+    assert hardware.startswith("> **Hardware:** Other Chip (")
+    assert f"{CHIP} ({hw['os']} {hw['architecture']}, {hw['cpu_count']} CPUs)" in hardware
     text = section(md, "Against the Tutorial's Own Loop")
     means, seeds = tables(text)
     assert means[1] == [CHIP, "2", "55.00 ± 1.00% (n=3)", "55.00 ± 1.00% (n=3)", "+0.00 points",
                         "`20261201-100100-bench-small`, `20261201-100200-bench-small`, "
                         "`20261201-100300-bench-small`"]
-    assert [r[2:] for r in seeds[1:]] == [["1111", "55.00%", "56.00%"], ["1112", "54.00%", "55.00%"],
-                                          ["1113", "56.00%", "54.00%"]]
+    assert [r[2:] for r in seeds[1:]] == [
+        ["1111", "55.00%", "56.00%", "no such run"],
+        ["1112", "54.00%", "55.00%", "same weights (`20261201-090000-small-e2`)"],
+        ["1113", "56.00%", "54.00%", "other weights (`20261201-090100-small-e2`)"]]
     assert "99.00%" not in text
     empty = section(render(tmp_path / "none", logs[4:]), "Against the Tutorial's Own Loop")
     assert "python benchmark.py small --warmup 0" in empty and not tables(empty)
