@@ -32,7 +32,8 @@ import plots
 import recipes
 from errors import UserError
 from runs import (DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup, config_groups,
-                  configurations, is_number, load_runs, representative, resolve_sample, training_options)
+                  configurations, is_number, load_runs, representative, resolve_sample, sample_std,
+                  training_options)
 
 CLASSES = plots.CLASSES
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}
@@ -618,8 +619,7 @@ def tutorial_loop_records(ctx):
 
 def mean_sd(xs):
     """(mean, sample standard deviation or None for one value) of ``xs``."""
-    m = sum(xs) / len(xs)
-    return m, (math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None)
+    return sum(xs) / len(xs), sample_std(xs)
 
 
 def tutorial_loop_section(ctx):
@@ -639,11 +639,10 @@ def tutorial_loop_section(ctx):
                       not_measured("python benchmark.py small --warmup 0"))]
     rows, seed_rows = [], []
     for (chip, epochs), by in sorted(groups.items()):
-        ours = [by[k].results["ours_accuracy"] for k in sorted(by)]
-        tut = [by[k].results["tutorial_accuracy"] for k in sorted(by)]
-        gap = mean_sd(ours)[0] - mean_sd(tut)[0]
-        rows.append([chip, epochs, mean_text(mean_sd(ours), len(ours)), mean_text(mean_sd(tut), len(tut)),
-                     points(gap), ", ".join(f"`{by[k].run_id}`" for k in sorted(by))])
+        ours = mean_sd([by[k].results["ours_accuracy"] for k in by])
+        tut = mean_sd([by[k].results["tutorial_accuracy"] for k in by])
+        rows.append([chip, epochs, mean_text(ours, len(by)), mean_text(tut, len(by)), points(ours[0] - tut[0]),
+                     ", ".join(f"`{by[k].run_id}`" for k in sorted(by))])
         seed_rows += [[chip, epochs, k, pct(by[k].results["ours_accuracy"]),
                        pct(by[k].results["tutorial_accuracy"]), same_weights_text(ctx, by[k], epochs, k)]
                       for k in sorted(by)]

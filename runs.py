@@ -38,8 +38,7 @@ def new_run_dir(out, tag):
         except FileExistsError:
             continue
         except OSError as exc:
-            raise UserError(f"cannot create a run folder in {out} ({exc.strerror}); "
-                            "choose a writable folder with --out") from None
+            raise cannot_create(out, exc) from None
     raise UserError(f"no free run folder name for {base} in {out}; wait a second and start again")
 
 
@@ -55,8 +54,11 @@ def check_out(out):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".probe-"))
     except OSError as exc:
-        raise UserError(f"cannot create a run folder in {out} ({exc.strerror}); "
-                        "choose a writable folder with --out") from None
+        raise cannot_create(out, exc) from None
+
+
+def cannot_create(out, exc):
+    return UserError(f"cannot create a run folder in {out} ({exc.strerror}); choose a writable folder with --out")
 
 
 def write_log(run_dir, record):
@@ -617,11 +619,7 @@ class Sample:
 
     @property
     def accuracy_std(self):
-        values = [c.accuracy for c in self.cells]
-        if len(values) < 2 or not all(is_number(v) for v in values):
-            return None
-        m = sum(values) / len(values)
-        return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+        return sample_std([c.accuracy for c in self.cells])
 
     @property
     def time(self):
@@ -646,6 +644,14 @@ def _mean(values):
     if not values or not all(is_number(v) for v in values):
         return None
     return sum(values) / len(values)
+
+
+def sample_std(values):
+    """The sample standard deviation of ``values``; None for fewer than two or when one is missing."""
+    if len(values) < 2 or not all(is_number(v) for v in values):
+        return None
+    m = sum(values) / len(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
 def by_seed(runs):
