@@ -251,6 +251,12 @@ class Session:
             "folder": hwdna.relative(self.folder), "train_images": len(self.arrays[1]),
             "test_images": len(self.arrays[3])}
         self.ratios = []
+        self.load_start = None
+
+    def start(self):
+        """The start of one benchmark: its time, and the machine's load before it adds its own."""
+        self.load_start = hwdna.load_average()
+        return hwdna.now()
 
     def add_ratio(self, ratio):
         """Keep ``ratio`` for the closing summary and print it now; return it."""
@@ -263,11 +269,14 @@ class Session:
 
     def record(self, name, started, model, batch_size, device, settings, results):
         run_dir = runs.new_run_dir(self.args.out, f"bench-{name}")
+        hardware = hwdna.describe(device)
+        # As in a training run's log: load_average before the benchmark, load_average_end after it.
+        hardware["load_average_end"], hardware["load_average"] = hardware["load_average"], self.load_start
         rec = {
             "kind": "benchmark", "benchmark": name, "run_id": run_dir.name, "status": "complete",
             "model": model, "batch_size": batch_size, "device": device.type,
             "settings": settings | {"deterministic": self.args.deterministic},
-            "hardware": hwdna.describe(device), "dataset": self.dataset, "git": hwdna.git_commit(),
+            "hardware": hardware, "dataset": self.dataset, "git": hwdna.git_commit(),
             "started": started, "finished": hwdna.now(), "results": results,
         }
         runs.write_log(run_dir, rec)
@@ -286,7 +295,7 @@ def bench_devices(s):
     if "cpu" not in kinds:
         print("note: cpu added to --devices; it is the baseline of every speed-up")
         kinds.insert(0, "cpu")
-    started = hwdna.now()
+    started = s.start()
     print(f"== devices: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, fp32, augmented",
           flush=True)
     rates, skipped = {}, {}
@@ -325,7 +334,7 @@ def bench_pipeline(s):
     """The input pipeline alone: our on-device epoch vs the DataLoader reference, same images."""
     from torchvision import transforms
     a, device, batch = s.args, s.device, PIPELINE_BATCH
-    started = hwdna.now()
+    started = s.start()
     print(f"== pipeline: crop + flip + normalise, batch {batch}, on {device}; reference with "
           f"{a.num_workers} workers", flush=True)
     compute.seed_everything(a.seed, device, a.deterministic)
@@ -369,7 +378,7 @@ def bench_overhead(s):
     """The wide LeNet's steps through the real pipeline vs on batches already in memory."""
     a, device = s.args, s.device
     model, batch = "large", recipes.config_for("large").batch_size
-    started = hwdna.now()
+    started = s.start()
     compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     per_epoch = ds.num_batches(batch)
@@ -449,7 +458,7 @@ def bench_small(s):
     cfg = recipes.config_for("small")
     model, batch = cfg.model, cfg.batch_size
     lr, momentum = cfg.lr, cfg.momentum
-    started = hwdna.now()
+    started = s.start()
     compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     per_epoch = ds.num_batches(batch)
@@ -516,7 +525,7 @@ def bench_precision(s):
     model = a.model or DEFAULT_MODEL["precision"]
     batch = a.batch_size or recipes.config_for(model).batch_size
     steps = a.steps or DEFAULT_STEPS["precision"]
-    started = hwdna.now()
+    started = s.start()
     print(f"== precision: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, "
           f"augmented, on {device}", flush=True)
     compute.seed_everything(a.seed, device, a.deterministic)
@@ -579,7 +588,7 @@ def bench_floor(s):
     a, device = s.args, s.device
     dtype = compute.amp_dtype(a.precision, device)
     rate = matrix_rate(device, dtype or torch.float32)
-    started = hwdna.now()
+    started = s.start()
     steps = a.steps or DEFAULT_STEPS["floor"]
     kind = compute.precision_name(dtype)
     print(f"== floor: {steps} steps after {a.warmup} warm-up, augmented, on {device}, {kind}; "

@@ -11,7 +11,9 @@ Pillow's bilinear filter (antialiased when shrinking), then normalised exactly
 as training normalises (``data.DeviceCIFAR10.normalize``: pixels scaled to
 [0, 1], minus ``data.MEAN``, over ``data.STD``).  A CIFAR-10 network sees
 32x32 pictures of one centred object, so a photo cropped around its subject
-is classified best.
+is classified best.  A run trained with ``--ema`` classifies with its weight
+average and one with ``--tta`` by the mean logits of each image and its mirror
+image: the way the run measured its accuracy.
 
 Output: a line naming the model, then one line per image,
 ``cat.jpg: cat 62.1%, dog 20.3%, frog 5.0%``; with ``--json``, one JSON
@@ -89,15 +91,19 @@ def normalize(images, device):
 
 # ---------------------------------------------------------------- classification
 
-def classify(model, x):
-    """Class probabilities float32 (B, 10) of normalised images ``x`` (B, 3, 32, 32)."""
+def classify(model, x, tta=False):
+    """Class probabilities float32 (B, 10) of normalised images ``x`` (B, 3, 32, 32); with ``tta``
+    the softmax of the mean logits of each image and its mirror image, as the run evaluated."""
     with torch.no_grad():
-        return torch.softmax(model(x).float(), dim=1)
+        logits = model(x).float()
+        if tta:
+            logits = (logits + model(x.flip(3)).float()) / 2
+        return torch.softmax(logits, dim=1)
 
 
-def predict(model, images, device):
+def predict(model, images, device, tta=False):
     """Probabilities (B, 10) on the CPU of uint8 images (B, 3, 32, 32), ``CHUNK`` images per pass."""
-    parts = [classify(model, normalize(images[s:s + CHUNK], device)).cpu()
+    parts = [classify(model, normalize(images[s:s + CHUNK], device), tta).cpu()
              for s in range(0, len(images), CHUNK)]
     return torch.cat(parts) if parts else torch.zeros(0, len(data.CLASSES))
 
@@ -136,7 +142,8 @@ def run_predict(args):
         print(warning, file=sys.stderr)
     model_name, model, source = trained_model(args, device)
     images, read, failed = read_images(args.images)
-    tops = dict(zip(read, (top_classes(p, args.top) for p in predict(model, images, device))))
+    probs = predict(model, images, device, source["tta"])
+    tops = dict(zip(read, (top_classes(p, args.top) for p in probs)))
     if args.json:
         doc = {"kind": "predictions", "model": model_name, **source, "device": device.type,
                "images": [{"file": path, "error": failed[path]} if path in failed else

@@ -148,7 +148,11 @@ PROVISIONAL_BEST = dict(label_smoothing=0.1, nesterov=True, decay_norm_bias=Fals
 # measured gains are in results.md "Recipe Ablation" (generated from the run logs) and the steps
 # in README "Recipe options".
 LARGE_BEST = dict(label_smoothing=0.2, nesterov=True, tta=True)
-BEST_NOTES = {"large": "chosen on the validation split, three seeds per option",
+# The tutorial LeNet's, chosen the same way (2 epochs, --val 5000, seeds 1111-1113): at its fixed
+# learning rate and batch 4 the last weights are noisy, and their average (EMA 0.999) gains most.
+SMALL_BEST = dict(label_smoothing=0.1, ema=0.999, tta=True)
+BEST_NOTES = {"small": "chosen on the validation split, three seeds per option",
+              "large": "chosen on the validation split, three seeds per option",
               "resnet18": "PROVISIONAL, not yet chosen by an ablation"}
 
 RECIPES = {
@@ -158,7 +162,9 @@ RECIPES = {
         # --no-onednn: at batch 4 oneDNN's fixed cost per convolution call outweighs the arithmetic.
         defaults=dict(epochs=2, batch_size=4, lr=0.001, augment=False, onecycle=False, onednn=False),
         feature_layers=("conv1", "conv2"), shown_layers=("conv1", "conv2"),
-        targets=(Target("Small LeNet-style CNN", 50, {}, 2, "Original tutorial architecture (conv 3→6→16)"),)),
+        targets=(Target("Small LeNet-style CNN", 50, {}, 2, "Original tutorial architecture (conv 3→6→16)"),),
+        # 56%: what the tutorial LeNet at 2 epochs is asked to reach on the official content.
+        best=SMALL_BEST, best_target=(56.0, 2)),
     "large": Recipe(
         model="large", name="Large LeNet-style CNN", script="train_large.py",
         summary="the wide LeNet (conv 3->64->128, fc 3200->512->256->10)",

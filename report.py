@@ -31,7 +31,7 @@ import atomic
 import plots
 import recipes
 from errors import UserError
-from runs import (DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup, config_groups,
+from runs import (BENCH_BUSY_LOAD, DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup, config_groups,
                   configurations, is_number, load_runs, representative, resolve_sample, sample_std,
                   training_options)
 
@@ -43,6 +43,9 @@ BUSY_MARK = "†"
 BUSY_NOTE = ("† Timed on a busy machine: the mean 1-minute load average over the run's epochs (older "
              "logs: the larger of its start and end loads) exceeded the CPU count + 0.5, so other work "
              "shared the processors and the time reads longer than the run alone would take.")
+BENCH_BUSY_NOTE = (f"† Started on a busy machine: its 1-minute load average was {BENCH_BUSY_LOAD:g} or more "
+                   "before the benchmark began, so other work had kept at least one CPU busy in the minute "
+                   "before and may have shared the processors with it; its rates may read low.")
 # What each model section says about its network (the recipes' one-line summary otherwise).
 DESCRIPTIONS = {
     "small": "The PyTorch tutorial's LeNet (conv 3→6→16, fc 400→120→84→10).",
@@ -685,13 +688,25 @@ def latest_benchmarks(ctx, with_devices):
     return [heads[k] for k in sorted(heads)]
 
 
+def bench_load(r):
+    """A benchmark record's machine load, for its heading: "load 0.12 → 2.95", † when it started busy."""
+    if "load_average_end" not in r.hw:
+        return "load not recorded (older record)"
+    return f"load {r.load}" + (BUSY_MARK if r.started_busy() else "")
+
+
+def bench_busy_note(records):
+    return BENCH_BUSY_NOTE if any(r.started_busy() for r in records) else ""
+
+
 def benchmark_tables(ctx):
     """Training throughput per device from benchmark records (``results.devices``)."""
     parts = []
-    for r in latest_benchmarks(ctx, with_devices=True):
+    records = latest_benchmarks(ctx, with_devices=True)
+    for r in records:
         title = (f"**Throughput benchmark:** model {r.rec.get('model', '—')}, batch size "
-                 f"{r.rec.get('batch_size', '—')}, {r.chip} (run `{r.run_id}`). Speedup: images/s "
-                 "divided by the CPU's.")
+                 f"{r.rec.get('batch_size', '—')}, {r.chip} (run `{r.run_id}`, {bench_load(r)}). Speedup: "
+                 "images/s divided by the CPU's.")
         entries = {d: v for d, v in r.results["devices"].items() if isinstance(v, dict)}
         cpu_rate = (entries.get("cpu") or {}).get("images_per_s")
         body = []
@@ -712,7 +727,8 @@ def benchmark_tables(ctx):
         if rows:
             text += "\n\n" + table(["Result", "Value"], rows)
         parts.append(text)
-    return parts
+    note = bench_busy_note(records)
+    return parts + ([note] if note else [])
 
 
 def device_comparison_section(ctx):
@@ -1264,15 +1280,17 @@ def ablation_table(rows):
     return table(["Change", "Val accuracy", "Δ val", "Test accuracy", "Δ test", "Runs"], out)
 
 
-# The ablation of each model: its script and the options it compares (the README's loop).
-ABLATION_COMMANDS = {
-    "resnet18": "python train_resnet.py",
-    "large": "python train_large.py --augment --onecycle",
-}
 BEST_SEEDS = 3                  # the best recipe's targets are means over this many seeds
 SEEDS_ARG = ",".join(str(recipes.DEFAULT_SEED + i) for i in range(BEST_SEEDS))     # 1111,1112,1113
-ABLATION_ARGS = (f"--epochs 40 --val 5000 --ema 0.999 --tta --seeds {SEEDS_ARG} [--label-smoothing 0.1 | "
-                 "--nesterov | --no-decay-norm-bias | --cutout 8 | all four]")
+ABLATION_ARGS = f"--val 5000 --ema 0.999 --tta --seeds {SEEDS_ARG}"
+# The ablation of each model: its script and the options it compares (the README's loops).
+_FOUR = "[--label-smoothing 0.1 | --nesterov | --no-decay-norm-bias | --cutout 8 | all four]"
+ABLATION_COMMANDS = {
+    "small": f"python train_small.py {ABLATION_ARGS} "
+             "[--label-smoothing 0.1 | --label-smoothing 0.2 | --nesterov | --cutout 8]",
+    "resnet18": f"python train_resnet.py --epochs 40 {ABLATION_ARGS} {_FOUR}",
+    "large": f"python train_large.py --augment --onecycle --epochs 40 {ABLATION_ARGS} {_FOUR}",
+}
 
 
 def ablation_section(ctx):
@@ -1317,7 +1335,7 @@ def ablation_section(ctx):
                                 "Over several seeds: mean ± sample standard deviation (n = seeds)."
                                 if any(r.n > 1 for r in rows) else ""))
         if not shown and m in ABLATION_COMMANDS:
-            blocks.append(block(3, model_name(m), not_measured(f"{ABLATION_COMMANDS[m]} {ABLATION_ARGS}")))
+            blocks.append(block(3, model_name(m), not_measured(ABLATION_COMMANDS[m])))
     return blocks
 
 
@@ -1599,9 +1617,13 @@ def other_benchmarks_section(ctx):
     others = [(r, rows) for r, rows in others if rows]
     if not others:
         return []
-    return [block(3, "Other Benchmark Results", "The newest record of each benchmark; plain values only.",
+    return [block(3, "Other Benchmark Results",
+                  "The newest record of each benchmark; plain values only. Load: the machine's 1-minute "
+                  "load average before the benchmark began and after it ended (the end includes its own "
+                  "work, its data-loading workers too).",
                   *[f"**{r.rec.get('benchmark') or 'benchmark'}** (run `{r.run_id}`, {r.device}, "
-                    f"{r.chip}):\n\n" + table(["Result", "Value"], rows) for r, rows in others])]
+                    f"{r.chip}, {bench_load(r)}):\n\n" + table(["Result", "Value"], rows) for r, rows in others],
+                  bench_busy_note([r for r, _ in others]))]
 
 
 # The wide LeNet's experiments (device, progression, augmentation, ...) follow its own section;

@@ -4,7 +4,10 @@
 
 ``visualize_activations.py``, ``predict.py`` and ``export.py`` pick their
 network the same way: ``--run`` (a complete run), ``--weights`` with ``--model``,
-or by default the newest complete run in ``--runs``.
+or by default the newest complete run in ``--runs``.  From a run they take the
+weights its accuracy was measured on: with ``--ema`` the weight average
+(``weights_ema.pt``), else the final weights (``weights.pt``); ``source["tta"]``
+says whether the run classified each image with its mirror image (``--tta``).
 """
 from pathlib import Path
 
@@ -77,6 +80,14 @@ def add_source_flags(p, purpose):
     p.add_argument("--runs", default="runs", help="folder of training runs (default: runs)")
 
 
+def run_weights(run_dir):
+    """(weights file, weight average?, flip TTA?) of a complete run: what its accuracy measured."""
+    cfg = (runs.read_log(run_dir) or {}).get("config")
+    cfg = cfg if isinstance(cfg, dict) else {}
+    ema = bool(cfg.get("ema")) and (Path(run_dir) / runs.WEIGHTS_EMA).is_file()
+    return Path(run_dir) / (runs.WEIGHTS_EMA if ema else runs.WEIGHTS), ema, bool(cfg.get("tta"))
+
+
 def trained_model(args, device):
     """(model name, network on ``device`` in eval mode, {"run": run id or None, "weights": path})."""
     if args.weights is not None:
@@ -84,7 +95,8 @@ def trained_model(args, device):
             raise UserError(f"--weights needs --model to say which network they belong to "
                             f"({', '.join(recipes.RECIPES)})")
         model = load_weights(args.model, args.weights, device)
-        return args.model, model.eval(), {"run": None, "weights": str(args.weights)}
+        return args.model, model.eval(), {"run": None, "weights": str(args.weights), "ema": False,
+                                          "tta": False}
     if args.run is not None:
         run_dir, model_name = runs.find_complete(args.run, args.runs, recipes.RECIPES)
         if args.model is not None and args.model != model_name:
@@ -98,9 +110,14 @@ def trained_model(args, device):
             raise UserError(f"no complete {which}run with weights in {args.runs}; train one with: "
                             f"python {script}{out} (or pass --run or --weights)")
         run_dir, model_name = runs.find_complete(str(run_dir), args.runs, recipes.RECIPES)
-    model = load_weights(model_name, run_dir / runs.WEIGHTS, device, from_run=True)
-    return model_name, model.eval(), {"run": run_dir.name, "weights": str(run_dir / runs.WEIGHTS)}
+    path, ema, tta = run_weights(run_dir)
+    model = load_weights(model_name, path, device, from_run=True)
+    return model_name, model.eval(), {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta}
 
 
 def describe(source):
-    return f"run {source['run']}" if source["run"] else f"weights {source['weights']}"
+    """"run RUN_ID", with how that run evaluated ("its weight average", "flip TTA"), or "weights PATH"."""
+    if not source["run"]:
+        return f"weights {source['weights']}"
+    how = [x for x, on in (("its weight average", source.get("ema")), ("flip TTA", source.get("tta"))) if on]
+    return f"run {source['run']}" + "".join(f", {x}" for x in how)

@@ -36,7 +36,7 @@ import recipes
 import runs
 from compute import resolve_device
 from errors import UserError
-from trained import load_weights, untrained_model
+from trained import load_weights, run_weights, untrained_model
 
 DEFAULT_MODEL = "resnet18"
 OVERVIEW_CHANNELS = 8
@@ -275,8 +275,7 @@ def resolve_weights(args, device):
         run_dir, model_name = runs.find_complete(args.run, args.runs, recipes.RECIPES)
         if args.model is not None and args.model != model_name:
             raise UserError(f"run {run_dir.name} trained {model_name}, not {args.model}; drop --model")
-        return (model_name, load_weights(model_name, run_dir / runs.WEIGHTS, device, from_run=True),
-                f"run {run_dir.name}")
+        return model_name, *from_run(model_name, run_dir, device)
     model_name = args.model or DEFAULT_MODEL
     if args.untrained:
         return model_name, untrained_model(model_name, args.seed, device), f"untrained, seed {args.seed}"
@@ -288,7 +287,14 @@ def resolve_weights(args, device):
         raise UserError(f"no trained {model_name} weights: no complete {model_name} run in "
                         f"{args.runs}; train them with: python {recipes.RECIPES[model_name].script}{out} "
                         "(or pass --run, --weights, or --untrained)")
-    return model_name, load_weights(model_name, run_dir / runs.WEIGHTS, device), f"run {run_dir.name}"
+    return model_name, *from_run(model_name, run_dir, device)
+
+
+def from_run(model_name, run_dir, device):
+    """(network, description) of a complete run: the weights its accuracy measured (trained.run_weights)."""
+    path, ema, _ = run_weights(run_dir)
+    return (load_weights(model_name, path, device, from_run=True),
+            f"run {run_dir.name}" + (", its weight average" if ema else ""))
 
 
 def visualize(args):

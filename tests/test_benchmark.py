@@ -107,6 +107,14 @@ def test_overhead_records_both_ratios(tiny_data, workdir, capsys):
     assert "(target <= 1.03x" in out and "(target <= 1.02x" in out
 
 
+def test_a_record_logs_the_load_before_and_after_its_benchmark(tiny_data, workdir, monkeypatch, capsys):
+    loads = iter([[0.25, 0.5, 0.75], [2.5, 1.5, 1.0]])              # before the benchmark, then after
+    monkeypatch.setattr(benchmark.hwdna, "load_average", lambda: next(loads))
+    assert run(tiny_data, workdir, "overhead") == 0
+    hw = records(workdir)["overhead"]["hardware"]
+    assert (hw["load_average"], hw["load_average_end"]) == ([0.25, 0.5, 0.75], [2.5, 1.5, 1.0])
+
+
 def test_small_runs_both_loops_for_the_same_steps(tiny_data, workdir):
     assert run(tiny_data, workdir, "small") == 0
     rec = records(workdir)["small"]

@@ -15,7 +15,9 @@ import data
 import export
 import predict
 import train_small
+import visualize_activations
 from conftest import run
+from engine import weights_digest
 from trained import load_weights, trained_model
 
 # One printed prediction: "path: name 12.3%, name 4.5%, ...".
@@ -49,14 +51,18 @@ def pictures(tmp_path):
     return SimpleNamespace(png=png, jpg=jpg, grey=grey)
 
 
-def reference_probs(model, path):
-    """Softmax of ``model`` on ``path`` preprocessed by hand: Pillow bilinear to 32x32, (x/255 - mean)/std."""
+def reference_input(path):
+    """``path`` preprocessed by hand: Pillow bilinear to 32x32, (x/255 - mean)/std, (1, 3, 32, 32)."""
     with Image.open(path) as img:
         pixels = np.asarray(img.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
-    x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)[None]       # (1, 3, 32, 32)
-    x = (x - torch.tensor(data.MEAN).view(1, 3, 1, 1)) / torch.tensor(data.STD).view(1, 3, 1, 1)
+    x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    return (x - torch.tensor(data.MEAN).view(1, 3, 1, 1)) / torch.tensor(data.STD).view(1, 3, 1, 1)
+
+
+def reference_probs(model, path):
+    """Softmax of ``model`` on ``path`` preprocessed by hand."""
     with torch.no_grad():
-        return torch.softmax(model(x), 1)[0]
+        return torch.softmax(model(reference_input(path)), 1)[0]
 
 
 def parse_line(line):
@@ -273,4 +279,67 @@ def test_trained_model_is_in_eval_mode(trained):
     args = predict.build_parser().parse_args(["x.png", *trained.flags])
     name, model, source = trained_model(args, torch.device("cpu"))
     assert name == "small" and not model.training
-    assert source == {"run": trained.id, "weights": str(trained.run_dir / "weights.pt")}
+    assert source == {"run": trained.id, "weights": str(trained.run_dir / "weights.pt"), "ema": False,
+                      "tta": False}
+
+
+# ---------------------------------------------------------------- a run that evaluated otherwise
+
+@pytest.fixture(scope="module")
+def averaged(tmp_path_factory, tiny_data):
+    """A one-epoch run with --ema 0.9 --tta: its accuracy measured the weight average with flip TTA."""
+    root = tmp_path_factory.mktemp("averaged")
+    runs_dir = root / "runs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        code = train_small.main(["--epochs", "1", "--data-dir", str(tiny_data), "--no-download", "--ema", "0.9",
+                                 "--tta", "--out", str(runs_dir), "--device", "cpu"])
+    assert code == 0
+    (run_dir,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    return SimpleNamespace(runs=runs_dir, run_dir=run_dir, id=run_dir.name,
+                           model=load_weights("small", run_dir / "weights_ema.pt", "cpu").eval(),
+                           flags=["--run", run_dir.name, "--runs", str(runs_dir), "--device", "cpu"])
+
+
+def test_a_run_with_ema_and_tta_is_used_as_it_was_evaluated(averaged, pictures, workdir, capsys):
+    args = predict.build_parser().parse_args(["x.png", *averaged.flags])
+    _, model, source = trained_model(args, torch.device("cpu"))
+    assert source == {"run": averaged.id, "weights": str(averaged.run_dir / "weights_ema.pt"), "ema": True,
+                      "tta": True}
+    log = json.loads((averaged.run_dir / "run_log.json").read_text())
+    assert weights_digest(model) == log["results"]["weights_ema_sha256"] != log["results"]["weights_sha256"]
+    code, out, err = run(predict, capsys, str(pictures.png), str(pictures.jpg), "--json", "--top", "10",
+                         *averaged.flags)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["ema"], doc["tta"]) == (True, True)
+    for image in doc["images"]:
+        # the softmax of the mean logits of the picture and its mirror image, by the weight average
+        x = reference_input(image["file"])
+        with torch.no_grad():
+            want = torch.softmax((averaged.model(x) + averaged.model(x.flip(3))) / 2, 1)[0]
+            plain = torch.softmax(averaged.model(x), 1)[0]
+        got = torch.tensor([next(t["probability"] for t in image["top"] if t["class"] == c) for c in data.CLASSES])
+        assert torch.allclose(got, want, atol=1e-5) and not torch.allclose(got, plain, atol=1e-5)
+    code, out, _ = run(predict, capsys, str(pictures.png), *averaged.flags)
+    assert out.splitlines()[0] == f"small (run {averaged.id}, its weight average, flip TTA) on cpu"
+
+
+def test_export_of_a_run_with_ema_and_tta_says_so(averaged, tmp_path):
+    assert export.main(["--run", averaged.id, "--runs", str(averaged.runs), "--out", str(tmp_path)]) == 0
+    meta = json.loads((tmp_path / averaged.id / "model.json").read_text())
+    log = json.loads((averaged.run_dir / "run_log.json").read_text())
+    assert meta["weight_average"] is True and meta["weights_sha256"] == log["results"]["weights_ema_sha256"]
+    assert "mirror image" in meta["flip_tta"]
+    program = torch.export.load(tmp_path / averaged.id / "model.pt2").module()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(program(x), averaged.model(x), atol=1e-5)
+
+
+def test_activations_of_a_run_with_ema_are_the_weight_averages(averaged):
+    args = visualize_activations.build_parser().parse_args(["--run", averaged.id, "--runs", str(averaged.runs)])
+    name, model, described = visualize_activations.resolve_weights(args, torch.device("cpu"))
+    log = json.loads((averaged.run_dir / "run_log.json").read_text())
+    assert name == "small" and weights_digest(model) == log["results"]["weights_ema_sha256"]
+    assert described == f"run {averaged.id}, its weight average"

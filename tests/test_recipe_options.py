@@ -4,6 +4,7 @@ decay on batch-norm and bias parameters, a weight average (EMA), Cutout, flip TT
 Each is off by default, and a run with every option at its default computes what it did before
 they existed; with them on, runs are recorded, reproducible and resume bit for bit.
 """
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -206,7 +207,6 @@ def test_recipe_best_sets_its_options_under_the_flags_given():
     (["--label-smoothing", "1.5"], r"--label-smoothing: 1.5 is not a label smoothing from 0 to 1"),
     (["--val", "-1"], r"--val: -1 is not zero or a positive whole number"),
     (["--recipe", "fast"], r"--recipe: invalid choice: 'fast'"),
-    (["--recipe", "best"], r"model 'small' has no 'best' recipe yet"),
     (["--nesterov", "--momentum", "0"], r"--nesterov needs momentum"),
     (["--val", "200"], r"--val 200 leaves no training images: the training files hold 200"),
 ])
@@ -216,6 +216,16 @@ def test_bad_option_values_are_one_line_errors(args, pattern, tiny_data, workdir
     lines = [l for l in err.splitlines() if l.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
     assert re.search(pattern, lines[0]), lines[0]
+    assert not list(workdir.rglob("run_log.json"))
+
+
+def test_recipe_best_of_a_model_without_one_is_a_one_line_error(tiny_data, workdir, capsys, monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "small", dataclasses.replace(recipes.RECIPES["small"], best=None))
+    code, _, err = run(train_small, capsys, "--recipe", "best", "--data-dir", str(tiny_data), "--out", "runs",
+                       "--device", "cpu")
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert code == 2 and lines == ["error: --recipe best: model 'small' has no 'best' recipe yet; "
+                                   "use --recipe seed and set the options one by one"], err
     assert not list(workdir.rglob("run_log.json"))
 
 

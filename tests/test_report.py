@@ -399,6 +399,19 @@ def test_benchmarks_and_unknown_kinds(tmp_path):
     others = section(out.read_text(), "Other Benchmark Results")
     assert "| ours_images_per_s | 1.235e+05 |" in others and "`20261201-091000-bench-pipeline`" in others
     assert "`20261201-080000-sweep` (sweep)" in out.read_text()
+    # the load before a record's benchmark, where the record has it; † when other work kept a CPU busy
+    assert "(run `20261201-091000-bench-pipeline`, cuda, Test Chip 9000, load not recorded (older record))" in others
+    assert "Started on a busy machine" not in out.read_text()
+    idle = dict(pipeline, run_id="20261201-092000-bench-pipeline",
+                hardware={"chip": CHIP, "cpu_count": 2, "load_average": [0.2, 0.1, 0.1], "load_average_end": [2.9]})
+    busy = dict(bench, run_id="20261201-093000-bench-devices",
+                hardware={"chip": CHIP, "cpu_count": 2, "load_average": [1.5, 1.0, 1.0], "load_average_end": [3.1]})
+    runs = write_logs(tmp_path / "runs2", [bench, pipeline, idle, busy])
+    assert report.main(["--runs", str(runs), "--output", str(out), "--no-plots"]) == 0
+    md = out.read_text()
+    assert "(run `20261201-092000-bench-pipeline`, cuda, Test Chip 9000, load 0.20 → 2.90):" in md
+    assert "(run `20261201-093000-bench-devices`, load 1.50 → 3.10†)" in md
+    assert md.count("† Started on a busy machine: its 1-minute load average was 1 or more") == 1
 
 
 def test_activation_pngs_are_linked(make_log, tmp_path):
@@ -864,19 +877,21 @@ def test_best_recipe_row_is_the_named_recipe_in_ablation_terms():
     assert report.best_recipe_row("resnet18") == (
         tuple(sorted(((k, resnet[k]) for k in ("cutout", "decay_norm_bias", "label_smoothing", "nesterov")),
                      key=str)), "ema+tta")
-    assert report.best_recipe_row("small") is None                 # no named better recipe
+    assert report.best_recipe_row("small") == ((("label_smoothing", 0.1),), "ema+tta")
+    assert report.best_recipe_row("nonesuch") is None               # no named better recipe
 
 
 def test_no_ablation_runs_says_how_to_run_them(make_log, tmp_path):
     md = render(tmp_path, [make_log("20261201-130000-large-e2")])
     ablation = section(md, "Recipe Ablation (Validation Split)")
-    for model, command in [("Large LeNet-style CNN", "python train_large.py --augment --onecycle --epochs 40"),
+    for model, command in [("Small LeNet-style CNN", "python train_small.py"),
+                           ("Large LeNet-style CNN", "python train_large.py --augment --onecycle --epochs 40"),
                            ("ResNet-18", "python train_resnet.py --epochs 40")]:
         assert f"### {model}\n\n*Not measured yet.* Run `{command} --val 5000" in ablation
-    # a model with ablation runs shows them; the other still says how to fill its part
+    # a model with ablation runs shows them; the others still say how to fill their parts
     log = ablation_log(make_log, "20261201-140000-large-aug-onecycle-e40-val5000", 1111, 80.0, 79.0)
     ablation = section(render(tmp_path / "one", [log]), "Recipe Ablation (Validation Split)")
-    assert tables(ablation)[0][1][0] == "seed's recipe" and ablation.count("Not measured yet") == 1
+    assert tables(ablation)[0][1][0] == "seed's recipe" and ablation.count("Not measured yet") == 2
     assert "`python train_resnet.py --epochs 40" in ablation
 
 
@@ -904,17 +919,37 @@ def test_best_recipe_stands_beside_the_seed_recipe_with_its_target(make_log, tmp
         [options, "40", "90.00%", "—", "—"]]
     assert "with other options than it sets now" in md
     now = options.removeprefix("Cutout 8 px, ")
-    assert f"`--recipe best` sets: Large LeNet-style CNN: augmentation, OneCycleLR, {now};" in md
+    assert "`--recipe best` sets: Small LeNet-style CNN: " in md
+    assert f"; Large LeNet-style CNN: augmentation, OneCycleLR, {now};" in md
     assert "python train_large.py --recipe best --epochs 40 --seeds 1111,1112,1113" in md
     logs.append(make_log("20261201-110002-large-aug-onecycle-best-e40", epochs=40, augment=True, onecycle=True,
                          acc_step=1.0, acc0=47.0, seed=1113))
     logs[-1]["config"].update(best, recipe="best")
     md = render(tmp_path / "three", logs + [older])
     rows = tables(section(md, "Seed's Recipe vs the Best Recipe"))[0]
-    assert [r[3:6] for r in rows[1:] if r[1] == "`--recipe best`"][0] == ["87.00 ± 0.50% (n=3)", "≥87%", "✓ Achieved"]
+    assert [r[3:6] for r in rows[1:] if r[1] == "`--recipe best`" and r[0] == "Large LeNet-style CNN"][0] == [
+        "87.00 ± 0.50% (n=3)", "≥87%", "✓ Achieved"]
     # the best recipe's runs are never one of the seed's rows
     assert "87.00" not in section(md, "Acceptable Accuracy Targets")
     assert "python train_resnet.py --recipe best --epochs 40" in section(md, "Seed's Recipe vs the Best Recipe")
+
+
+def test_tutorial_lenet_best_recipe_row_has_its_target(make_log, tmp_path):
+    best = recipes.RECIPES["small"].best
+    logs = [make_log(f"20261201-10000{i}-small-e2", model="small", seed=1111 + i, acc0=51.0 + i)
+            for i in range(3)]
+    for i, acc0 in enumerate([58.0, 60.0, 59.0]):
+        log = make_log(f"20261201-11000{i}-small-best-e2", model="small", seed=1111 + i, acc0=acc0)
+        log["config"].update(best, recipe="best")
+        logs.append(log)
+    md = render(tmp_path, logs)
+    rows = [r for r in tables(section(md, "Seed's Recipe vs the Best Recipe"))[0][1:]
+            if r[0] == "Small LeNet-style CNN"]
+    assert [r[1:6] for r in rows] == [["seed's recipe", "2", "56.00 ± 1.00% (n=3)", "—", "—"],
+                                      ["`--recipe best`", "2", "63.00 ± 1.00% (n=3)", "≥56%", "✓ Achieved"]]
+    assert "Small LeNet-style CNN: label smoothing 0.1, EMA 0.999 + flip TTA" in md
+    # the best recipe's runs are a configuration of their own, never the seed's row
+    assert "63.00" not in section(md, "Acceptable Accuracy Targets")
 
 
 @pytest.fixture(scope="module")
