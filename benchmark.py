@@ -251,11 +251,11 @@ class Session:
             "folder": hwdna.relative(self.folder), "train_images": len(self.arrays[1]),
             "test_images": len(self.arrays[3])}
         self.ratios = []
-        self.load_start = None
+        self.load_start = self.clock = None
 
     def start(self):
-        """The start of one benchmark: its time, and the machine's load before it adds its own."""
-        self.load_start = hwdna.load_average()
+        """The start of one benchmark: its time; the machine's load and CPU clock before its work."""
+        self.load_start, self.clock = hwdna.load_average(), hwdna.cpu_clock()
         return hwdna.now()
 
     def add_ratio(self, ratio):
@@ -269,9 +269,12 @@ class Session:
 
     def record(self, name, started, model, batch_size, device, settings, results):
         run_dir = runs.new_run_dir(self.args.out, f"bench-{name}")
+        other = hwdna.other_cpus(self.clock, hwdna.cpu_clock())
         hardware = hwdna.describe(device)
-        # As in a training run's log: load_average before the benchmark, load_average_end after it.
+        # As in a training run's log: load_average before the benchmark, load_average_end after it;
+        # other_cpus: the CPUs other processes kept busy meanwhile (None where it cannot be read).
         hardware["load_average_end"], hardware["load_average"] = hardware["load_average"], self.load_start
+        hardware["other_cpus"] = other
         rec = {
             "kind": "benchmark", "benchmark": name, "run_id": run_dir.name, "status": "complete",
             "model": model, "batch_size": batch_size, "device": device.type,

@@ -45,7 +45,8 @@ import hwdna
 import monitor
 import runs
 from cli import EXIT_INTERRUPTED
-from compute import amp_dtype, autocast, cpu_settings, data_generator, precision_name, seed_everything, synchronize
+from compute import (amp_dtype, autocast, cpu_bf16_warning, cpu_settings, data_generator, precision_name,
+                     seed_everything, synchronize)
 from distributed import Ranks, SharedError, check_batch_split, process_group, stdout_silenced, torchrun_env
 from errors import UserError
 from models import build_model, count_parameters
@@ -466,6 +467,9 @@ def set_up(cfg, script, ranks):
     """
     device = ranks.device
     dtype = amp_dtype(cfg.precision, device)
+    slow = cpu_bf16_warning(dtype, device)
+    if slow and ranks.rank == 0:
+        print(slow, file=sys.stderr, flush=True)
     if cfg.nesterov and cfg.momentum <= 0:
         raise UserError("--nesterov needs momentum: give --momentum above 0 or drop --nesterov")
     seed_everything(cfg.seed, device, cfg.deterministic)

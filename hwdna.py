@@ -139,6 +139,31 @@ def load_average():
         return None
 
 
+def cpu_clock(stat="/proc/stat"):
+    """(wall seconds, CPU seconds the whole machine has spent busy, CPU seconds of this process and
+    its finished children) now: two readings give ``other_cpus``.  None without /proc/stat."""
+    try:
+        with open(stat) as f:
+            fields = f.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    t = os.times()
+    return (time.monotonic(), (user + nice + system + irq + softirq) / hz,
+            t.user + t.system + t.children_user + t.children_system)
+
+
+def other_cpus(since, until):
+    """The CPUs other processes kept busy, on average, between two ``cpu_clock`` readings: the
+    machine's busy CPU time less this process's own (its threads and finished children), over
+    the wall time between them.  None when either reading is missing."""
+    if since is None or until is None or until[0] <= since[0]:
+        return None
+    other = (until[1] - since[1]) - (until[2] - since[2])
+    return round(max(other, 0.0) / (until[0] - since[0]), 2)
+
+
 def relative(path):
     """``path`` relative to the current folder (the project root when run from there).
 

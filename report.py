@@ -31,7 +31,7 @@ import atomic
 import plots
 import recipes
 from errors import UserError
-from runs import (BENCH_BUSY_LOAD, DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup, config_groups,
+from runs import (BUSY_MARGIN, DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, choose_setup, config_groups,
                   configurations, is_number, load_runs, representative, resolve_sample, sample_std,
                   training_options)
 
@@ -43,9 +43,9 @@ BUSY_MARK = "†"
 BUSY_NOTE = ("† Timed on a busy machine: the mean 1-minute load average over the run's epochs (older "
              "logs: the larger of its start and end loads) exceeded the CPU count + 0.5, so other work "
              "shared the processors and the time reads longer than the run alone would take.")
-BENCH_BUSY_NOTE = (f"† Started on a busy machine: its 1-minute load average was {BENCH_BUSY_LOAD:g} or more "
-                   "before the benchmark began, so other work had kept at least one CPU busy in the minute "
-                   "before and may have shared the processors with it; its rates may read low.")
+BENCH_BUSY_NOTE = (f"† Measured on a busy machine: other processes kept {BUSY_MARGIN:g} CPUs or more busy, on "
+                   "average, while the benchmark ran (the machine's busy CPU time less the benchmark's own), "
+                   "so its rates may read low.")
 # What each model section says about its network (the recipes' one-line summary otherwise).
 DESCRIPTIONS = {
     "small": "The PyTorch tutorial's LeNet (conv 3→6→16, fc 400→120→84→10).",
@@ -689,14 +689,15 @@ def latest_benchmarks(ctx, with_devices):
 
 
 def bench_load(r):
-    """A benchmark record's machine load, for its heading: "load 0.12 → 2.95", † when it started busy."""
-    if "load_average_end" not in r.hw:
-        return "load not recorded (older record)"
-    return f"load {r.load}" + (BUSY_MARK if r.started_busy() else "")
+    """What else used the machine while a benchmark ran, for its heading: "other processes 0.03 CPUs"."""
+    v = r.other_cpus()
+    if v is None:
+        return "other processes' CPU use not recorded"
+    return f"other processes {v:.2f} CPUs" + (BUSY_MARK if r.bench_busy() else "")
 
 
 def bench_busy_note(records):
-    return BENCH_BUSY_NOTE if any(r.started_busy() for r in records) else ""
+    return BENCH_BUSY_NOTE if any(r.bench_busy() for r in records) else ""
 
 
 def benchmark_tables(ctx):
@@ -1618,9 +1619,9 @@ def other_benchmarks_section(ctx):
     if not others:
         return []
     return [block(3, "Other Benchmark Results",
-                  "The newest record of each benchmark; plain values only. Load: the machine's 1-minute "
-                  "load average before the benchmark began and after it ended (the end includes its own "
-                  "work, its data-loading workers too).",
+                  "The newest record of each benchmark; plain values only. Other processes: the CPUs "
+                  "that processes other than the benchmark (and its data-loading workers) kept busy, on "
+                  "average, while it ran.",
                   *[f"**{r.rec.get('benchmark') or 'benchmark'}** (run `{r.run_id}`, {r.device}, "
                     f"{r.chip}, {bench_load(r)}):\n\n" + table(["Result", "Value"], rows) for r, rows in others],
                   bench_busy_note([r for r, _ in others]))]

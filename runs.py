@@ -132,9 +132,6 @@ EVALUATION_OPTIONS = ("val", "ema", "tta")       # options that change what is e
 # Load above the CPU count that marks a timing as taken on a busy machine (the run itself
 # accounts for up to the CPU count).
 BUSY_MARGIN = 0.5
-# A benchmark record's 1-minute load at its start (before its own work) from which other work had
-# kept at least one CPU busy over the minute before: its rates may read low.
-BENCH_BUSY_LOAD = 1.0
 
 
 def training_options(cfg):
@@ -450,14 +447,15 @@ class Run:
             return "—"
         return f"{start or '?'} → {end or '?'}"
 
-    def started_busy(self):
-        """A benchmark record's: whether the machine's 1-minute load was ``BENCH_BUSY_LOAD`` or more
-        when it started.  None when the record cannot tell (records log the load before the
-        benchmark since they log it after too, as ``load_average_end``)."""
-        if "load_average_end" not in self.hw:
-            return None
-        start = _first(self.hw.get("load_average"))
-        return None if start is None else start >= BENCH_BUSY_LOAD
+    def other_cpus(self):
+        """A benchmark record's CPUs kept busy by other processes while it ran, or None (not logged)."""
+        v = self.hw.get("other_cpus")
+        return v if is_number(v) else None
+
+    def bench_busy(self):
+        """Whether other processes kept ``BUSY_MARGIN`` CPUs or more busy while a benchmark ran."""
+        v = self.other_cpus()
+        return v is not None and v >= BUSY_MARGIN
 
     def at(self, epoch=None):
         """The run's figures after ``epoch`` (default: its last epoch)."""

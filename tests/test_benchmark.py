@@ -107,12 +107,15 @@ def test_overhead_records_both_ratios(tiny_data, workdir, capsys):
     assert "(target <= 1.03x" in out and "(target <= 1.02x" in out
 
 
-def test_a_record_logs_the_load_before_and_after_its_benchmark(tiny_data, workdir, monkeypatch, capsys):
+def test_a_record_logs_the_load_before_and_after_and_what_else_ran(tiny_data, workdir, monkeypatch, capsys):
     loads = iter([[0.25, 0.5, 0.75], [2.5, 1.5, 1.0]])              # before the benchmark, then after
     monkeypatch.setattr(benchmark.hwdna, "load_average", lambda: next(loads))
+    clocks = iter([(10.0, 100.0, 1.0), (20.0, 130.0, 21.0)])          # 30 CPU s busy, 20 of them its own
+    monkeypatch.setattr(benchmark.hwdna, "cpu_clock", lambda: next(clocks))
     assert run(tiny_data, workdir, "overhead") == 0
     hw = records(workdir)["overhead"]["hardware"]
     assert (hw["load_average"], hw["load_average_end"]) == ([0.25, 0.5, 0.75], [2.5, 1.5, 1.0])
+    assert hw["other_cpus"] == 1.0
 
 
 def test_small_runs_both_loops_for_the_same_steps(tiny_data, workdir):

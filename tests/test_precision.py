@@ -141,3 +141,14 @@ def test_threads_flag_reaches_torch_and_the_run_log_then_is_restored(tiny_data, 
     (log_path,) = (workdir / "runs").glob("*/run_log.json")
     log = json.loads(log_path.read_text())
     assert log["config"]["threads"] == 1 and log["hardware"]["torch_threads"] == 1
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns():
+    x86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
+    warning = compute.cpu_bf16_warning(torch.bfloat16, CPU, x86)
+    assert warning.startswith("warning: this CPU has no bf16 instructions") and "\n" not in warning
+    assert compute.cpu_bf16_warning(torch.bfloat16, CPU, x86.replace("fma", "fma avx512_bf16")) is None
+    assert compute.cpu_bf16_warning(torch.bfloat16, CPU, "Features\t: fp asimd bf16 i8mm\n") is None   # Arm
+    assert compute.cpu_bf16_warning(torch.bfloat16, CPU, "model name\t: unknown\n") is None    # no flags: silent
+    assert compute.cpu_bf16_warning(None, CPU, x86) is None                                    # fp32
+    assert compute.cpu_bf16_warning(torch.bfloat16, torch.device("cuda"), x86) is None

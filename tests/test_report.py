@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 import re
 
 import matplotlib
@@ -399,19 +400,19 @@ def test_benchmarks_and_unknown_kinds(tmp_path):
     others = section(out.read_text(), "Other Benchmark Results")
     assert "| ours_images_per_s | 1.235e+05 |" in others and "`20261201-091000-bench-pipeline`" in others
     assert "`20261201-080000-sweep` (sweep)" in out.read_text()
-    # the load before a record's benchmark, where the record has it; † when other work kept a CPU busy
-    assert "(run `20261201-091000-bench-pipeline`, cuda, Test Chip 9000, load not recorded (older record))" in others
-    assert "Started on a busy machine" not in out.read_text()
-    idle = dict(pipeline, run_id="20261201-092000-bench-pipeline",
-                hardware={"chip": CHIP, "cpu_count": 2, "load_average": [0.2, 0.1, 0.1], "load_average_end": [2.9]})
-    busy = dict(bench, run_id="20261201-093000-bench-devices",
-                hardware={"chip": CHIP, "cpu_count": 2, "load_average": [1.5, 1.0, 1.0], "load_average_end": [3.1]})
+    # what else used the machine while the benchmark ran, where the record has it; † when others kept
+    # half a CPU or more busy
+    assert ("(run `20261201-091000-bench-pipeline`, cuda, Test Chip 9000, other processes' CPU use not "
+            "recorded)") in others
+    assert "Measured on a busy machine" not in out.read_text()
+    idle = dict(pipeline, run_id="20261201-092000-bench-pipeline", hardware={"chip": CHIP, "other_cpus": 0.03})
+    busy = dict(bench, run_id="20261201-093000-bench-devices", hardware={"chip": CHIP, "other_cpus": 0.5})
     runs = write_logs(tmp_path / "runs2", [bench, pipeline, idle, busy])
     assert report.main(["--runs", str(runs), "--output", str(out), "--no-plots"]) == 0
     md = out.read_text()
-    assert "(run `20261201-092000-bench-pipeline`, cuda, Test Chip 9000, load 0.20 → 2.90):" in md
-    assert "(run `20261201-093000-bench-devices`, load 1.50 → 3.10†)" in md
-    assert md.count("† Started on a busy machine: its 1-minute load average was 1 or more") == 1
+    assert "(run `20261201-092000-bench-pipeline`, cuda, Test Chip 9000, other processes 0.03 CPUs):" in md
+    assert "(run `20261201-093000-bench-devices`, other processes 0.50 CPUs†)" in md
+    assert md.count("† Measured on a busy machine: other processes kept 0.5 CPUs or more busy") == 1
 
 
 def test_activation_pngs_are_linked(make_log, tmp_path):
@@ -557,6 +558,19 @@ def test_cpu_model_id_reads_the_first_processor():
             "model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 6\n")
     assert hwdna.cpu_model_id(info) == "family 25 model 1 stepping 1"
     assert hwdna.cpu_model_id("processor\t: 0\nmodel name\t: Apple M4\n") is None   # no x86 fields
+
+
+def test_other_cpus_is_the_machines_busy_time_less_the_processs_own(tmp_path):
+    import hwdna
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 10 5 5 3 0 0\ncpu0 50 0 25 400 5 2 3 1 0 0\n")
+    wall, busy, own = hwdna.cpu_clock(stat)
+    assert busy == pytest.approx(160 / os.sysconf("SC_CLK_TCK")) and own >= 0       # iowait and steal not busy
+    assert hwdna.cpu_clock(tmp_path / "missing") is None
+    # 10 s of wall time: the machine was busy 25 CPU seconds, 8 of them this process's: 1.7 CPUs others'
+    assert hwdna.other_cpus((100.0, 50.0, 2.0), (110.0, 75.0, 10.0)) == 1.7
+    assert hwdna.other_cpus((100.0, 50.0, 2.0), (110.0, 55.0, 10.0)) == 0.0     # tick rounding: never below 0
+    assert hwdna.other_cpus(None, (110.0, 75.0, 10.0)) is None
 
 
 def test_a_model_added_to_the_recipes_appears_with_no_other_edit(make_log, tmp_path, monkeypatch):
