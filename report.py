@@ -865,6 +865,9 @@ def repro_table(rs):
     add_row("**Overall Accuracy**", [r.accuracy for r in rs], pct)
     add_row("Final weights sha256", [r.results.get("weights_sha256") for r in rs],
             lambda v: f"`{v[:12]}…`")
+    if any(r.cfg.get("ema") for r in rs):               # the weights such a run evaluated
+        add_row("Weight average (EMA) sha256", [r.results.get("weights_ema_sha256") for r in rs],
+                lambda v: f"`{v[:12]}…`")
     headers = ["Metric"] + [f"Run {i}" for i in range(1, len(rs) + 1)] + ["Match"]
     runs_line = "Runs: " + ", ".join(f"Run {i} = `{r.run_id}`" for i, r in enumerate(rs, 1)) + "."
     differ = [row[0].strip("*") for row in rows if row[-1] == "✗"]

@@ -269,6 +269,21 @@ def test_reproducibility_mismatch_is_a_cross(make_log, tmp_path):
     assert "differ in Loss [1, 700], Loss [2, 700], Final weights sha256" in out.read_text()
 
 
+def test_reproducibility_of_runs_with_ema_compares_the_weight_average(make_log, tmp_path):
+    logs = [make_log(f"20261201-1{i}0000-small-e2", model="small") for i in (1, 2)]
+    for log, ema_sha in zip(logs, ["d" * 64, "e" * 64]):
+        log["config"].update(ema=0.999)
+        log["results"]["weights_ema_sha256"] = ema_sha
+    write_logs(tmp_path / "runs", logs)
+    out = tmp_path / "results.md"
+    assert report.main(["--runs", str(tmp_path / "runs"), "--output", str(out), "--no-plots"]) == 0
+    tbl = tables(section(out.read_text(), "Reproducibility"))[0]
+    assert row(tbl, "Final weights sha256")[-1] == "✓"
+    assert row(tbl, "Weight average (EMA) sha256") == ["Weight average (EMA) sha256", "`dddddddddddd…`",
+                                                       "`eeeeeeeeeeee…`", "✗"]
+    assert "differ in Weight average (EMA) sha256" in out.read_text()
+
+
 def test_augmentation_compares_at_equal_epochs_only(full):
     text = section(full["md"], "Data Augmentation")
     tbl = tables(text)[0]
