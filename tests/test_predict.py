@@ -24,20 +24,25 @@ from trained import load_weights, trained_model
 ENTRY = re.compile(r"^(\w+) (\d+\.\d)%$")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_data):
-    """One complete one-epoch LeNet run on the tiny data, and its network in eval mode."""
-    root = tmp_path_factory.mktemp("trained")
+def one_run(root, tiny_data, weights, *flags):
+    """A complete one-epoch LeNet run on the tiny data in ``root``/runs, and the network in its
+    ``weights`` file in eval mode."""
     runs_dir = root / "runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        code = train_small.main(["--epochs", "1", "--data-dir", str(tiny_data), "--no-download",
+        code = train_small.main(["--epochs", "1", "--data-dir", str(tiny_data), "--no-download", *flags,
                                  "--out", str(runs_dir), "--device", "cpu"])
     assert code == 0
     (run_dir,) = [p for p in runs_dir.iterdir() if p.is_dir()]
-    model = load_weights("small", run_dir / "weights.pt", "cpu").eval()
-    return SimpleNamespace(runs=runs_dir, run_dir=run_dir, id=run_dir.name, model=model,
+    return SimpleNamespace(runs=runs_dir, run_dir=run_dir, id=run_dir.name,
+                           model=load_weights("small", run_dir / weights, "cpu").eval(),
                            flags=["--run", run_dir.name, "--runs", str(runs_dir), "--device", "cpu"])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_data):
+    """One complete one-epoch LeNet run on the tiny data, and its network in eval mode."""
+    return one_run(tmp_path_factory.mktemp("trained"), tiny_data, "weights.pt")
 
 
 @pytest.fixture
@@ -288,17 +293,7 @@ def test_trained_model_is_in_eval_mode(trained):
 @pytest.fixture(scope="module")
 def averaged(tmp_path_factory, tiny_data):
     """A one-epoch run with --ema 0.9 --tta: its accuracy measured the weight average with flip TTA."""
-    root = tmp_path_factory.mktemp("averaged")
-    runs_dir = root / "runs"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        code = train_small.main(["--epochs", "1", "--data-dir", str(tiny_data), "--no-download", "--ema", "0.9",
-                                 "--tta", "--out", str(runs_dir), "--device", "cpu"])
-    assert code == 0
-    (run_dir,) = [p for p in runs_dir.iterdir() if p.is_dir()]
-    return SimpleNamespace(runs=runs_dir, run_dir=run_dir, id=run_dir.name,
-                           model=load_weights("small", run_dir / "weights_ema.pt", "cpu").eval(),
-                           flags=["--run", run_dir.name, "--runs", str(runs_dir), "--device", "cpu"])
+    return one_run(tmp_path_factory.mktemp("averaged"), tiny_data, "weights_ema.pt", "--ema", "0.9", "--tta")
 
 
 def test_a_run_with_ema_and_tta_is_used_as_it_was_evaluated(averaged, pictures, workdir, capsys):
