@@ -9,6 +9,7 @@ weights its accuracy was measured on: with ``--ema`` the weight average
 (``weights_ema.pt``), else the final weights (``weights.pt``); ``source["tta"]``
 says whether the run classified each image with its mirror image (``--tta``).
 """
+import sys
 from pathlib import Path
 
 import torch
@@ -81,11 +82,19 @@ def add_source_flags(p, purpose):
 
 
 def run_weights(run_dir):
-    """(weights file, weight average?, flip TTA?) of a complete run: what its accuracy measured."""
+    """(weights file, weight average?, flip TTA?) of a complete run: what its accuracy measured.
+
+    A run of ``--ema`` whose weight average is gone falls back to its final weights, with a warning.
+    """
+    run_dir = Path(run_dir)
     cfg = (runs.read_log(run_dir) or {}).get("config")
     cfg = cfg if isinstance(cfg, dict) else {}
-    ema = bool(cfg.get("ema")) and (Path(run_dir) / runs.WEIGHTS_EMA).is_file()
-    return Path(run_dir) / (runs.WEIGHTS_EMA if ema else runs.WEIGHTS), ema, bool(cfg.get("tta"))
+    ema = bool(cfg.get("ema"))
+    if ema and not (run_dir / runs.WEIGHTS_EMA).is_file():
+        print(f"warning: run {run_dir.name} evaluated its weight average, but {runs.WEIGHTS_EMA} is missing; "
+              f"using {runs.WEIGHTS}, the final weights", file=sys.stderr)
+        ema = False
+    return run_dir / (runs.WEIGHTS_EMA if ema else runs.WEIGHTS), ema, bool(cfg.get("tta"))
 
 
 def trained_model(args, device):

@@ -338,3 +338,16 @@ def test_activations_of_a_run_with_ema_are_the_weight_averages(averaged):
     log = json.loads((averaged.run_dir / "run_log.json").read_text())
     assert name == "small" and weights_digest(model) == log["results"]["weights_ema_sha256"]
     assert described == f"run {averaged.id}, its weight average"
+
+
+def test_a_run_whose_weight_average_is_gone_uses_its_final_weights_and_says_so(averaged, tmp_path, capsys):
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(averaged.run_dir, runs_dir / averaged.id)
+    (runs_dir / averaged.id / "weights_ema.pt").unlink()
+    args = predict.build_parser().parse_args(["x.png", "--run", averaged.id, "--runs", str(runs_dir)])
+    _, model, source = trained_model(args, torch.device("cpu"))
+    log = json.loads((averaged.run_dir / "run_log.json").read_text())
+    assert weights_digest(model) == log["results"]["weights_sha256"] and source["ema"] is False
+    err = capsys.readouterr().err
+    assert err == (f"warning: run {averaged.id} evaluated its weight average, but weights_ema.pt is missing; "
+                   "using weights.pt, the final weights\n")
