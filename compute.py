@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 import torch
 
+import hwdna
 from errors import UserError
 
 
@@ -84,24 +85,15 @@ BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 def cpu_bf16_warning(dtype, device, cpuinfo=None):
     """A one-line warning when bf16 is to run on a CPU whose flags list no bf16 instructions:
     PyTorch then emulates it, many times slower than fp32.  None otherwise, and where the flags
-    cannot be read (no /proc/cpuinfo)."""
+    cannot be read (``cpuinfo``: the text of /proc/cpuinfo, read when None)."""
     if dtype is not torch.bfloat16 or device.type != "cpu":
         return None
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return None
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            if BF16_FLAGS & set(value.split()):
-                return None
-            return ("warning: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), so --precision bf16 "
-                    "is emulated and runs many times slower than fp32, the CPU's default; `python benchmark.py "
-                    "precision --variants fp32,bf16` measures both")
-    return None
+    flags = hwdna.cpu_flags(cpuinfo)
+    if flags is None or BF16_FLAGS & flags:
+        return None
+    return ("warning: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), so --precision bf16 "
+            "is emulated and runs many times slower than fp32, the CPU's default; `python benchmark.py "
+            "precision --variants fp32,bf16` measures both")
 
 
 def precision_name(dtype):

@@ -38,27 +38,38 @@ def chip_name():
     return platform.processor() or platform.machine()
 
 
+def first_processor(cpuinfo=None):
+    """{field: value} of the first processor's block of ``cpuinfo`` (the text of /proc/cpuinfo, read
+    when None), field names lower-case; {} where there is none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.splitlines():
+        if not line.strip() and fields:                     # end of the first processor's block
+            break
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    return fields
+
+
 def cpu_model_id(cpuinfo=None):
-    """x86 family, model and stepping ('family 25 model 1 stepping 1') from ``cpuinfo`` (the text
-    of /proc/cpuinfo, read when None), or None.
+    """x86 family, model and stepping ('family 25 model 1 stepping 1') of the first processor, or None.
 
     One model name ('AMD EPYC') can stand for several generations of a chip: this says which.
     """
-    try:
-        fields = {}
-        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            if key in ("cpu family", "model", "stepping") and key not in fields:
-                fields[key] = value.strip()
-            if not line.strip() and fields:                 # end of the first processor's block
-                break
-    except OSError:
+    f = first_processor(cpuinfo)
+    if not all(f.get(k) for k in ("cpu family", "model", "stepping")):
         return None
-    if len(fields) < 3:
-        return None
-    return f"family {fields['cpu family']} model {fields['model']} stepping {fields['stepping']}"
+    return f"family {f['cpu family']} model {f['model']} stepping {f['stepping']}"
+
+
+def cpu_flags(cpuinfo=None):
+    """The CPU's feature flags (x86 "flags", Arm "Features") as a set, or None where not listed."""
+    f = first_processor(cpuinfo)
+    flags = f.get("flags", f.get("features"))
+    return set(flags.split()) if flags is not None else None
 
 
 def cpu_capability():

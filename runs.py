@@ -206,7 +206,7 @@ FIELDS = {
                "ema": is_number, "cutout": _int, "tta": _bool, "recipe": _str},
     "hardware": {"cpu_count": _opt(_int), "torch_threads": _opt(_int), "load_average": _load,
                  "load_average_end": _load, "chip": _opt(_str), "cpu_model_id": _opt(_str),
-                 "cpu_capability": _opt(_str)},
+                 "cpu_capability": _opt(_str), "other_cpus": _opt(is_number)},
     "dataset": {"id": _str, "official": _opt(_bool), "train_images": _int, "test_images": _int,
                 "val_images": _int, "content_sha256": _str},
     "results": {"overall_accuracy": is_number, "train_time_s": is_number, "final_loss": is_number,

@@ -119,9 +119,14 @@ def trained_model(args, device):
             raise UserError(f"no complete {which}run with weights in {args.runs}; train one with: "
                             f"python {script}{out} (or pass --run or --weights)")
         run_dir, model_name = runs.find_complete(str(run_dir), args.runs, recipes.RECIPES)
+    return (model_name, *load_run(model_name, run_dir, device))
+
+
+def load_run(model_name, run_dir, device):
+    """(network in eval mode, source) of a complete run: the weights its accuracy measured."""
     path, ema, tta = run_weights(run_dir)
     model = load_weights(model_name, path, device, from_run=True)
-    return model_name, model.eval(), {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta}
+    return model.eval(), {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta}
 
 
 def describe(source):

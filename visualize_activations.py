@@ -36,7 +36,7 @@ import recipes
 import runs
 from compute import resolve_device
 from errors import UserError
-from trained import load_weights, run_weights, untrained_model
+from trained import describe, load_run, load_weights, untrained_model
 
 DEFAULT_MODEL = "resnet18"
 OVERVIEW_CHANNELS = 8
@@ -291,10 +291,10 @@ def resolve_weights(args, device):
 
 
 def from_run(model_name, run_dir, device):
-    """(network, description) of a complete run: the weights its accuracy measured (trained.run_weights)."""
-    path, ema, _ = run_weights(run_dir)
-    return (load_weights(model_name, path, device, from_run=True),
-            f"run {run_dir.name}" + (", its weight average" if ema else ""))
+    """(network, description) of a complete run: the weights its accuracy measured.  Flip TTA is
+    no part of a feature map, so the description leaves it out."""
+    model, source = load_run(model_name, run_dir, device)
+    return model, describe(source | {"tta": False})
 
 
 def visualize(args):
