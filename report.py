@@ -1389,6 +1389,18 @@ def earlier_best(ctx, recipe, epochs):
     return configurations(runs)
 
 
+def best_status(target, sample):
+    """How a sample's mean test accuracy stands against a ``best_target``: met, or by how much it
+    falls short, and on how few seeds when it has fewer than the target asks for."""
+    if sample is None:
+        return "not measured"
+    short = target - sample.accuracy
+    if sample.n < BEST_SEEDS:
+        return (f"{'above' if short <= 0 else f'{short:.2f} points below'} on {sample.n} of the "
+                f"{BEST_SEEDS} seeds the target asks for")
+    return "✓ Achieved" if short <= 0 else f"✗ {short:.2f} points below"
+
+
 def best_recipe_section(ctx):
     """Each model's ``--recipe best`` on the full training set beside the seed's recipe at equal epochs."""
     rows, shown, missing, earlier = [], [], [], []
@@ -1403,18 +1415,10 @@ def best_recipe_section(ctx):
         shown += [s for s in (seed, best) if s is not None]
         if best is None or best.n < BEST_SEEDS:
             missing.append(f"python {recipe.script} --recipe best --epochs {epochs} --seeds {SEEDS_ARG}")
-        if best is None:
-            status = "not measured"
-        else:
-            short = target - best.accuracy
-            status = "✓ Achieved" if short <= 0 else f"✗ {short:.2f} points below"
-            if best.n < BEST_SEEDS:
-                status = (f"{'above' if short <= 0 else f'{short:.2f} points below'} on {best.n} of the "
-                          f"{BEST_SEEDS} seeds the target asks for")
-        rows.append([recipe.name, "seed's recipe", epochs, accuracy_text(seed), "—", "—",
-                     seed.ref if seed else "—"])
-        rows.append([recipe.name, "`--recipe best`", epochs, accuracy_text(best), f"≥{target:g}%", status,
-                     best.ref if best else "—"])
+        rows.append([recipe.name, "seed's recipe", epochs, accuracy_text(seed), f"≥{target:g}%",
+                     best_status(target, seed), seed.ref if seed else "—"])
+        rows.append([recipe.name, "`--recipe best`", epochs, accuracy_text(best), f"≥{target:g}%",
+                     best_status(target, best), best.ref if best else "—"])
         for s in earlier_best(ctx, recipe, epochs):
             earlier.append(s)
             rows.append([recipe.name, recipe_text(s.run.cfg), epochs, accuracy_text(s), "—", "—", s.ref])
