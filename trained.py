@@ -106,20 +106,27 @@ def trained_model(args, device):
         model = load_weights(args.model, args.weights, device)
         return args.model, model.eval(), {"run": None, "weights": str(args.weights), "ema": False,
                                           "tta": False}
-    if args.run is not None:
-        run_dir, model_name = runs.find_complete(args.run, args.runs, recipes.RECIPES)
-        if args.model is not None and args.model != model_name:
-            raise UserError(f"run {run_dir.name} trained {model_name}, not {args.model}; drop --model")
-    else:
-        run_dir = runs.latest_complete(args.runs, args.model)
-        if run_dir is None:
-            which = f"{args.model} " if args.model else ""
-            script = recipes.RECIPES[args.model or "small"].script
-            out = "" if Path(args.runs) == Path("runs") else f" --out {args.runs}"
-            raise UserError(f"no complete {which}run with weights in {args.runs}; train one with: "
-                            f"python {script}{out} (or pass --run or --weights)")
-        run_dir, model_name = runs.find_complete(str(run_dir), args.runs, recipes.RECIPES)
+    run_dir, model_name = chosen_run(args.run, args.runs, args.model)
     return (model_name, *load_run(model_name, run_dir, device))
+
+
+def chosen_run(run, runs_dir, model=None, others="--run or --weights"):
+    """(run folder, model name) of ``run`` (an id in ``runs_dir`` or a folder), which must have trained
+    ``model`` when given; without ``run``, the newest complete run in ``runs_dir`` (of ``model``
+    when given).  ``others`` names the flags a user could pass instead, for the error."""
+    if run is not None:
+        run_dir, model_name = runs.find_complete(run, runs_dir, recipes.RECIPES)
+        if model is not None and model != model_name:
+            raise UserError(f"run {run_dir.name} trained {model_name}, not {model}; drop --model")
+        return run_dir, model_name
+    run_dir = runs.latest_complete(runs_dir, model)
+    if run_dir is None:
+        which = f"{model} " if model else ""
+        script = recipes.RECIPES[model or "small"].script
+        out = "" if Path(runs_dir) == Path("runs") else f" --out {runs_dir}"
+        raise UserError(f"no complete {which}run with weights in {runs_dir}; train one with: "
+                        f"python {script}{out} (or pass {others})")
+    return runs.find_complete(str(run_dir), runs_dir, recipes.RECIPES)
 
 
 def load_run(model_name, run_dir, device):

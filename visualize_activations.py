@@ -33,10 +33,9 @@ from matplotlib.figure import Figure
 import atomic
 import data
 import recipes
-import runs
 from compute import resolve_device
 from errors import UserError
-from trained import describe, load_run, load_weights, untrained_model
+from trained import chosen_run, describe, load_run, load_weights, untrained_model
 
 DEFAULT_MODEL = "resnet18"
 OVERVIEW_CHANNELS = 8
@@ -271,22 +270,12 @@ def build_parser():
 
 def resolve_weights(args, device):
     """(model name, network on ``device``, description of where the weights came from)."""
-    if args.run is not None:
-        run_dir, model_name = runs.find_complete(args.run, args.runs, recipes.RECIPES)
-        if args.model is not None and args.model != model_name:
-            raise UserError(f"run {run_dir.name} trained {model_name}, not {args.model}; drop --model")
-        return model_name, *from_run(model_name, run_dir, device)
-    model_name = args.model or DEFAULT_MODEL
+    model_name = args.model if args.run is not None else args.model or DEFAULT_MODEL
     if args.untrained:
         return model_name, untrained_model(model_name, args.seed, device), f"untrained, seed {args.seed}"
     if args.weights is not None:
         return model_name, load_weights(model_name, args.weights, device), f"weights {args.weights}"
-    run_dir = runs.latest_complete(args.runs, model_name)
-    if run_dir is None:
-        out = "" if Path(args.runs) == Path("runs") else f" --out {args.runs}"
-        raise UserError(f"no trained {model_name} weights: no complete {model_name} run in "
-                        f"{args.runs}; train them with: python {recipes.RECIPES[model_name].script}{out} "
-                        "(or pass --run, --weights, or --untrained)")
+    run_dir, model_name = chosen_run(args.run, args.runs, model_name, others="--run, --weights, or --untrained")
     return model_name, *from_run(model_name, run_dir, device)
 
 

@@ -174,7 +174,8 @@ def test_no_weights_names_the_training_command(tiny_data, workdir, capsys):
     code, out, err = run_main(capsys, "--data-dir", tiny_data)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1
-    assert "python train_resnet.py" in err
+    assert err == ("error: no complete resnet18 run with weights in runs; train one with: "
+                   "python train_resnet.py (or pass --run, --weights, or --untrained)\n")
     assert not (workdir / "activations").exists()
     code, _, err = run_main(capsys, "--model", "large", "--runs", "elsewhere", "--data-dir", tiny_data)
     assert code == 2 and "python train_large.py --out elsewhere" in err
