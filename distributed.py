@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+import hwdna
 from compute import resolve_device
 from errors import UserError
 
@@ -115,6 +116,21 @@ class Ranks:
         t = torch.tensor([int(bool(flag))], dtype=torch.int32)
         dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.control)
         return bool(t.item())
+
+    def other_cpus(self, since, until):
+        """The CPUs processes other than this run kept busy between two ``hwdna.cpu_clock`` readings
+        of every rank: the machine's busy CPU time less the CPU time of all the run's ranks.  None
+        when a reading is missing or the ranks span several machines.  Every rank must call it."""
+        if not self.launched:
+            return hwdna.other_cpus(since, until)
+        if self.world != self.local_world:
+            return None
+        missing = since is None or until is None
+        t = torch.tensor([0.0 if missing else until[2] - since[2], float(missing)], dtype=torch.float64)
+        dist.all_reduce(t, group=self.control)
+        if t[1].item():
+            return None
+        return hwdna.other_cpus(since, (*until[:2], since[2] + t[0].item()))
 
     def on_main(self, fn):
         """``fn()`` on rank 0 and its result on every rank; a UserError of it is raised on every rank."""

@@ -624,8 +624,9 @@ def evaluations(t, result, val):
     return out
 
 
-def end_of_epoch(t, epoch, losses, train_time):
-    """Evaluate, record the epoch, print its line, save the checkpoint and the run log."""
+def end_of_epoch(t, epoch, losses, train_time, other_cpus=None):
+    """Evaluate, record the epoch, print its line, save the checkpoint and the run log.
+    ``other_cpus``: the CPUs other processes kept busy while the epoch trained."""
     t1 = time.perf_counter()
     result, val = assess(t)
     eval_time = time.perf_counter() - t1
@@ -638,6 +639,7 @@ def end_of_epoch(t, epoch, losses, train_time):
         "eval_time_s": round(eval_time, 3),
         "train_time_s": round(sum(h["epoch_time_s"] for h in t.history) + train_time, 3),
         "weights_sha256": weights_digest(t.model), "load_average": hwdna.load_average(),
+        "other_cpus": other_cpus,
     })
     t.ranks.on_main(lambda: t.board.epoch(t.history[-1]))
     val_part = f"val accuracy {val['overall_accuracy']:.2f}%, " if val is not None else ""
@@ -752,7 +754,7 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
 
     result = None
     for epoch in range(t.done + 1, cfg.epochs + 1):
-        t0 = time.perf_counter()
+        t0, clock = time.perf_counter(), hwdna.cpu_clock()
         try:
             with t.progress.epoch(epoch):
                 losses, b = train_one_epoch(t, epoch, stop)
@@ -762,7 +764,8 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
                               f"{hwdna.relative(t.run_dir)} is kept; try a lower --lr or --max-lr") from None
         if ranks.any(stop):
             return _interrupted(t, f"at [{epoch}, {b}]; the checkpoint holds epoch {epoch - 1}")
-        result, val = end_of_epoch(t, epoch, losses, time.perf_counter() - t0)
+        train_time, others = time.perf_counter() - t0, ranks.other_cpus(clock, hwdna.cpu_clock())
+        result, val = end_of_epoch(t, epoch, losses, train_time, others)
         if epoch < cfg.epochs and ranks.any(stop):
             return _interrupted(t, f"after epoch {epoch}")
     if result is None:                      # resumed after the last epoch: finish what was left

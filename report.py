@@ -40,9 +40,11 @@ DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}
 NOT_MEASURED = "Not measured yet"
 MAX_DPI = 600                  # a 600-dpi plot is already about 5,000 pixels wide
 BUSY_MARK = "†"
-BUSY_NOTE = ("† Timed on a busy machine: the mean 1-minute load average over the run's epochs (older "
-             "logs: the larger of its start and end loads) exceeded the CPU count + 0.5, so other work "
-             "shared the processors and the time reads longer than the run alone would take.")
+BUSY_NOTE = (f"† Timed on a busy machine: other processes kept {BUSY_MARGIN:g} CPUs or more busy, on average "
+             "over the run's training time (the machine's busy CPU time less the run's own; logs without "
+             f"that measure: the mean 1-minute load average over the run's epochs, older logs: the larger of "
+             f"its start and end loads, exceeded the CPU count + {BUSY_MARGIN:g}), so other work shared the "
+             "processors and the time reads longer than the run alone would take.")
 BENCH_BUSY_NOTE = (f"† Measured on a busy machine: other processes kept {BUSY_MARGIN:g} CPUs or more busy, on "
                    "average, while the benchmark ran (the machine's busy CPU time less the benchmark's own), "
                    "so its rates may read low.")

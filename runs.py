@@ -129,8 +129,9 @@ DEVICE_ORDER = {"cpu": 0, "cuda": 1, "mps": 2}
 # The official CIFAR-10's training and test images.
 FULL_TRAIN, FULL_TEST = 50000, 10000
 EVALUATION_OPTIONS = ("val", "ema", "tta")       # options that change what is evaluated, not training
-# Load above the CPU count that marks a timing as taken on a busy machine (the run itself
-# accounts for up to the CPU count).
+# CPUs that other processes keep busy, on average, while a timing is taken, that mark it as taken
+# on a busy machine; in logs without that measure, the load above the CPU count that does (the
+# run itself accounts for up to the CPU count).
 BUSY_MARGIN = 0.5
 
 
@@ -216,7 +217,8 @@ FIELDS = {
     "history": {"epoch": _int, "test_accuracy": is_number, "val_accuracy": _opt(is_number),
                 "train_loss": is_number,
                 "per_class": _accuracies, "epoch_time_s": is_number, "eval_time_s": is_number,
-                "train_time_s": is_number, "weights_sha256": _opt(_str), "load_average": _load},
+                "train_time_s": is_number, "weights_sha256": _opt(_str), "load_average": _load,
+                "other_cpus": _opt(is_number)},
     "resumes": {"after_epoch": _int, "epochs_before": _int, "device": _str},
 }
 
@@ -391,14 +393,22 @@ class Run:
     def busy(self, epoch=None):
         """Whether the first ``epoch`` epochs (default: all) were timed on a busy machine.
 
-        Busy: the mean of the 1-minute load averages logged after each epoch (older logs: the
-        larger of the run's start and end loads) exceeds the CPU count + 0.5, the run itself
-        accounting for up to the CPU count.  None when the log cannot tell.
+        Busy: other processes kept ``BUSY_MARGIN`` CPUs or more busy, on average over those epochs'
+        training time (``other_cpus`` of each epoch).  Logs without it for every one of those
+        epochs: the mean of the 1-minute load averages logged after each epoch (older logs: the
+        larger of the run's start and end loads) exceeds the CPU count + ``BUSY_MARGIN``, the run
+        itself accounting for up to the CPU count.  None when the log cannot tell.
         """
+        epochs = self.history[:epoch]
+        others = [(h.get("other_cpus"), h.get("epoch_time_s")) for h in epochs]
+        if others and all(is_number(v) and is_number(s) for v, s in others):
+            seconds = sum(s for _, s in others)
+            mean = sum(v * s for v, s in others) / seconds if seconds > 0 else others[-1][0]
+            return mean >= BUSY_MARGIN
         cpus = self.hw.get("cpu_count")
         if not is_number(cpus):
             return None
-        loads = [_first(h.get("load_average")) for h in self.history[:epoch]]
+        loads = [_first(h.get("load_average")) for h in epochs]
         loads = [v for v in loads if v is not None]
         if not loads:
             loads = [v for v in (_first(self.hw.get("load_average")), _first(self.hw.get("load_average_end")))

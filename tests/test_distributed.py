@@ -80,6 +80,7 @@ def test_two_ranks_write_one_run_that_matches_one_process(two_ranks, cifar400, w
     # rank 0 alone prints: every loss line once, one final table
     assert [[int(e), int(b)] for e, b, _ in LOSS_LINE.findall(out)] == [l[:2] for l in log["loss_lines"]]
     assert out.count("Accuracy of the network") == 1
+    assert all(isinstance(h["other_cpus"], float) and h["other_cpus"] >= 0 for h in log["history"])
     two = weights(run_dir)
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
     assert list(two) == list(ckpt) == list(build_model("small").state_dict())   # no "module." keys
@@ -148,6 +149,25 @@ def test_the_ranks_shares_make_up_each_global_batch(tiny_data, world, batch):
             xs, ys = torch.cat([s[k][0] for s in shares]), torch.cat([s[k][1] for s in shares])
             assert len(ys) == len(y) - len(y) % world        # world 3: 2 of the last 8 sit out
             assert torch.equal(xs, x[:len(xs)]) and torch.equal(ys, y[:len(ys)])
+
+
+def test_other_processes_cpu_leaves_out_every_rank_of_the_run(monkeypatch):
+    import distributed
+    sibling = {"cpu": 5.0, "missing": 0.0}                   # what rank 1 adds to the all-reduce
+
+    def all_reduce(t, group=None):
+        t += torch.tensor([sibling["cpu"], sibling["missing"]], dtype=t.dtype)
+    monkeypatch.setattr(distributed.dist, "all_reduce", all_reduce)
+    ranks = distributed.Ranks(torch.device("cpu"), rank=0, world=2, local_world=2, backend="gloo")
+    since, until = (100.0, 50.0, 2.0), (110.0, 80.0, 12.0)
+    # 10 s: the machine busy 30 CPU seconds, 10 of them rank 0's and 5 rank 1's: 1.5 CPUs others'
+    assert ranks.other_cpus(since, until) == 1.5
+    assert distributed.Ranks(torch.device("cpu")).other_cpus(since, until) == 2.0     # no torchrun: alone
+    sibling["missing"] = 1.0                                 # rank 1 could not read /proc/stat
+    assert ranks.other_cpus(since, until) is None
+    # ranks on several machines: one machine's /proc/stat cannot tell
+    assert distributed.Ranks(torch.device("cpu"), world=4, local_world=2, backend="gloo").other_cpus(
+        since, until) is None
 
 
 def test_the_ranks_split_the_test_set(tiny_data):

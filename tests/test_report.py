@@ -20,6 +20,7 @@ import matplotlib.image as mpimg  # noqa: E402
 import data  # noqa: E402
 import recipes  # noqa: E402
 import report  # noqa: E402
+import runs  # noqa: E402
 import train_large  # noqa: E402
 
 CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -67,7 +68,8 @@ def make_log(template):
     def make(run_id, model="large", epochs=2, augment=False, onecycle=False, device="cpu",
              precision="fp32", seed=1111, status="complete", acc0=35.0, acc_step=2.0,
              epoch_time=30.0, loss0=2.3, offsets=BASE_OFFSETS, sha="a" * 64, chip=CHIP, tweak=None,
-             load=(1.0, 1.0), epoch_load=1.0, cpus=8, dataset="official", cpu_id=None, capability=None):
+             load=(1.0, 1.0), epoch_load=1.0, cpus=8, dataset="official", cpu_id=None, capability=None,
+             other_cpus=None):
         """7 loss lines per epoch, history, results, on ``dataset`` (a key of DATASETS or "tiny").
 
         Test accuracy after epoch e is ``acc0 + acc_step * e``; class i adds ``offsets[i]``;
@@ -85,7 +87,8 @@ def make_log(template):
             put(h, epoch=e, train_loss=round(loss0 - 0.01 * (7 * (e - 1) + 4), 6), test_accuracy=acc,
                 per_class={c: round(acc + o, 1) for c, o in zip(CLASSES, offsets)}, lr=0.001,
                 epoch_time_s=epoch_time, eval_time_s=0.5, train_time_s=round(epoch_time * e, 3),
-                weights_sha256=sha if e == epochs else fake_sha(sha, e), load_average=[epoch_load, 1.0, 1.0])
+                weights_sha256=sha if e == epochs else fake_sha(sha, e), load_average=[epoch_load, 1.0, 1.0],
+                other_cpus=other_cpus[e - 1] if isinstance(other_cpus, list) else other_cpus)
             history.append(h)
         if tweak:                                   # {(epoch, batch): loss}: a run that diverged
             lines = [[e, b, tweak.get((e, b), v)] for e, b, v in lines]
@@ -799,6 +802,29 @@ def test_timings_on_a_busy_machine_are_marked(make_log, tmp_path):
     assert row(progression, "**Time**") == ["**Time**", "60.00s†", "300.00s†", "600.00s†"]
     assert "† Timed on a busy machine" in section(md, "Training Progression")
     assert "†" not in section(md, "Small LeNet-style CNN (62,006 params)")
+
+
+def test_other_processes_cpu_over_the_epochs_decides_busy_before_the_load(make_log, template, tmp_path):
+    # the loop logs, after each epoch, the CPUs other processes kept busy while it trained
+    assert all(isinstance(h["other_cpus"], float) and h["other_cpus"] >= 0 for h in template["history"])
+    logs = [  # two CPUs
+        # a load of 9 (the run's own threads count in it), yet other processes took 0.1 CPUs: not busy
+        make_log("20261201-100000-small-e2", model="small", cpus=2, epoch_load=9.0, other_cpus=0.1),
+        # a calm load, yet other processes took 0.6 CPUs: busy
+        make_log("20261201-110000-large-e2", cpus=2, epoch_load=1.0, other_cpus=0.6),
+        # weighted by the epochs' training time (30 s each): (0.2 + 0.8) / 2 = 0.5, busy
+        make_log("20261201-120000-resnet18-e2", model="resnet18", cpus=2, other_cpus=[0.2, 0.8]),
+        # an epoch without the measure (resumed from an older log): the load decides, calm
+        make_log("20261201-130000-large-e20", epochs=20, cpus=2, other_cpus=[None] + [0.9] * 19),
+    ]
+    md = render(tmp_path, logs)
+    times = {r[0]: r[6] for r in tables(section(md, "Test Chip 9000 (Linux x86_64)"))[1][1:]}
+    assert times == {"`20261201-100000-small-e2`": "60.00s", "`20261201-110000-large-e2`": "60.00s†",
+                     "`20261201-120000-resnet18-e2`": "60.00s†", "`20261201-130000-large-e20`": "600.00s"}
+    assert "other processes kept 0.5 CPUs or more busy, on average over the run's training time" in md
+    # epoch k of a longer run is judged on its first k epochs
+    resnet = runs.Run(logs[2], tmp_path / "run_log.json")
+    assert resnet.busy(1) is False and resnet.busy() is True
 
 
 def test_a_sample_is_timed_by_its_seeds_on_an_idle_machine(make_log, tmp_path):
