@@ -192,10 +192,15 @@ def accuracy_text(s):
 
 
 def time_text(s):
-    """A cell's or sample's training time (the mean over seeds), † when the machine was busy."""
+    """A cell's or sample's training time (the mean over seeds), † when the machine was busy; for
+    seeds on several machines, which machine's time it is: '30.00s (AMD EPYC, 3 of 4 seeds)'."""
     if s is None:
         return "—"
-    return secs(s.time) + (BUSY_MARK if s.time is not None and s.busy else "")
+    text = secs(s.time) + (BUSY_MARK if s.time is not None and s.busy else "")
+    if s.time is not None and len(getattr(s, "chips", ())) > 1:
+        chip, n = s.timed
+        text += f" ({chip}, {n} of {s.n} seeds)"
+    return text
 
 
 def busy_note(items):
@@ -232,8 +237,9 @@ def not_measured(*commands, sep=" and "):
     return f"*{NOT_MEASURED}.* Run {cmds}, then `python report.py`."
 
 
-def config_label(run, chips, seed=True, options=True):
-    """'CPU, 2 Epochs, augmentation, OneCycleLR' with non-default settings added."""
+def config_label(run, chips, seed=True, options=True, machines=None):
+    """'CPU, 2 Epochs, augmentation, OneCycleLR' with non-default settings added; where the document
+    has several machines, the run's, or ``machines`` (those a sample's seeds ran on)."""
     parts = [DEVICE_NAMES.get(run.device, run.device), f"{run.epochs} Epochs"]
     if run.augment:
         parts.append("augmentation")
@@ -257,7 +263,7 @@ def config_label(run, chips, seed=True, options=True):
     if options and (settings := settings_text(run.cfg)):
         parts.append(settings)
     if len(chips) > 1:
-        parts.append(run.chip)
+        parts.append(" + ".join(machines or [run.chip]))
     return ", ".join(parts)
 
 
@@ -330,7 +336,8 @@ def seeds_note(samples):
             "a rerun with a seed already counted is not a new sample: the fastest run of each seed stands "
             "for it, and on one machine reruns are identical); losses are "
             "means, and times the mean of the seeds timed on an idle machine (of all, marked †, when "
-            "none was).")
+            "none was); seeds run on several machines pool their accuracy, and the time names the "
+            "machine it was taken on.")
 
 
 def scalars(results, skip=()):
@@ -446,7 +453,7 @@ class Context:
 
     def sample_label(self, s):
         """A configuration's label; its seed only when it has one."""
-        return config_label(s.run, self.chips, seed=s.n < 2)
+        return config_label(s.run, self.chips, seed=s.n < 2, machines=s.chips)
 
     def model_runs(self, model):
         """The model's complete runs of the main tables."""

@@ -598,7 +598,8 @@ class Sample:
     counts once (its ``representative`` run).  Reads like a ``Cell``: the accuracy, loss and
     per-class figures are means over the seeds, the time over the seeds timed on an idle
     machine (over all of them, and ``busy``, when none was); ``accuracy_std`` is the sample standard
-    deviation (ddof=1), None for one seed.
+    deviation (ddof=1), None for one seed.  Seeds may have run on several machines (``chips``);
+    the time is then one machine's (``timed``).
     """
 
     cells: tuple
@@ -623,10 +624,26 @@ class Sample:
     def derived(self):
         return any(c.derived for c in self.cells)
 
+    @property
+    def chips(self):
+        """The machines (``Run.chip``) its seeds ran on, in the order of its cells."""
+        return list(dict.fromkeys(c.run.chip for c in self.cells))
+
     def _timed(self):
-        """The cells whose time counts: those timed on an idle machine, else all of them."""
-        calm = [c for c in self.cells if not c.busy]
-        return calm or list(self.cells)
+        """The cells whose time counts: those timed on an idle machine, else all of them; of those,
+        the ones on one machine (the one with the most such seeds; the first among equals), since
+        one recipe takes different times on different machines."""
+        cells = [c for c in self.cells if not c.busy] or list(self.cells)
+        by_chip = {}
+        for c in cells:
+            by_chip.setdefault(c.run.chip, []).append(c)
+        return max(by_chip.values(), key=len)
+
+    @property
+    def timed(self):
+        """(machine, seeds) behind ``time``."""
+        cells = self._timed()
+        return cells[0].run.chip, len(cells)
 
     @property
     def busy(self):

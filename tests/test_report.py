@@ -843,6 +843,24 @@ def test_a_sample_is_timed_by_its_seeds_on_an_idle_machine(make_log, tmp_path):
     assert "of all, marked †, when none was" in md
 
 
+def test_seeds_on_two_machines_pool_their_accuracy_and_the_time_names_its_machine(make_log, tmp_path):
+    logs = [make_log("20261201-100000-large-e2", seed=1111, epoch_time=30.0, acc0=35.0),
+            make_log("20261201-110000-large-e2", seed=1112, epoch_time=31.0, acc0=36.0),
+            make_log("20261201-120000-large-e2", seed=1113, epoch_time=90.0, acc0=37.0, chip="Slow Chip")]
+    md = render(tmp_path, logs)
+    rows = tables(section(md, "Large LeNet-style CNN (1,982,602 params)"))[1]
+    assert rows[1][0] == "CPU, 2 Epochs, Test Chip 9000 + Slow Chip"
+    # one recipe takes different times on different machines: the machine with the most seeds
+    assert rows[1][4:6] == ["40.00 ± 1.00% (n=3)", "61.00s (Test Chip 9000, 2 of 3 seeds)"]
+    assert "the time names the machine it was taken on" in md
+    # seeds timed on a busy machine give way to an idle one, whichever machine that is
+    for log in logs[:2]:
+        for h in log["history"]:
+            h["other_cpus"] = 1.0
+    rows = tables(section(render(tmp_path / "busy", logs), "Large LeNet-style CNN (1,982,602 params)"))[1]
+    assert rows[1][5] == "180.00s (Slow Chip, 1 of 3 seeds)"
+
+
 def test_recipe_options_make_a_variant_not_a_seed_row(make_log, tmp_path):
     cyc = dict(epochs=40, augment=True, onecycle=True, acc_step=1.0)
     plain = make_log("20261201-100000-large-aug-onecycle-e40", acc0=44.0, **cyc)
