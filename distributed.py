@@ -130,7 +130,7 @@ class Ranks:
         dist.all_reduce(t, group=self.control)
         if t[1].item():
             return None
-        return hwdna.other_cpus(since, (*until[:2], since[2] + t[0].item()))
+        return hwdna.other_cpus(since, until, own=t[0].item())
 
     def on_main(self, fn):
         """``fn()`` on rank 0 and its result on every rank; a UserError of it is raised on every rank."""

@@ -165,13 +165,13 @@ def cpu_clock(stat="/proc/stat"):
             t.user + t.system + t.children_user + t.children_system)
 
 
-def other_cpus(since, until):
+def other_cpus(since, until, own=None):
     """The CPUs other processes kept busy, on average, between two ``cpu_clock`` readings: the
-    machine's busy CPU time less this process's own (its threads and finished children), over
-    the wall time between them.  None when either reading is missing."""
+    machine's busy CPU time less ``own`` CPU seconds (default: this process's, its threads and
+    finished children), over the wall time between them.  None when either reading is missing."""
     if since is None or until is None or until[0] <= since[0]:
         return None
-    other = (until[1] - since[1]) - (until[2] - since[2])
+    other = (until[1] - since[1]) - (until[2] - since[2] if own is None else own)
     return round(max(other, 0.0) / (until[0] - since[0]), 2)
 
 
