@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import benchmark
+import spawn
 import train_small
 import visualize_activations as va
 from conftest import ROOT, run
@@ -72,12 +73,12 @@ def child(tmp_path, args, hook="pass", new_dir_hook="pass"):
     """Run train_small.py in a child whose checkpoint/weights writes call ``hook`` first."""
     code = CHILD.format(root=str(ROOT), hook=hook, new_dir_hook=new_dir_hook)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True,
+    return spawn.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True,
                           text=True, env=env, timeout=300)
 
 
 def resume(tmp_path, data_dir, run_dir, *extra):
-    return subprocess.run([sys.executable, str(ROOT / "train_small.py"), "--resume", str(run_dir),
+    return spawn.run([sys.executable, str(ROOT / "train_small.py"), "--resume", str(run_dir),
                            "--data-dir", str(data_dir), "--device", "cpu", *extra], cwd=tmp_path,
                           capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
                           timeout=300)
@@ -87,7 +88,7 @@ def resume(tmp_path, data_dir, run_dir, *extra):
 def reference(tiny_data, tmp_path_factory):
     """An uninterrupted 2-epoch run: the weights every stopped-and-resumed twin must reach."""
     tmp = tmp_path_factory.mktemp("ref")
-    proc = subprocess.run([sys.executable, str(ROOT / "train_small.py"), "--epochs", "2",
+    proc = spawn.run([sys.executable, str(ROOT / "train_small.py"), "--epochs", "2",
                            "--data-dir", str(tiny_data), "--out", "runs", "--device", "cpu"],
                           cwd=tmp, capture_output=True, text=True,
                           env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
@@ -155,7 +156,7 @@ def test_resume_hint_of_a_stopped_extended_run_works(tiny_data, tmp_path):
     assert proc.returncode == 130, proc.stderr
     hint = re.search(r"resume with: python (\S+) (.*)$", proc.stderr, re.M)
     assert hint and "--epochs 3" in hint.group(2)
-    follow = subprocess.run([sys.executable, str(ROOT / hint.group(1)), *hint.group(2).split(),
+    follow = spawn.run([sys.executable, str(ROOT / hint.group(1)), *hint.group(2).split(),
                              "--data-dir", str(tiny_data)], cwd=tmp_path, capture_output=True,
                             text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert follow.returncode == 0, follow.stderr

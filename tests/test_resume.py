@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import atomic
+import spawn
 import train_large
 import train_small
 from conftest import LOSS_LINE, ROOT, make_cifar, run
@@ -33,7 +34,7 @@ def medium_data(tmp_path_factory):
 
 def _start(args, cwd):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, str(ROOT / "train_small.py"), *args], cwd=cwd,
+    return spawn.Popen([sys.executable, str(ROOT / "train_small.py"), *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -54,7 +55,7 @@ def _interrupt_after(proc, marker, signum, times=1):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_then_resume_is_bit_identical(signum, medium_data, tmp_path):
     common = ["--epochs", "3", "--data-dir", str(medium_data), "--log-every", "25", "--device", "cpu"]
-    ref = subprocess.run([sys.executable, str(ROOT / "train_small.py"), *common, "--out", "ref"],
+    ref = spawn.run([sys.executable, str(ROOT / "train_small.py"), *common, "--out", "ref"],
                          cwd=tmp_path, capture_output=True, text=True,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert ref.returncode == 0, ref.stderr
@@ -71,7 +72,7 @@ def test_signal_then_resume_is_bit_identical(signum, medium_data, tmp_path):
     assert done in (1, 2)
     assert not (cut / "weights.pt").exists()
 
-    resumed = subprocess.run([sys.executable, str(ROOT / "train_small.py"), "--resume", cut.name,
+    resumed = spawn.run([sys.executable, str(ROOT / "train_small.py"), "--resume", cut.name,
                               "--out", "cut", "--data-dir", str(medium_data), "--device", "cpu"],
                              cwd=tmp_path, capture_output=True, text=True,
                              env=dict(os.environ, OMP_NUM_THREADS="1"))

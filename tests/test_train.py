@@ -194,14 +194,16 @@ def _script_output(args, cwd, tty):
     import pty
     import subprocess
     import sys
+
+    import spawn
     from conftest import ROOT
     cmd = [sys.executable, str(ROOT / "train_small.py"), *args]
     env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="120")
     if not tty:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+        proc = spawn.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
         return proc.returncode, proc.stdout
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=follower, stderr=subprocess.DEVNULL, env=env)
+    proc = spawn.Popen(cmd, cwd=cwd, stdout=follower, stderr=subprocess.DEVNULL, env=env)
     os.close(follower)
     chunks = []
     while True:
