@@ -70,7 +70,7 @@ def _server():
 
 def _stop():
     ours, proc = _zygote
-    ours.close()                     # the zygote reads the end, ends what it still runs, and exits
+    ours.close()                     # the zygote sees the socket close, ends what it still runs, exits
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -79,7 +79,7 @@ def _stop():
 
 
 def _stdio(spec, mode):
-    """(fd for the child, our end or None) for a subprocess-style ``stdout``/``stderr`` value."""
+    """(the child's fd, our end of its pipe or None) for a subprocess-style stdin/stdout/stderr value."""
     if spec is None:
         return os.dup(1 if mode == "w" else 0), None
     if spec == subprocess.DEVNULL:
@@ -105,7 +105,9 @@ class Popen:
         self.args, self.returncode, self.text = args, None, text
         request = dict(_forkable(args), cwd=os.path.abspath(cwd or os.getcwd()),
                        env=dict(os.environ if env is None else env))
-        fds, ours = zip(_stdio(stdin, "r"), _stdio(stdout, "w"), _stdio(stderr, "w"))
+        streams = [_stdio(stdin, "r"), _stdio(stdout, "w")]
+        streams.append((os.dup(streams[1][0]), None) if stderr == subprocess.STDOUT else _stdio(stderr, "w"))
+        fds, ours = zip(*streams)
         self._status, theirs = socket.socketpair()
         try:
             with _lock:

@@ -74,14 +74,14 @@ def child(tmp_path, args, hook="pass", new_dir_hook="pass"):
     code = CHILD.format(root=str(ROOT), hook=hook, new_dir_hook=new_dir_hook)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return spawn.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True,
-                          text=True, env=env, timeout=300)
+                     text=True, env=env, timeout=300)
 
 
 def resume(tmp_path, data_dir, run_dir, *extra):
     return spawn.run([sys.executable, str(ROOT / "train_small.py"), "--resume", str(run_dir),
-                           "--data-dir", str(data_dir), "--device", "cpu", *extra], cwd=tmp_path,
-                          capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                          timeout=300)
+                      "--data-dir", str(data_dir), "--device", "cpu", *extra], cwd=tmp_path,
+                     capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                     timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +89,9 @@ def reference(tiny_data, tmp_path_factory):
     """An uninterrupted 2-epoch run: the weights every stopped-and-resumed twin must reach."""
     tmp = tmp_path_factory.mktemp("ref")
     proc = spawn.run([sys.executable, str(ROOT / "train_small.py"), "--epochs", "2",
-                           "--data-dir", str(tiny_data), "--out", "runs", "--device", "cpu"],
-                          cwd=tmp, capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+                      "--data-dir", str(tiny_data), "--out", "runs", "--device", "cpu"],
+                     cwd=tmp, capture_output=True, text=True,
+                     env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert proc.returncode == 0, proc.stderr
     return log_of(only_run(tmp / "runs"))["results"]["weights_sha256"]
 
@@ -157,8 +157,8 @@ def test_resume_hint_of_a_stopped_extended_run_works(tiny_data, tmp_path):
     hint = re.search(r"resume with: python (\S+) (.*)$", proc.stderr, re.M)
     assert hint and "--epochs 3" in hint.group(2)
     follow = spawn.run([sys.executable, str(ROOT / hint.group(1)), *hint.group(2).split(),
-                             "--data-dir", str(tiny_data)], cwd=tmp_path, capture_output=True,
-                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+                        "--data-dir", str(tiny_data)], cwd=tmp_path, capture_output=True,
+                       text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert follow.returncode == 0, follow.stderr
     log = log_of(run_dir)
     assert log["status"] == "complete" and log["results"]["epochs"] == 3 and len(log["history"]) == 3

@@ -35,7 +35,7 @@ def medium_data(tmp_path_factory):
 def _start(args, cwd):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     return spawn.Popen([sys.executable, str(ROOT / "train_small.py"), *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _interrupt_after(proc, marker, signum, times=1):
@@ -56,8 +56,8 @@ def _interrupt_after(proc, marker, signum, times=1):
 def test_signal_then_resume_is_bit_identical(signum, medium_data, tmp_path):
     common = ["--epochs", "3", "--data-dir", str(medium_data), "--log-every", "25", "--device", "cpu"]
     ref = spawn.run([sys.executable, str(ROOT / "train_small.py"), *common, "--out", "ref"],
-                         cwd=tmp_path, capture_output=True, text=True,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+                    cwd=tmp_path, capture_output=True, text=True,
+                    env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert ref.returncode == 0, ref.stderr
     ref_lines = LOSS_LINE.findall(ref.stdout)
 
@@ -73,9 +73,9 @@ def test_signal_then_resume_is_bit_identical(signum, medium_data, tmp_path):
     assert not (cut / "weights.pt").exists()
 
     resumed = spawn.run([sys.executable, str(ROOT / "train_small.py"), "--resume", cut.name,
-                              "--out", "cut", "--data-dir", str(medium_data), "--device", "cpu"],
-                             cwd=tmp_path, capture_output=True, text=True,
-                             env=dict(os.environ, OMP_NUM_THREADS="1"))
+                         "--out", "cut", "--data-dir", str(medium_data), "--device", "cpu"],
+                        cwd=tmp_path, capture_output=True, text=True,
+                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert resumed.returncode == 0, resumed.stderr
     after = LOSS_LINE.findall(resumed.stdout)
     assert after and after == [l for l in ref_lines if int(l[0]) > done]

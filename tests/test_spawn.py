@@ -78,3 +78,10 @@ def test_other_command_lines_start_a_fresh_process():
                      capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "1\n"
     assert isinstance(spawn.Popen([sys.executable, "-V"], stdout=subprocess.DEVNULL), subprocess.Popen)
+
+
+def test_stderr_can_join_stdout():
+    code = "import sys; print('out', flush=True); print('err', file=sys.stderr, flush=True); print('out2')"
+    proc = spawn.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out == "out\nerr\nout2\n" and err is None
