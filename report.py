@@ -328,16 +328,21 @@ def history_note():
             "compares the two where both were run).")
 
 
-def seeds_note(samples):
-    """What mean ± std means, when one of ``samples`` pools several seeds."""
+def seeds_note(samples, one_setup=False):
+    """What mean ± std means, when one of ``samples`` pools several seeds.  ``one_setup``: the
+    samples come from one machine and setup (``choose_setup``), not pooled across machines."""
     if not any(s is not None and s.n >= 2 for s in samples):
         return ""
+    where = ("every column here comes from one machine and setup, so their times compare; seeds of "
+             "the same recipe run on other machines count only in that recipe's own table"
+             if one_setup else
+             "seeds run on several machines pool their accuracy, and the time names the machine it "
+             "was taken on")
     return ("A value over several seeds is their mean ± sample standard deviation (n = number of seeds; "
             "a rerun with a seed already counted is not a new sample: the fastest run of each seed stands "
             "for it, and on one machine reruns are identical); losses are "
             "means, and times the mean of the seeds timed on an idle machine (of all, marked †, when "
-            "none was); seeds run on several machines pool their accuracy, and the time names the "
-            "machine it was taken on.")
+            f"none was); {where}.")
 
 
 def scalars(results, skip=()):
@@ -795,7 +800,7 @@ def progression_section(ctx):
                      + (f", seed {r0.seed}" if all(c is None or c.n == 1 for c in cells) else "")
                      + (f", {r0.chip}" if len(ctx.chips) > 1 else "") + ".")
         parts.append(table(["Metric"] + [f"{k} Epochs" for k in PROGRESSION_EPOCHS], metric_rows(cells)))
-        parts += [seeds_note(cells), busy_note(cells)]
+        parts += [seeds_note(cells, one_setup=True), busy_note(cells)]
         if any(c and c.derived for c in cells):
             parts.append(history_note())
         if not all(cells):
@@ -995,9 +1000,10 @@ def augmentation_section(ctx):
         return [block(2, "Data Augmentation", intro, not_measured(*sorted(set(cmds))))]
     r0 = next(c for c in cells if c).run
     intro += (f" Device {r0.device} ({r0.precision})"
-              + (f", seed {r0.seed}" if all(c is None or c.n == 1 for c in cells) else "") + ".")
+              + (f", seed {r0.seed}" if all(c is None or c.n == 1 for c in cells) else "")
+              + (f", {r0.chip}" if len(ctx.chips) > 1 else "") + ".")
     parts = [intro, table(["Metric"] + [label for label, _, _ in AUGMENTATION_COLUMNS], metric_rows(cells)),
-             seeds_note(cells), busy_note(cells)]
+             seeds_note(cells, one_setup=True), busy_note(cells)]
     if any(c and c.derived for c in cells):
         parts.append(history_note())
     missing = sorted({cmds[i] for i, c in enumerate(cells) if c is None})
@@ -1049,8 +1055,10 @@ def scheduling_section(ctx):
             ["**Final Loss**", loss(fixed.final_loss), loss(cyc.final_loss), loss_change],
             ["**Time**", time_text(fixed), time_text(cyc), time_change],
             ["Run", fixed.ref, cyc.ref, ""]]
+    if len(ctx.chips) > 1:
+        intro += f" Both on {cyc.run.chip}."
     parts = [intro, table(["Metric", "Fixed LR", "OneCycleLR", "Change"], rows),
-             seeds_note([fixed, cyc]), busy_note([fixed, cyc])]
+             seeds_note([fixed, cyc], one_setup=True), busy_note([fixed, cyc])]
     if fixed.derived:
         parts.append(history_note())
     text = per_class_compare([("Fixed LR", fixed.per_class), ("OneCycleLR", cyc.per_class)],

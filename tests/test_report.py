@@ -861,6 +861,23 @@ def test_seeds_on_two_machines_pool_their_accuracy_and_the_time_names_its_machin
     assert rows[1][5] == "180.00s (Slow Chip, 1 of 3 seeds)"
 
 
+def test_a_comparison_of_one_machine_says_so_where_the_targets_pool_machines(make_log, tmp_path):
+    cyc = dict(epochs=40, augment=True, onecycle=True, acc_step=1.0)
+    logs = [make_log("20261201-090000-large-aug-e40", epochs=40, augment=True, acc0=40.0, acc_step=1.0),
+            make_log("20261201-100000-large-aug-onecycle-e40", seed=1111, acc0=44.0, **cyc),
+            make_log("20261201-110000-large-aug-onecycle-e40", seed=1112, acc0=45.0, **cyc),
+            make_log("20261201-120000-large-aug-onecycle-e40", seed=1113, acc0=49.0, chip="Slow Chip", **cyc)]
+    md = render(tmp_path, logs)
+    targets = row(tables(section(md, "Acceptable Accuracy Targets"))[0],
+                  "Large LeNet-style CNN + augmentation + OneCycleLR")
+    assert targets[3] == "86.00 ± 2.65% (n=3)"                   # pooled over both machines
+    text = section(md, "Learning Rate Scheduling (40 Epochs)")
+    assert row(tables(text)[0], "**Overall Accuracy**")[2] == "84.50 ± 0.71% (n=2)"   # one machine's
+    assert "Both on Test Chip 9000." in text
+    assert "every column here comes from one machine and setup" in text
+    assert "seeds run on several machines pool their accuracy" not in text
+
+
 def test_recipe_options_make_a_variant_not_a_seed_row(make_log, tmp_path):
     cyc = dict(epochs=40, augment=True, onecycle=True, acc_step=1.0)
     plain = make_log("20261201-100000-large-aug-onecycle-e40", acc0=44.0, **cyc)
