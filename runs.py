@@ -8,6 +8,7 @@ A run lives in ``<out>/<timestamp>-<tag>/``: ``run_log.json`` (the record),
 timestamp sorts, so the last folder name is the newest run.
 """
 import errno
+import functools
 import json
 import math
 import os
@@ -629,6 +630,7 @@ class Sample:
         """The machines (``Run.chip``) its seeds ran on, in the order of its cells."""
         return list(dict.fromkeys(c.run.chip for c in self.cells))
 
+    @functools.cached_property
     def _timed(self):
         """The cells whose time counts: those timed on an idle machine, else all of them; of those,
         the ones on one machine (the one with the most such seeds; the first among equals), since
@@ -642,8 +644,7 @@ class Sample:
     @property
     def timed(self):
         """(machine, seeds) behind ``time``."""
-        cells = self._timed()
-        return cells[0].run.chip, len(cells)
+        return self._timed[0].run.chip, len(self._timed)
 
     @property
     def busy(self):
@@ -660,7 +661,7 @@ class Sample:
 
     @property
     def time(self):
-        return _mean([c.time for c in self._timed()])
+        return _mean([c.time for c in self._timed])
 
     @property
     def final_loss(self):

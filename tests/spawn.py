@@ -187,10 +187,7 @@ class Popen:
 
 
 def run(args, cwd=None, env=None, capture_output=False, text=False, timeout=None, check=False):
-    """``subprocess.run`` through ``Popen`` above."""
-    if _forkable(args) is None:
-        return subprocess.run(args, cwd=cwd, env=env, capture_output=capture_output, text=text,
-                              timeout=timeout, check=check)
+    """``subprocess.run`` through ``Popen`` above (a ``subprocess.Popen`` where it cannot fork)."""
     pipe = subprocess.PIPE if capture_output else None
     proc = Popen(args, cwd=cwd, env=env, stdout=pipe, stderr=pipe, text=text)
     try:
