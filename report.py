@@ -790,15 +790,22 @@ def device_comparison_section(ctx):
     return [block(3, "Device Comparison (2 Epochs)", *parts)]
 
 
+def setup_sentence(ctx, cells, batch=False):
+    """" Device D (P)[, batch size B][, seed S][, machine]." of a one-setup comparison's columns:
+    the seed when every column is one run, the machine when results.md has several."""
+    r0 = next(c for c in cells if c).run
+    return (f" Device {r0.device} ({r0.precision})"
+            + (f", batch size {r0.batch_size}" if batch else "")
+            + (f", seed {r0.seed}" if all(c is None or c.n == 1 for c in cells) else "")
+            + (f", {r0.chip}" if len(ctx.chips) > 1 else "") + ".")
+
+
 def progression_section(ctx):
     cells = progression_cells(ctx)
     fill = command("large", 20)
     parts = ["Large LeNet-style CNN, fixed learning rate, no augmentation."]
     if any(cells):
-        r0 = next(c for c in cells if c).run
-        parts[0] += (f" Device {r0.device} ({r0.precision}), batch size {r0.batch_size}"
-                     + (f", seed {r0.seed}" if all(c is None or c.n == 1 for c in cells) else "")
-                     + (f", {r0.chip}" if len(ctx.chips) > 1 else "") + ".")
+        parts[0] += setup_sentence(ctx, cells, batch=True)
         parts.append(table(["Metric"] + [f"{k} Epochs" for k in PROGRESSION_EPOCHS], metric_rows(cells)))
         parts += [seeds_note(cells, one_setup=True), busy_note(cells)]
         if any(c and c.derived for c in cells):
@@ -998,10 +1005,7 @@ def augmentation_section(ctx):
     cmds = [command("large", k, augment=aug) for _, (aug, _), k in AUGMENTATION_COLUMNS]
     if not any(cells):
         return [block(2, "Data Augmentation", intro, not_measured(*sorted(set(cmds))))]
-    r0 = next(c for c in cells if c).run
-    intro += (f" Device {r0.device} ({r0.precision})"
-              + (f", seed {r0.seed}" if all(c is None or c.n == 1 for c in cells) else "")
-              + (f", {r0.chip}" if len(ctx.chips) > 1 else "") + ".")
+    intro += setup_sentence(ctx, cells)
     parts = [intro, table(["Metric"] + [label for label, _, _ in AUGMENTATION_COLUMNS], metric_rows(cells)),
              seeds_note(cells, one_setup=True), busy_note(cells)]
     if any(c and c.derived for c in cells):
