@@ -248,7 +248,7 @@ class Session:
         self.folder = data.locate(args.data_dir, allow_download=args.download)
         self.arrays = data.load_arrays(self.folder)   # x_train, y_train, x_test, y_test (numpy)
         self.dataset = data.fingerprint(self.folder, self.arrays) | {
-            "folder": hwdna.relative(self.folder), "train_images": len(self.arrays[1]),
+            "folder": hwdna.recorded(self.folder), "train_images": len(self.arrays[1]),
             "test_images": len(self.arrays[3])}
         self.ratios = []
         self.load_start = self.clock = None

@@ -424,7 +424,7 @@ class Training:
         # --epochs: an extended run stopped before its first new epoch still has the old count
         # in its checkpoint.
         epochs = "" if self.cfg.onecycle else f" --epochs {self.cfg.epochs}"
-        return (f"resume with: {self.ranks.launcher} {self.script} "
+        return (f"resume with: {self.ranks.launcher} {hwdna.command_path(self.script)} "
                 f"--resume {hwdna.relative(self.run_dir)}{epochs}")
 
     def save_checkpoint(self):
@@ -480,7 +480,7 @@ def set_up(cfg, script, ranks):
     ds = data.DeviceCIFAR10(*arrays, device, memory_format=memory_format, val=cfg.val, val_seed=cfg.val_seed)
     # train_images: the images the run trains on (the files' training images less --val's).
     dataset = data.fingerprint(folder, arrays) | {
-        "folder": hwdna.relative(folder), "train_images": len(ds), "test_images": len(ds.y_test),
+        "folder": hwdna.recorded(folder), "train_images": len(ds), "test_images": len(ds.y_test),
         "val_images": len(ds.y_val)}
 
     model = build_model(cfg.model).to(device, memory_format=memory_format)
@@ -580,8 +580,8 @@ def new_record(t):
         "model": cfg.model, "params": count_parameters(t.model), "seed": cfg.seed,
         "device": t.device.type, "device_requested": cfg.device, "precision": precision_name(t.dtype),
         "distributed": t.ranks.record(),
-        "config": dataclasses.asdict(cfg) | {"data_dir": hwdna.relative(cfg.data_dir),
-                                             "out": hwdna.relative(cfg.out)},
+        "config": dataclasses.asdict(cfg) | {"data_dir": hwdna.recorded(cfg.data_dir),
+                                             "out": hwdna.recorded(cfg.out)},
         "hardware": hwdna.describe(t.device), "dataset": t.dataset, "git": hwdna.git_commit(),
         "started": t.started, "finished": None, "results": None, "history": t.history,
         "loss_lines": t.loss_lines, "resumes": t.resumes, "step": step_record(t),

@@ -106,7 +106,7 @@ def find_complete(run, runs_dir, known_models):
     if not is_complete_training(record):
         raise UserError(f"run {cand.name} is {record.get('status')!r}, not complete, so it has no "
                         "final weights yet; pass its checkpoint with --weights "
-                        f"{cand / CHECKPOINT} to see the last finished epoch")
+                        f"{cand / CHECKPOINT} --model {record['model']} to see the last finished epoch")
     if not (cand / WEIGHTS).is_file():
         raise UserError(f"run {cand.name} is complete but {cand / WEIGHTS} is missing")
     return cand, record["model"]
