@@ -65,9 +65,11 @@ def named_weights(model_name, path, device, from_run=False):
     if model_name is None:
         fitting = [m for m in MODELS if isinstance(state, dict) and _fits(build_model(m), state)]
         model_name = named or (fitting[0] if len(fitting) == 1 else None)
+        if model_name is None and fitting:
+            raise UserError(f"{path} fits several networks ({', '.join(fitting)}); pass --model")
         if model_name is None:
-            raise UserError(f"cannot tell which network {path} holds; pass --model "
-                            f"({', '.join(recipes.RECIPES)})")
+            raise UserError(f"{path} holds no network's weights: they fit none of the models "
+                            f"({', '.join(MODELS)})")
     model = build_model(model_name)
     if not isinstance(state, dict) or not _fits(model, state):
         others = [m for m in MODELS if m != model_name and isinstance(state, dict)

@@ -338,7 +338,8 @@ def test_export_of_a_run_with_ema_and_tta_says_so(averaged, tmp_path):
 
 def test_activations_of_a_run_with_ema_are_the_weight_averages(averaged):
     args = visualize_activations.build_parser().parse_args(["--run", averaged.id, "--runs", str(averaged.runs)])
-    name, model, described = visualize_activations.resolve_weights(args, torch.device("cpu"))
+    name, model, described, run_dir = visualize_activations.resolve_weights(args, torch.device("cpu"))
+    assert run_dir == averaged.run_dir
     log = json.loads((averaged.run_dir / "run_log.json").read_text())
     assert name == "small" and weights_digest(model) == log["results"]["weights_ema_sha256"]
     assert described == f"run {averaged.id}, its weight average"
