@@ -186,6 +186,10 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
            f"tensorboard/ (needs: pip install tensorboard) (default: {on_off(d.tensorboard)})")
     a("--log-every", type=positive_int, default=d.log_every,
       help=f"print the mean loss every N mini-batches (default: {d.log_every})")
+    a("--subset", type=nonnegative_int, default=d.subset, metavar="N",
+      help="a quick run: train on N training images and test on N test images (at most all), each a "
+           "choice seeded by --val-seed; such a run stays out of results.md's tables and leaves "
+           f"the top-level run_log.json alone; 0 = all (default: {d.subset})")
     add_recipe_options(p, d, suppress)
     a("--seeds", type=seed_list, metavar="S1,S2,...",
       help="train the recipe once per seed, one run folder each, then print the test accuracy's "

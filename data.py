@@ -285,6 +285,16 @@ def validation_split(n, size, seed):
     return perm[:size].sort().values, perm[size:].sort().values
 
 
+def subset(n, size, seed):
+    """Sorted int64 indices of ``size`` of ``n`` images (all ``n`` when ``size`` >= ``n``), chosen
+    by a permutation of a CPU generator of its own seeded with ``seed`` (``--val-seed``): every
+    training seed and every rank gets the same images, in file order."""
+    if size >= n:
+        return torch.arange(n)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[:size].sort().values
+
+
 def share_positions(n, batch_size, rank, world):
     """Places in an epoch's order of ``n`` images that rank ``rank`` of ``world`` trains on.
 
@@ -309,16 +319,25 @@ class DeviceCIFAR10:
     NORMALIZE_IMAGES = 256                                        # 3 MB of float32 per block
 
     def __init__(self, x_train, y_train, x_test, y_test, device, memory_format=torch.contiguous_format,
-                 val=0, val_seed=0):
+                 val=0, val_seed=0, subset_size=0):
+        """``val``: training images held out as a validation split; ``subset_size`` (0 = all): train
+        on that many of the rest and test on as many test images (at most all), for a quick run."""
         self.device = torch.device(device)
         self.memory_format = memory_format                       # of the float batches it yields
         x_val, y_val = x_train[:0], y_train[:0]
         if val:                                                  # else the arrays as they are
             held, kept = (i.numpy() for i in validation_split(len(y_train), val, val_seed))
             x_train, y_train, x_val, y_val = x_train[kept], y_train[kept], x_train[held], y_train[held]
+        if subset_size:
+            if subset_size > len(y_train):
+                raise UserError(f"--subset {subset_size} is more than the {len(y_train)} training images; "
+                                "ask for fewer")
+            keep, tested = subset(len(y_train), subset_size, val_seed), subset(len(y_test), subset_size, val_seed)
+            x_train, y_train = x_train[keep.numpy()], y_train[keep.numpy()]
+            x_test, y_test = x_test[tested.numpy()], y_test[tested.numpy()]
         def to(a):
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        self.x_train, self.y_train = to(x_train), to(y_train)   # (N, 3, 32, 32) uint8, (N,): N = 50000 - val
+        self.x_train, self.y_train = to(x_train), to(y_train)   # (N, 3, 32, 32) uint8, (N,): N = 50000 - val, or subset_size
         self.x_val, self.y_val = to(x_val), to(y_val)           # (val, 3, 32, 32) uint8, (val,)
         self.x_test, self.y_test = to(x_test), to(y_test)       # (10000, 3, 32, 32) uint8, (10000,)
         # Cutout's fill: the mean pixel, which normalisation maps to 0 (within 0.005).

@@ -57,7 +57,7 @@ __all__ = ["Config", "EXIT_INTERRUPTED", "train", "train_step", "evaluate"]
 
 # Config fields that define what a run computes: a resumed run may not change them.
 FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momentum",
-                   "augment", "onecycle", "seed", "precision", "val", "val_seed", "label_smoothing",
+                   "augment", "onecycle", "seed", "precision", "val", "val_seed", "subset", "label_smoothing",
                    "nesterov", "decay_norm_bias", "ema", "cutout", "tta", "recipe")
 # Where and how a run continues may change on resume.  Those from "compile" on change the order
 # of floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
@@ -330,6 +330,7 @@ def make_schedule(cfg, optimizer, steps_per_epoch):
 def run_tag(cfg):
     return (cfg.model + ("-aug" if cfg.augment else "") + ("-onecycle" if cfg.onecycle else "")
             + ("-best" if cfg.recipe == "best" else "") + (f"-val{cfg.val}" if cfg.val else "")
+            + (f"-sub{cfg.subset}" if cfg.subset else "")
             + f"-e{cfg.epochs}")
 
 
@@ -477,7 +478,8 @@ def set_up(cfg, script, ranks):
     folder = data.locate(cfg.data_dir, allow_download=cfg.download)
     arrays = data.load_arrays(folder)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    ds = data.DeviceCIFAR10(*arrays, device, memory_format=memory_format, val=cfg.val, val_seed=cfg.val_seed)
+    ds = data.DeviceCIFAR10(*arrays, device, memory_format=memory_format, val=cfg.val, val_seed=cfg.val_seed,
+                            subset_size=cfg.subset)
     # train_images: the images the run trains on (the files' training images less --val's).
     dataset = data.fingerprint(folder, arrays) | {
         "folder": hwdna.recorded(folder), "train_images": len(ds), "test_images": len(ds.y_test),

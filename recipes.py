@@ -48,6 +48,7 @@ class Config:
     # exactly what it did before they existed.
     val: int = 0               # training images held out as a validation split
     val_seed: int = 0          # the split's own permutation seed, apart from ``seed``
+    subset: int = 0            # train on this many training images, test on as many (a quick run); 0 = all
     label_smoothing: float = 0.0
     nesterov: bool = False
     decay_norm_bias: bool = True   # False: batch-norm and bias parameters get no weight decay

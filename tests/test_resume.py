@@ -64,7 +64,7 @@ def test_signal_then_resume_is_bit_identical(signum, medium_data, tmp_path):
     proc = _start(common + ["--out", "cut"], tmp_path)
     out, err = _interrupt_after(proc, "epoch 1/3:", signum)
     assert proc.returncode == 130, err
-    assert "resume with: python train_small.py --resume" in err
+    assert f"resume with: python {ROOT / 'train_small.py'} --resume" in err
     cut = run_dir(tmp_path / "cut")
     log = json.loads((cut / "run_log.json").read_text())
     assert log["status"] == "interrupted"
