@@ -337,7 +337,7 @@ class DeviceCIFAR10:
             x_test, y_test = x_test[tested.numpy()], y_test[tested.numpy()]
         def to(a):
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        self.x_train, self.y_train = to(x_train), to(y_train)   # (N, 3, 32, 32) uint8, (N,): N = 50000 - val, or subset_size
+        self.x_train, self.y_train = to(x_train), to(y_train)   # (N, 3, 32, 32) uint8, (N,): 50000 - val, or subset
         self.x_val, self.y_val = to(x_val), to(y_val)           # (val, 3, 32, 32) uint8, (val,)
         self.x_test, self.y_test = to(x_test), to(y_test)       # (10000, 3, 32, 32) uint8, (10000,)
         # Cutout's fill: the mean pixel, which normalisation maps to 0 (within 0.005).

@@ -105,8 +105,8 @@ def add_source_flags(p, purpose):
                           "is the checkpoint's, or the one model the weights fit, unless --model says "
                           "(default: none; see --run)")
     p.add_argument("--model", choices=list(recipes.RECIPES), default=None,
-                   help=f"network to {purpose}: with --weights, the one they belong to (found out when not given); otherwise "
-                        "restricts the choice of run (default: the run's model)")
+                   help=f"network to {purpose}: with --weights, the one they belong to (found out when not "
+                        "given); otherwise restricts the choice of run (default: the run's model)")
     p.add_argument("--runs", default="runs", help="folder of training runs (default: runs)")
 
 
@@ -154,7 +154,7 @@ def chosen_run(run, runs_dir, model=None, others="--run or --weights"):
     return runs.find_complete(str(run_dir), runs_dir, recipes.RECIPES)
 
 
-# A training command that shows the whole path in a minute or two on a CPU, for a first look.
+# A short training run that goes through the whole path (train, evaluate, save), for a first look.
 QUICK_FLAGS = "--epochs 1 --subset 2000"
 QUICK_EPOCHS = 2                 # the tutorial LeNet's recipe: a minute or two on a CPU as it is
 

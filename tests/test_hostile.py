@@ -282,7 +282,8 @@ def test_full_disk_inside_torch_save_is_one_line(tiny_data, workdir, capsys, mon
     code, _, err = run(train_small, capsys, "--epochs", "2", "--data-dir", str(tiny_data),
                        "--out", "runs", "--device", "cpu")
     assert_error(code, err, r"cannot write .*checkpoint.pt \(No space left on device\).*"
-                            rf"free some space, then resume with: python {re.escape(str(ROOT))}/train_small.py --resume runs/")
+                            r"free some space, then resume with: python "
+                            rf"{re.escape(str(ROOT / 'train_small.py'))} --resume runs/")
     run_dir = only_run(workdir / "runs")
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 0
     assert no_temp_files(run_dir)
