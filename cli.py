@@ -214,7 +214,7 @@ def add_recipe_options(p, d, suppress):
            "rest; the split is a permutation seeded by --val-seed alone, so every --seed holds "
            f"out the same images (default: {d.val})")
     a("--val-seed", type=seed_int, default=d.val_seed,
-      help=f"seed of the validation split's permutation, and of --subset's choice (default: {d.val_seed})")
+      help=f"seed of the validation split's permutation (default: {d.val_seed})")
     a("--label-smoothing", type=smoothing, default=d.label_smoothing, metavar="X",
       help=f"label smoothing of the cross-entropy loss (default: {d.label_smoothing})")
     a("--nesterov", action=argparse.BooleanOptionalAction, default=d.nesterov,

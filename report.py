@@ -1521,9 +1521,10 @@ def activations_section(ctx):
     pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
     intro = ("`visualize_activations.py` hooks layers of a trained network during a forward pass "
              "and saves feature-map grids as PNGs to `activations/`.")
+    command = "python visualize_activations.py --out activations"     # by default a run's maps stay in its folder
     if not pngs:
-        return [block(2, "Activation Visualization", intro, not_measured("python visualize_activations.py"))]
-    parts = [intro + " Regenerate them with `python visualize_activations.py`."]
+        return [block(2, "Activation Visualization", intro, not_measured(command))]
+    parts = [intro + f" Regenerate them with `{command}`."]
     parts += activation_stats(ctx, folder)
     parts.append("\n\n".join(f"**{p.stem}**\n\n![{p.stem}]({ctx.link(p)})" for p in pngs))
     return [block(2, "Activation Visualization", *parts)]

@@ -378,7 +378,7 @@ def test_no_runs_says_not_measured_with_commands(tmp_path):
                              ("Learning Rate Scheduling (40 Epochs)",
                               "python train_large.py --epochs 40 --augment --onecycle"),
                              ("ResNet-18", "python train_resnet.py --epochs 40"),
-                             ("Activation Visualization", "python visualize_activations.py")]:
+                             ("Activation Visualization", "python visualize_activations.py --out activations")]:
         text = section(md, heading)
         assert "Not measured yet" in text and f"`{command}`" in text, heading
     assert not (tmp_path / "results").exists()
