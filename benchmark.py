@@ -7,7 +7,11 @@
                                                   #   speed, then each net's test accuracy
     python benchmark.py precision                 # ResNet-18: fp32 vs bf16 autocast, channels-last
     python benchmark.py floor --device cuda       # time per step against the chip's FLOP floor
-    python benchmark.py all                       # all but floor
+    python benchmark.py floor --device cpu        #   on a CPU: at its fp32 and bf16 matrix rates
+    python benchmark.py threads                   # each model: default threads vs 1, idle and with one
+                                                  #   other process spinning a CPU
+    python benchmark.py compile --steps 3         # ResNet-18: torch.compile vs eager, compile time, payback
+    python benchmark.py all                       # all but floor, threads and compile
 
 Every rate is taken after warm-up, with the device synchronised before each
 reading of ``time.perf_counter``.  Each benchmark writes
@@ -46,7 +50,8 @@ BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")   # "all"
 EXTRA = ("floor", "threads", "compile")             # asked for by name
 DEVICE_KINDS = ("cpu", "mps", "cuda")
 DEFAULT_MODEL = {"devices": "large", "precision": "resnet18", "compile": "resnet18"}
-DEFAULT_STEPS = {"devices": 100, "precision": 20, "floor": 20, "compile": 5, "threads": 20}   # overhead: one epoch; small: --epochs
+# overhead: one epoch; small: --epochs; threads: THREAD_STEPS
+DEFAULT_STEPS = {"devices": 100, "precision": 20, "floor": 20, "compile": 5, "threads": 20}
 # threads: timed steps per model and cell, about as long for each (on 2 AVX2 cores: seconds).
 THREAD_STEPS = {"small": 200, "large": 20, "resnet18": 2}
 SPINNER_START_S = 0.5                               # the spinning process's start, before the clock runs
@@ -587,6 +592,19 @@ def matrix_rate(device, dtype, repeats=5):
     return 2 * n ** 3 / best
 
 
+def cpu_matrix_rates(device):
+    """{precision: FLOP/s} of the CPU's large fp32 and bf16 matrix products (bf16 runs in hardware
+    where the CPU has AMX or AVX512-BF16, emulated elsewhere): the rates a CPU step is held to."""
+    return {"fp32": matrix_rate(device, torch.float32), "bf16": matrix_rate(device, torch.bfloat16)}
+
+
+def floors(flops, seconds_per_step, rates):
+    """{precision: the step's floor}: ``flops`` at each matrix rate of ``rates`` ({precision: FLOP/s})
+    in seconds, and ``seconds_per_step`` as a multiple of it (1.0 = at the floor)."""
+    return {name: {"matrix_flop_per_s": rate, "floor_seconds": flops / rate,
+                   "ratio_to_floor": seconds_per_step * rate / flops} for name, rate in rates.items()}
+
+
 def step_flops(trainer, x, y):
     """FLOPs of one training step (forward and backward) as torch's FlopCounterMode counts them."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -605,9 +623,16 @@ def bench_floor(s):
     kind = compute.precision_name(dtype)
     print(f"== floor: {steps} steps after {a.warmup} warm-up, augmented, on {device}, {kind}; "
           f"matrix product ({MATMUL_SIDE[device.type]}^2, {kind}): {rate / 1e12:,.3f} TFLOP/s", flush=True)
+    cpu_rates = cpu_matrix_rates(device) if device.type == "cpu" else None
+    if cpu_rates:
+        emulated = "" if hwdna.cpu_bf16_flags() else " (emulated: no bf16 flags)"
+        print(f"the CPU's matrix products: fp32 {cpu_rates['fp32'] / 1e9:,.1f} GFLOP/s, "
+              f"bf16 {cpu_rates['bf16'] / 1e9:,.1f} GFLOP/s{emulated}", flush=True)
     compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     results = {"matrix_flop_per_s": rate, "precision": kind, "steps": steps}
+    if cpu_rates:
+        results["cpu_matrix_flop_per_s"] = cpu_rates
     for model in ([a.model] if a.model else FLOOR_MODELS):
         batch = a.batch_size or recipes.config_for(model).batch_size
         trainer = Trainer(model, device, a.seed, dtype=dtype)
@@ -626,6 +651,11 @@ def bench_floor(s):
         results[model] = {"batch_size": batch, "flops_per_step": flops, "seconds_per_step": per_step,
                           "floor_seconds": floor, "ratio_to_floor": ratio.value,
                           "images_per_s": batch / per_step}
+        if cpu_rates:                        # the same step against the CPU's fp32 and bf16 rates
+            results[model]["cpu_floors"] = cpu_floors = floors(flops, per_step, cpu_rates)
+            for name, f in cpu_floors.items():
+                s.add_ratio(Ratio(f"{model} {kind} step time / floor at the CPU's {name} matrix rate",
+                                  f["ratio_to_floor"]))
         del trainer
         if device.type == "cuda":            # the same steps captured: what the host no longer adds
             graphed = Trainer(model, device, a.seed, dtype=dtype, graph=True)
@@ -837,8 +867,10 @@ def build_parser():
       help="devices benchmark: devices to compare, comma-separated; unavailable ones are skipped "
            f"and cpu, the baseline, is always measured (default: {','.join(DEVICE_KINDS)})")
     a("--model", choices=sorted(recipes.RECIPES), default=None,
-      help="network of the devices and precision benchmarks "
-           f"(default: {DEFAULT_MODEL['devices']} for devices, {DEFAULT_MODEL['precision']} for precision)")
+      help="network of the devices, precision, compile, floor and threads benchmarks "
+           f"(default: {DEFAULT_MODEL['devices']} for devices, {DEFAULT_MODEL['precision']} for precision, "
+           f"{DEFAULT_MODEL['compile']} for compile, {' and '.join(FLOOR_MODELS)} for floor, every model "
+           "for threads)")
     batches = ", ".join(f"{m} {r.config().batch_size}" for m, r in recipes.RECIPES.items())
     a("--batch-size", type=positive_int, default=None,
       help="mini-batch of the devices and precision benchmarks (default: the model's training "
@@ -847,7 +879,9 @@ def build_parser():
     a("--steps", type=positive_int, default=None,
       help=f"timed training steps (default: devices {DEFAULT_STEPS['devices']}, overhead one epoch "
            f"(782 at batch 64), small --epochs epochs (12,500 steps each), precision "
-           f"{DEFAULT_STEPS['precision']}, floor {DEFAULT_STEPS['floor']}); pipeline always times one epoch")
+           f"{DEFAULT_STEPS['precision']}, floor {DEFAULT_STEPS['floor']}, compile {DEFAULT_STEPS['compile']}, "
+           "threads " + ", ".join(f"{m} {n}" for m, n in THREAD_STEPS.items()) + " per cell); pipeline always "
+           "times one epoch")
     a("--warmup", type=nonnegative_int, default=5,
       help="untimed steps (pipeline: batches) before each timed run; small --warmup 0 trains each net "
            "exactly --epochs, as train_small.py does, before their test accuracies (default: 5)")
