@@ -167,7 +167,11 @@ RECIPES = {
         model="small", name="Small LeNet-style CNN", script="train_small.py",
         summary="the PyTorch-tutorial LeNet (conv 3->6->16, fc 400->120->84->10)",
         # --no-onednn: at batch 4 oneDNN's fixed cost per convolution call outweighs the arithmetic.
-        defaults=dict(epochs=2, batch_size=4, lr=0.001, augment=False, onecycle=False, onednn=False),
+        # --threads 1: its arithmetic is too small to share across cores, and a second thread
+        # waits on a CPU another process holds (benchmark.py threads: busy, 2 threads run tens of
+        # times slower than 1).
+        defaults=dict(epochs=2, batch_size=4, lr=0.001, augment=False, onecycle=False, onednn=False,
+                      threads=1),
         feature_layers=("conv1", "conv2"), shown_layers=("conv1", "conv2"),
         targets=(Target("Small LeNet-style CNN", 54, {}, 2, "Original tutorial architecture (conv 3→6→16)"),),
         # 56%: what the tutorial LeNet at 2 epochs is asked to reach on the official content.
