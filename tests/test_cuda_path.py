@@ -1,0 +1,35 @@
+"""The CUDA and MPS paths, checked on a CPU: the choices they make (bf16, TF32 floors, macOS), with
+torch's device queries replaced where the machine has no such device."""
+import pytest
+import torch
+
+import compute
+from errors import UserError
+
+CUDA, MPS = torch.device("cuda"), torch.device("mps")
+
+
+@pytest.mark.parametrize("native, expected", [(True, torch.bfloat16), (False, None)])
+def test_auto_takes_bf16_on_cuda_only_where_the_gpu_computes_it(native, expected, monkeypatch):
+    asked = []
+
+    def is_bf16_supported(including_emulation=True):
+        asked.append(including_emulation)
+        return native or including_emulation              # a pre-Ampere GPU emulates bf16
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert compute.amp_dtype("auto", CUDA) is expected
+    assert asked == [False]
+
+
+@pytest.mark.parametrize("version, refused", [("13.6.1", True), ("12.7", True), ("14.0", False),
+                                              ("15.2", False), ("", False)])
+def test_bf16_on_mps_needs_macos_14(version, refused, monkeypatch):
+    monkeypatch.setattr(compute.platform, "mac_ver", lambda: (version, ("", "", ""), "arm64"))
+    if refused:
+        with pytest.raises(UserError, match="macOS 14") as exc_info:
+            compute.amp_dtype("bf16", MPS)
+        assert "\n" not in str(exc_info.value) and version in str(exc_info.value)
+    else:
+        assert compute.amp_dtype("bf16", MPS) is torch.bfloat16
+    assert compute.amp_dtype("fp16", MPS) is torch.float16              # fp16 is not refused
