@@ -33,3 +33,34 @@ def test_bf16_on_mps_needs_macos_14(version, refused, monkeypatch):
     else:
         assert compute.amp_dtype("bf16", MPS) is torch.bfloat16
     assert compute.amp_dtype("fp16", MPS) is torch.float16              # fp16 is not refused
+
+
+@pytest.mark.parametrize("cudnn, matmul, expected", [(True, False, "tf32"), (False, True, "tf32"),
+                                                     (False, False, "fp32")])
+def test_the_fp32_floor_on_cuda_is_at_the_tf32_rate_when_convolutions_use_it(cudnn, matmul, expected,
+                                                                             monkeypatch):
+    import benchmark
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
+    try:
+        floor_precision(benchmark, expected, matmul, monkeypatch)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def floor_precision(benchmark, expected, matmul, monkeypatch):
+    assert benchmark.matrix_precision(CUDA, None) == expected
+    assert benchmark.matrix_precision(CUDA, torch.bfloat16) == "bf16"
+    assert benchmark.matrix_precision(torch.device("cpu"), None) == "fp32"
+    seen = []
+    monkeypatch.setattr(benchmark, "_matrix_rate",
+                        lambda *a: seen.append(torch.backends.cuda.matmul.allow_tf32) or 1.0)
+    benchmark.matrix_rate(CUDA, torch.float32, tf32=expected == "tf32")
+    assert seen == [expected == "tf32" or matmul] and torch.backends.cuda.matmul.allow_tf32 == matmul
+
+
+def test_cuda_benchmarks_time_hundreds_of_steps_and_the_cpu_stays_cheap():
+    import benchmark
+    cpu = torch.device("cpu")
+    assert benchmark.default_steps("floor", CUDA) >= 300 and benchmark.default_steps("precision", CUDA) >= 300
+    assert benchmark.default_steps("floor", cpu) <= 20 and benchmark.default_steps("precision", cpu) <= 20
