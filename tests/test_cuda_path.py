@@ -64,3 +64,70 @@ def test_cuda_benchmarks_time_hundreds_of_steps_and_the_cpu_stays_cheap():
     cpu = torch.device("cpu")
     assert benchmark.default_steps("floor", CUDA) >= 300 and benchmark.default_steps("precision", CUDA) >= 300
     assert benchmark.default_steps("floor", cpu) <= 20 and benchmark.default_steps("precision", cpu) <= 20
+
+
+# ---------------------------------------------------------------- checkpoints every N epochs
+
+def test_cuda_checkpoints_every_10_epochs_and_other_devices_every_epoch():
+    import recipes
+    cfg = recipes.Config()
+    assert recipes.checkpoint_every(cfg, "cuda") == 10
+    assert recipes.checkpoint_every(cfg, "cpu") == recipes.checkpoint_every(cfg, "mps") == 1
+    assert recipes.checkpoint_every(recipes.Config(checkpoint_every=3), "cuda") == 3
+
+
+def _train(tiny_data, out, *extra):
+    import train_large
+    return train_large.main(["--epochs", "3", "--checkpoint-every", "2", "--log-every", "1",
+                             "--data-dir", str(tiny_data), "--device", "cpu", "--out", str(out), *extra])
+
+
+def _log(out):
+    import json
+    (path,) = out.glob("*/run_log.json")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("where", ["during", "after"])
+def test_a_resume_continues_from_the_last_checkpoint(where, tiny_data, tmp_path, monkeypatch, capsys):
+    import signal
+    import engine
+    assert _train(tiny_data, tmp_path / "whole") == 0
+    whole = _log(tmp_path / "whole")
+    # the digest is taken where a checkpoint is written: epoch 2 and the last
+    assert [h["weights_sha256"] is not None for h in whole["history"]] == [False, True, True]
+    assert whole["results"]["wall_time_s"] >= whole["results"]["train_time_s"] > 0
+    assert "wall time" in capsys.readouterr().out
+
+    flags, real = [], engine.StopFlag
+    monkeypatch.setattr(engine, "StopFlag", lambda: flags.append(real()) or flags[-1])
+    if where == "during":                     # a signal in epoch 3: the checkpoint holds epoch 2
+        train_one_epoch = engine.train_one_epoch
+
+        def stopping(t, epoch, stop):
+            if epoch == 3:
+                stop.signum = signal.SIGINT
+            return train_one_epoch(t, epoch, stop)
+        monkeypatch.setattr(engine, "train_one_epoch", stopping)
+        kept = 2
+    else:                                     # a signal after epoch 1: that epoch is saved then
+        end_of_epoch = engine.end_of_epoch
+
+        def stopping(t, epoch, *args):
+            out = end_of_epoch(t, epoch, *args)
+            if epoch == 1:
+                flags[-1].signum = signal.SIGINT
+            return out
+        monkeypatch.setattr(engine, "end_of_epoch", stopping)
+        kept = 1
+    assert _train(tiny_data, tmp_path / "cut") == 130
+    assert f"the checkpoint holds epoch {kept}" in capsys.readouterr().err or where == "after"
+    (ckpt,) = (tmp_path / "cut").glob("*/checkpoint.pt")
+    assert torch.load(ckpt, weights_only=True)["epoch"] == kept
+    monkeypatch.undo()
+    assert _train(tiny_data, tmp_path / "cut", "--resume", ckpt.parent.name) == 0
+    resumed = _log(tmp_path / "cut")
+    assert f"resuming {ckpt.parent.name} after epoch {kept}" in capsys.readouterr().out
+    assert resumed["results"]["weights_sha256"] == whole["results"]["weights_sha256"]
+    assert resumed["loss_lines"] == whole["loss_lines"]
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
