@@ -131,3 +131,48 @@ def test_a_resume_continues_from_the_last_checkpoint(where, tiny_data, tmp_path,
     assert resumed["results"]["weights_sha256"] == whole["results"]["weights_sha256"]
     assert resumed["loss_lines"] == whole["loss_lines"]
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+
+
+# ---------------------------------------------------------------- MPS, checked on a CPU
+
+def test_the_gather_crops_equal_the_window_crops():
+    import data
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (37, 3, 32, 32), generator=g, dtype=torch.uint8)
+    index = torch.randperm(37, generator=g)
+    shifts = torch.randint(0, 9, (37, 2), generator=g)
+    flips = torch.randint(0, 2, (37,), generator=g).bool()
+    want = data.take_crops(data.crop_windows(x), index, shifts, flips)
+    got = data.gather_crops(torch.nn.functional.pad(x, (4,) * 4), index, shifts, flips, chunk=8)
+    assert got.shape == (37, 3, 32, 32) and torch.equal(got, want)
+    assert flips.any() and not flips.all() and shifts.unique().numel() > 1    # both paths of the where
+
+
+def test_an_epoch_cropped_by_gathers_is_the_windows_epoch(tiny_data, monkeypatch):
+    import compute
+    import data
+    ds = data.DeviceCIFAR10.load(tiny_data / data.FOLDER, "cpu")
+    want = ds.epoch_tensors(compute.data_generator(1), augment=True)
+    monkeypatch.setattr(data.DeviceCIFAR10, "GATHER_CROPS", {"cpu"})
+    ds = data.DeviceCIFAR10.load(tiny_data / data.FOLDER, "cpu")
+    got = ds.epoch_tensors(compute.data_generator(1), augment=True)
+    assert ds._windows.shape == (200, 3, 40, 40)            # one padded copy, no window view
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+def test_evaluation_counts_without_bincount(tiny_data, monkeypatch):
+    import data
+    import engine
+    from models import build_model
+    torch.manual_seed(0)
+    ds = data.DeviceCIFAR10.load(tiny_data / data.FOLDER, "cpu")
+    model = build_model("small")
+    want = engine.evaluate(model, ds)
+
+    def absent(*args, **kwargs):
+        raise NotImplementedError("bincount")
+    monkeypatch.setattr(torch, "bincount", absent)
+    got = engine.evaluate(model, ds)
+    assert got == want and sum(map(sum, got["confusion"])) == 100
+    pred = torch.cat([model(x).argmax(1) for x, _ in ds.eval_batches()])
+    assert got["correct"] == int((pred == ds.y_test).sum())
