@@ -51,8 +51,8 @@ def onecycle(optimizer, max_lr, total_steps):
         optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=0.3, anneal_strategy="cos")
 
 
-def schedule_table(cfg, optimizer, schedule, total_steps, device):
-    """(learning rates, momenta): float32 device tensors with the value of every step.
+def schedule_table(cfg, optimizer, schedule, total_steps, device, dtype=torch.float32):
+    """(learning rates, momenta): ``dtype`` device tensors with the value of every step.
 
     With OneCycle, entry k is what the scheduler sets for step k (its ``last_epoch`` = k),
     read from a copy of the scheduler driven over every step; without it, one entry.
@@ -70,8 +70,8 @@ def schedule_table(cfg, optimizer, schedule, total_steps, device):
             if k + 1 < total_steps:
                 probe.step()
                 sched.step()
-    return (torch.tensor(lrs, dtype=torch.float32, device=device),
-            torch.tensor(moms, dtype=torch.float32, device=device))
+    return (torch.tensor(lrs, dtype=dtype, device=device),
+            torch.tensor(moms, dtype=dtype, device=device))
 
 
 class GraphStep:
@@ -86,7 +86,9 @@ class GraphStep:
         self.device = next(model.parameters()).device
         self.capture = self.device.type == "cuda" if capture is None else capture
         total = schedule.total_steps if schedule is not None else 1
-        self.lrs, self.moms = schedule_table(cfg, optimizer, schedule, total, self.device)
+        # float32 unless the model is float64 (the float64 check of the captured step)
+        self.float = torch.promote_types(torch.float32, next(model.parameters()).dtype)
+        self.lrs, self.moms = schedule_table(cfg, optimizer, schedule, total, self.device, self.float)
         start = schedule.last_epoch if schedule is not None else 0
         self.index = torch.tensor([start], dtype=torch.int64, device=self.device)
         self.scheduled = schedule is not None
@@ -150,9 +152,7 @@ class GraphStep:
         if self.x is None:
             self.x = torch.empty_like(x)
             self.y = torch.empty_like(y)
-            # float32 unless the model is float64 (the float64 check of the captured step)
-            dtype = torch.promote_types(torch.float32, next(self.model.parameters()).dtype)
-            self.loss = torch.zeros((), dtype=dtype, device=self.device)
+            self.loss = torch.zeros((), dtype=self.float, device=self.device)
         if x.shape != self.x.shape or y.shape != self.y.shape:
             return self._eager_on(x, y)
         self.x.copy_(x)
