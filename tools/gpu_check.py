@@ -379,7 +379,7 @@ def check_trainings(s):
             if code or log is None:
                 c.fail(f"exit {code}; logs/fastest.txt")
             else:
-                c.detail = (f"{fastest[1]}: {training_line(log)}, "
+                c.detail = (f"{fastest[1]}: {training_line(log)} (goal: training at most 60 s), "
                             f"{'official' if log['dataset']['official'] else 'NOT official'} data")
     with s.check("resume") as c:
         flags = (fastest[0][:-1] if fastest else []) + ["--deterministic", "--no-onecycle", "--checkpoint-every", "1"]
