@@ -679,6 +679,7 @@ def finish(t, result, val):
     """Write the weights and the final run log (rank 0); print the accuracy and the per-class table."""
     total_train = t.history[-1]["train_time_s"]
     variants = evaluations(t, result, val)        # every rank: evaluating is collective
+    wall = round(time.perf_counter() - t.began, 3)
 
     def write():
         if t.ema is not None:                    # before weights.pt, which marks the run complete
@@ -689,7 +690,7 @@ def finish(t, result, val):
             **result, "val_accuracy": overall(val), "train_time_s": total_train,
             "final_loss": t.loss_lines[-1][2] if t.loss_lines else t.history[-1]["train_loss"],
             "epochs": t.cfg.epochs, "weights_sha256": weights_digest(t.model),
-            "wall_time_s": round(time.perf_counter() - t.began, 3),
+            "wall_time_s": wall,
             "weights_ema_sha256": weights_digest(t.ema.model) if t.ema is not None else None,
             "evaluations": variants,
         })
@@ -706,7 +707,7 @@ def finish(t, result, val):
         print(f"evaluation {name}: val {acc['val']:.2f}%, test {acc['test']:.2f}%")
     print(class_table(result["per_class"]))
     print(f"Training time: {total_train:.2f}s on {t.device} ({t.record['precision']}), wall time "
-          f"{t.record['results']['wall_time_s']:.2f}s; run log: {hwdna.relative(t.run_dir / runs.LOG)}")
+          f"{wall:.2f}s; run log: {hwdna.relative(t.run_dir / runs.LOG)}")
 
 
 def train(cfg, script="train.py", resume=None, explicit=()):
