@@ -576,8 +576,8 @@ def set_up(cfg, script, ranks):
         # Batch norm over the global batch, as one process computes it (GPUs only in PyTorch;
         # on the CPU each rank normalises its own share).  Same state_dict keys.
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    lr = cfg.max_lr if cfg.triangle else cfg.lr          # --triangle's peak, scaled by its schedule
-    optimizer = torch.optim.SGD(param_groups(model, cfg, lr), lr=lr, momentum=cfg.momentum,
+    lr = base_lr(cfg)
+    optimizer = torch.optim.SGD(param_groups(model, cfg), lr=lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     steps = ds.num_batches(cfg.batch_size, ranks.world)
     step_model = ranks.parallel(model)      # DDP averages the ranks' gradients in backward
@@ -639,11 +639,18 @@ def step_record(t):
     return rec
 
 
-def param_groups(model, cfg, lr):
+def base_lr(cfg):
+    """The optimizer's learning rate before any schedule: --triangle's peak, which its schedule
+    scales, else --lr (OneCycle sets its own)."""
+    return cfg.max_lr if cfg.triangle else cfg.lr
+
+
+def param_groups(model, cfg):
     """The optimizer's parameters: one group, or with ``--no-decay-norm-bias`` two, the second
     (batch-norm weights and biases, every bias: the tensors of one dimension) without weight decay.
-    With ``--bias-lr-scale S`` the batch-norm parameters form a last group of their own at ``lr``
-    times S and weight decay divided by S, so the decay each step applies (lr x decay) stays."""
+    With ``--bias-lr-scale S`` the batch-norm parameters form a last group of their own at
+    ``base_lr`` times S and weight decay divided by S, so the decay each step applies (lr x decay)
+    stays."""
     params = list(model.parameters())
     norms = []
     if cfg.bias_lr_scale != 1:
@@ -659,7 +666,7 @@ def param_groups(model, cfg, lr):
         return groups[0]["params"] if cfg.decay_norm_bias else groups
     decay = cfg.weight_decay if cfg.decay_norm_bias else 0.0
     return [g for g in groups if g["params"]] + [
-        {"params": norms, "lr": lr * cfg.bias_lr_scale, "weight_decay": decay / cfg.bias_lr_scale}]
+        {"params": norms, "lr": base_lr(cfg) * cfg.bias_lr_scale, "weight_decay": decay / cfg.bias_lr_scale}]
 
 
 def start_new(t):

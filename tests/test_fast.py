@@ -106,7 +106,7 @@ def test_triangle_schedule():
 def test_bias_lr_scale_groups_batch_norm_parameters():
     cfg = recipes.config_for("fast")
     model = models.build_model("fast")
-    groups = engine.param_groups(model, cfg, 1.5)
+    groups = engine.param_groups(model, cfg)
     norm_params = {id(p) for mod in model.modules() if isinstance(mod, nn.BatchNorm2d)
                    for p in mod.parameters()}
     assert {id(p) for p in groups[-1]["params"]} == norm_params
@@ -114,7 +114,7 @@ def test_bias_lr_scale_groups_batch_norm_parameters():
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     # Off: the one group of before, every parameter in the model's order.
     large = models.build_model("large")
-    groups = engine.param_groups(large, recipes.config_for("large"), 0.001)
+    groups = engine.param_groups(large, recipes.config_for("large"))
     assert not isinstance(groups[0] if isinstance(groups, list) else next(iter(groups)), dict)
     assert [id(p) for p in groups] == [id(p) for p in large.parameters()]
 
