@@ -369,7 +369,7 @@ class DeviceCIFAR10:
         std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
         self._scale = 1.0 / (255.0 * std)                        # x_float = x_uint8 * scale + shift
         self._shift = -mean / std
-        self._windows = {}                                       # crop views (or padded images) by (padding, reflect), made on first use
+        self._windows = {}  # by (padding, reflect): crop views (MPS: padded images)
 
     @classmethod
     def load(cls, folder, device, memory_format=torch.contiguous_format, val=0, val_seed=0):
