@@ -143,6 +143,15 @@ def test_crops_cover_every_offset_and_half_the_images_flip():
     assert 0.45 < sum(flips) / n < 0.55
 
 
+def test_mirrored_crops_are_the_crops_mirrored():
+    """A flip mirrors the window at the drawn offset (not the window at the mirrored offset)."""
+    x = coded_images(9)
+    shifts = torch.tensor([[dy, dx] for dy, dx in zip(range(9), (0, 1, 2, 3, 5, 6, 7, 8, 4))])
+    plain = data.random_crop_flip(x, shifts, torch.zeros(9, dtype=torch.bool))
+    assert torch.equal(data.random_crop_flip(x, shifts, torch.ones(9, dtype=torch.bool)), plain.flip(-1))
+    assert [list(recover(img)[:2]) for img in plain] == shifts.tolist()
+
+
 # ---------------------------------------------------------------- evaluation: per-class accuracy
 
 class Oracle(nn.Module):
