@@ -211,13 +211,14 @@ def resumed_matches_uninterrupted(script, args, data_dir, workdir, capsys, monke
     assert code == 0, err
     whole_lines = LOSS_LINE.findall(out)
     (whole,) = (workdir / "whole").glob("*/run_log.json")
-    handler = signal.getsignal(signal.SIGINT)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with monkeypatch.context() as m:
             stopped_after_first_epoch(m)
             code, out, err = run(script, capsys, *common, "--out", "cut")
     finally:
-        signal.signal(signal.SIGINT, handler)               # a stopped run leaves SIGINT ignored
+        for s, h in handlers.items():                       # a stopped run leaves both ignored
+            signal.signal(s, h)
     assert code == 130 and "interrupted after epoch 1" in err, err
     (cut,) = (workdir / "cut").glob("*/run_log.json")
     assert torch.load(cut.parent / "checkpoint.pt", weights_only=True)["epoch"] == 1
