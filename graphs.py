@@ -36,6 +36,11 @@ def eligible(cfg, device, dtype, world):
         return "DistributedDataParallel synchronises ranks in backward"
     if cfg.compile:
         return "--compile takes the step instead"
+    fast = [flag for flag, on in (("--triangle", cfg.triangle), ("--lookahead", cfg.lookahead),
+                                  ("--bias-lr-scale", cfg.bias_lr_scale != 1),
+                                  ("--whiten-bias-epochs", cfg.whiten and cfg.whiten_bias_epochs)) if on]
+    if fast:
+        return f"the graph step has no {', '.join(fast)}"
     return ""
 
 
