@@ -192,6 +192,11 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
            f"tensorboard/ (needs: pip install tensorboard) (default: {on_off(d.tensorboard)})")
     a("--log-every", type=positive_int, default=d.log_every,
       help=f"print the mean loss every N mini-batches (default: {d.log_every})")
+    every = ", ".join(f"{k} {v}" for k, v in recipes.CHECKPOINT_EVERY_BY_DEVICE.items())
+    a("--checkpoint-every", type=nonnegative_int, default=d.checkpoint_every,
+      help="write checkpoint.pt (and the weights' sha256 into the epoch's record) every N epochs and "
+           "after the last; a resume continues from the last checkpoint; 0 = by device: "
+           f"{every} (default: {d.checkpoint_every})")
     add_recipe_options(p, d, suppress)
     add_fast_options(p, d, suppress)
     a("--seeds", type=seed_list, metavar="S1,S2,...",

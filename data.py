@@ -259,6 +259,29 @@ def take_crops(windows, index, shifts, flips, padding=4):
     return windows[flips.long(), index, :, shifts[:, 0], dx]         # (N, C, H, W)
 
 
+def gather_crops(padded, index, shifts, flips, padding=4, chunk=1024):
+    """``take_crops`` without the 7-D window view: the same pixels, indexed out of the padded
+    images ``padded`` (N, C, H+2p, W+2p) ``chunk`` images at a time.
+
+    For backends where a gather through the 7-D strided view of ``crop_windows`` (two padded
+    copies, 480 MB for CIFAR-10's training images) is unproven (MPS): it holds one padded copy
+    and indexes with tensors of at most (chunk, C, H, W).  A mirrored crop at dx takes
+    columns dx + W - 1 - w.
+    """
+    C, Hp, Wp = padded.shape[1:]
+    H, W = Hp - 2 * padding, Wp - 2 * padding
+    device = padded.device
+    h, w, c = (torch.arange(k, device=device) for k in (H, W, C))
+    parts = []
+    for s in range(0, len(index), chunk):
+        n, (dy, dx), f = index[s:s + chunk], shifts[s:s + chunk].unbind(1), flips[s:s + chunk]
+        rows = dy[:, None] + h                                              # (n, H)
+        cols = dx[:, None] + torch.where(f[:, None], W - 1 - w, w)          # (n, W)
+        parts.append(padded[n[:, None, None, None], c[None, :, None, None],
+                            rows[:, None, :, None], cols[:, None, None, :]])  # (n, C, H, W)
+    return torch.cat(parts) if parts else padded[:0, :, :H, :W]
+
+
 def random_crop_flip(x, shifts, flips, padding=4):
     """Crop each image of x (B, C, H, W) uint8 at its own offset and mirror it where asked."""
     index = torch.arange(len(x), device=x.device)
@@ -324,6 +347,8 @@ class DeviceCIFAR10:
     """CIFAR-10 held as uint8 tensors on one device, yielding normalised float batches."""
 
     NORMALIZE_IMAGES = 256                                        # 3 MB of float32 per block
+    # Device types that crop by ``gather_crops`` instead of the 7-D window view (unverified there).
+    GATHER_CROPS = {"mps"}
 
     def __init__(self, x_train, y_train, x_test, y_test, device, memory_format=torch.contiguous_format,
                  val=0, val_seed=0):
@@ -344,7 +369,7 @@ class DeviceCIFAR10:
         std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
         self._scale = 1.0 / (255.0 * std)                        # x_float = x_uint8 * scale + shift
         self._shift = -mean / std
-        self._windows = {}                                       # crop views by (padding, reflect), made on first use
+        self._windows = {}  # by (padding, reflect): crop views (MPS: padded images)
 
     @classmethod
     def load(cls, folder, device, memory_format=torch.contiguous_format, val=0, val_seed=0):
@@ -398,6 +423,11 @@ class DeviceCIFAR10:
         perm = perm.to(self.device)
         if not augment:
             x = self.x_train[perm]
+        elif self.device.type in self.GATHER_CROPS and not reflect:
+            if (padding, reflect) not in self._windows:          # here: one padded copy
+                self._windows = {(padding, reflect): torch.nn.functional.pad(self.x_train, (padding,) * 4)}
+            x = gather_crops(self._windows[padding, reflect], perm, shifts.to(self.device),
+                             flips.to(self.device), padding)
         else:
             if (padding, reflect) not in self._windows:
                 self._windows = {(padding, reflect): crop_windows(self.x_train, padding, reflect)}

@@ -8,7 +8,8 @@ Every training script is a recipe plus ``engine.train(config)``:
 ``[epoch, batch] loss: x.xxx`` every ``log_every`` mini-batches (batch counted
 from 1), an epoch summary line, and at the end the per-class accuracy table.
 Each run lives in ``<out>/<run-id>/``: ``run_log.json`` (rewritten after every
-epoch), ``checkpoint.pt`` (after every epoch, for ``--resume``) and
+epoch), ``checkpoint.pt`` (every ``--checkpoint-every`` epochs, 1 but on CUDA, and after the
+last, for ``--resume``) and
 ``weights.pt`` (the final ``state_dict``; with ``--ema`` also ``weights_ema.pt``, the
 weight average that is evaluated).  On CPU, the same seed gives the same loss lines
 and bit-identical weights, also across an interruption and resume.  The recipe options
@@ -65,7 +66,7 @@ FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momen
                    "crop_padding", "crop_reflect", "tta_translate")
 # Where and how a run continues may change on resume.  Those from "compile" on change the order
 # of floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
-CHANGEABLE_ON_RESUME = ("device", "log_every", "data_dir", "download", "progress", "tensorboard",
+CHANGEABLE_ON_RESUME = ("device", "log_every", "checkpoint_every", "data_dir", "download", "progress", "tensorboard",
                         "compile", "channels_last", "threads", "onednn", "cuda_graph", "deterministic")
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
@@ -178,7 +179,10 @@ def evaluate(model, ds, dtype=None, ranks=None, split="test", tta=False, transla
     for x, y in ds.eval_batches(split, rank=rank, world=world):
         with autocast(ds.device, dtype):
             pred = tta_logits(model, x, tta, translate).argmax(1)        # (B,)
-        confusion += torch.bincount(y * n + pred, minlength=n * n)
+        # One-hot counts (B, 100) summed: exact, and made of ops every backend has (torch.bincount's
+        # support on MPS is unverified here).
+        cells = y * n + pred                                    # (B,)
+        confusion += (cells[:, None] == torch.arange(n * n, device=cells.device)).sum(0)
     if ranks is not None:
         ranks.sum(confusion)
     confusion = confusion.view(n, n).cpu()                 # rows: true class, cols: predicted
@@ -491,6 +495,8 @@ class Training:
     loss_lines: list = dataclasses.field(default_factory=list)
     resumes: list = dataclasses.field(default_factory=list)
     done: int = 0                                      # epochs finished
+    checkpointed: int = 0                              # the epoch checkpoint.pt holds
+    began: float = 0.0                                 # time.perf_counter() at the start of train()
     record: dict = None
     progress: monitor.Progress = None
     board: object = None
@@ -524,8 +530,12 @@ class Training:
                 "lookahead": self.lookahead.average.state_dict() if self.lookahead is not None else None,
                 "history": self.history, "loss_lines": self.loss_lines})
         except UserError as exc:
-            raise UserError(f"{exc}; the checkpoint of epoch {max(self.done - 1, 0)} is kept: "
+            raise UserError(f"{exc}; the checkpoint of epoch {self.checkpointed} is kept: "
                             f"free some space, then {self.resume_hint}") from None
+
+    def checkpoint_due(self, epoch):
+        """Whether ``epoch`` writes a checkpoint: every --checkpoint-every epochs, and the last."""
+        return epoch % recipes.checkpoint_every(self.cfg, self.device.type) == 0 or epoch == self.cfg.epochs
 
     def write_log(self, status):
         self.record["status"] = status
@@ -710,6 +720,7 @@ def restore(t, ckpt, ckpt_path):
         raise UserError(f"{ckpt_path} does not fit this run's model or settings; "
                         "it is not a checkpoint of this run: start a new run") from None
     t.history, t.loss_lines, t.done, t.started = ckpt["history"], ckpt["loss_lines"], ckpt["epoch"], ckpt["started"]
+    t.checkpointed = t.done
     t.resumes = ckpt.get("resumes", []) + [{"after_epoch": t.done, "at": hwdna.now(),
                                             "device": t.device.type, "world_size": t.ranks.world,
                                             "epochs_before": ckpt["config"].epochs}]
@@ -788,7 +799,9 @@ def end_of_epoch(t, epoch, losses, train_time, other_cpus=None):
         "lr": t.optimizer.param_groups[0]["lr"], "epoch_time_s": round(train_time, 3),
         "eval_time_s": round(eval_time, 3),
         "train_time_s": round(sum(h["epoch_time_s"] for h in t.history) + train_time, 3),
-        "weights_sha256": weights_digest(t.model), "load_average": hwdna.load_average(),
+        # Only with a checkpoint: on a GPU, 45 MB of weights to the host each epoch is not free.
+        "weights_sha256": weights_digest(t.model) if t.checkpoint_due(epoch) else None,
+        "load_average": hwdna.load_average(),
         "other_cpus": other_cpus,
     })
     t.ranks.on_main(lambda: t.board.epoch(t.history[-1]))
@@ -798,7 +811,11 @@ def end_of_epoch(t, epoch, losses, train_time, other_cpus=None):
           f"train time {train_time:.1f}s, eval time {eval_time:.1f}s", flush=True)
     t.done = epoch
     t.record["step"] = step_record(t)
-    t.ranks.on_main(t.save)
+    if t.checkpoint_due(epoch):
+        t.ranks.on_main(t.save)
+        t.checkpointed = epoch                   # on every rank: they branch on it alike
+    else:
+        t.ranks.on_main(lambda: t.write_log("running"))
     return result, val
 
 
@@ -812,6 +829,7 @@ def finish(t, result, val):
     """Write the weights and the final run log (rank 0); print the accuracy and the per-class table."""
     total_train = t.history[-1]["train_time_s"]
     variants = evaluations(t, result, val)        # every rank: evaluating is collective
+    wall = round(time.perf_counter() - t.began, 3)
 
     def write():
         if t.ema is not None:                    # before weights.pt, which marks the run complete
@@ -822,6 +840,7 @@ def finish(t, result, val):
             **result, "val_accuracy": overall(val), "train_time_s": total_train,
             "final_loss": t.loss_lines[-1][2] if t.loss_lines else t.history[-1]["train_loss"],
             "epochs": t.cfg.epochs, "weights_sha256": weights_digest(t.model),
+            "wall_time_s": wall,
             "weights_ema_sha256": weights_digest(t.ema.model) if t.ema is not None else None,
             "evaluations": variants,
         })
@@ -837,8 +856,8 @@ def finish(t, result, val):
     for name, acc in (variants or {}).items():
         print(f"evaluation {name}: val {acc['val']:.2f}%, test {acc['test']:.2f}%")
     print(class_table(result["per_class"]))
-    print(f"Training time: {total_train:.2f}s on {t.device} ({t.record['precision']}); "
-          f"run log: {hwdna.relative(t.run_dir / runs.LOG)}")
+    print(f"Training time: {total_train:.2f}s on {t.device} ({t.record['precision']}), wall time "
+          f"{wall:.2f}s; run log: {hwdna.relative(t.run_dir / runs.LOG)}")
 
 
 def train(cfg, script="train.py", resume=None, explicit=()):
@@ -846,6 +865,7 @@ def train(cfg, script="train.py", resume=None, explicit=()):
 
     Under torchrun every rank calls this: every rank loads the checkpoint it resumes.
     """
+    began = time.perf_counter()               # the run's wall time counts from here
     stop = StopFlag()
     launch = torchrun_env()
     rank, world = (launch[0], launch[1]) if launch else (0, 1)
@@ -861,7 +881,7 @@ def train(cfg, script="train.py", resume=None, explicit=()):
             check_batch_split(cfg.batch_size, world)
             with process_group(cfg.device, launch) as ranks, cpu_settings(cfg.threads, cfg.onednn):
                 try:
-                    return _run(cfg, script, ckpt, ckpt_path, stop, ranks)
+                    return _run(cfg, script, ckpt, ckpt_path, stop, ranks, began)
                 finally:
                     # The run (its DistributedDataParallel model among it) goes before the process
                     # group does: a DDP reducer outliving its group can abort the process at exit.
@@ -873,12 +893,13 @@ def train(cfg, script="train.py", resume=None, explicit=()):
             raise
 
 
-def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
+def _run(cfg, script, ckpt, ckpt_path, stop, ranks, began):
     # A single process stops set-up (a download among it) at the first signal.  Under torchrun
     # the ranks meet in set-up's collectives, so there the flag waits for the first batch.
     previous = runs.read_log(ckpt_path.parent) if ckpt_path is not None else None
     with stop.at_once(not ranks.launched):
         t = set_up(cfg, script, ranks, previous)
+    t.began = began
     if ckpt is None:
         start_new(t)
     else:
@@ -911,13 +932,16 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
                 losses, b = train_one_epoch(t, epoch, stop)
         except DivergedError as exc:             # every rank sees the same (averaged) losses
             ranks.on_main(lambda: t.write_log("failed"))
-            raise SharedError(f"{exc}; the checkpoint of epoch {exc.epoch - 1} in "
+            raise SharedError(f"{exc}; the checkpoint of epoch {t.checkpointed} in "
                               f"{hwdna.relative(t.run_dir)} is kept; try a lower --lr or --max-lr") from None
         if ranks.any(stop):
-            return _interrupted(t, f"at [{epoch}, {b}]; the checkpoint holds epoch {epoch - 1}")
+            return _interrupted(t, f"at [{epoch}, {b}]; the checkpoint holds epoch {t.checkpointed}")
         train_time, others = time.perf_counter() - t0, ranks.other_cpus(clock, hwdna.cpu_clock())
         result, val = end_of_epoch(t, epoch, losses, train_time, others)
         if epoch < cfg.epochs and ranks.any(stop):
+            if t.checkpointed < epoch:          # keep the finished epoch for the resume
+                ranks.on_main(t.save)
+                t.checkpointed = epoch
             return _interrupted(t, f"after epoch {epoch}")
     if result is None:                      # resumed after the last epoch: finish what was left
         result, val = assess(t)
