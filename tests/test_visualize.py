@@ -274,7 +274,7 @@ def test_checkpoint_is_accepted_as_weights(tiny_data, workdir, capsys):
     x_test, y_test = data.load_arrays(tiny_data / "cifar-10-batches-py")[2:]
     ds = data.DeviceCIFAR10(x_test[:0], y_test[:0], x_test[:1], y_test[:1], "cpu")
     _, acts = va.capture(model, ds.normalize(ds.x_test), ["conv1"])
-    stats = json.loads((workdir / "activations" / "small_stats.json").read_text())
+    stats = json.loads((workdir / "maps" / "small_stats.json").read_text())
     assert stats["layers"] == va.layer_stats(acts) and stats["image"]["index"] == 0
 
 
