@@ -425,6 +425,48 @@ def markdown(cmp):
     return "\n".join(lines) + f"\n\n**Verdict:** {v[0].upper() + v[1:]}."
 
 
+def _g(v):
+    return f"{v:.3g}" if runs.is_number(v) else "—"
+
+
+def backends_markdown(rec):
+    """A ``backends.py`` record (one network's weights on several backends) as results.md parts:
+    what was measured, a table (per layer: its shape, the reference's largest absolute activation,
+    each backend's largest and mean absolute difference from it; then the test predictions that
+    differ and the accuracy) and a sentence of finding."""
+    res, names = rec["results"], rec["backends"]
+    ref, others = names[0], names[1:]
+    src = rec["source"]
+    what = f"run `{src['run']}`" if src.get("run") else f"weights `{src['weights']}`"
+    which = "its weight average, " if src.get("ema") else ""
+    intro = (f"The {rec['model']} network of {what} ({which}weights sha256 `{_digest(src['weights_sha256'])}`), "
+             f"evaluated on the {res['images']:,} test images by {', '.join(names)} (device and autocast "
+             f"precision), every backend given the same fp32 input; the reference is {ref}. Per layer "
+             "(the feature layers `visualize_activations.py` hooks, then the logits): the reference's "
+             "largest absolute activation, and each backend's largest and mean absolute difference from it "
+             f"over the test set. Record `{rec['run_id']}` (`python backends.py"
+             + (f" --run {src['run']}" if src.get("run") else "") + "`).")
+    headers = ["Layer", "Shape", f"Largest absolute activation ({ref})"]
+    headers += [h for o in others for h in (f"Max abs difference ({o})", f"Mean abs difference ({o})")]
+    rows = []
+    for row in res["layers"]:
+        diffs = [res["backends"][o]["layers"][row["layer"]] for o in others]
+        rows.append([f"`{row['layer']}`", "x".join(map(str, row["shape"])), _g(row["reference_max_abs"])]
+                    + [v for d in diffs for v in (_g(d["max_abs_diff"]), _g(d["mean_abs_diff"]))])
+    n = res["images"]
+    rows.append(["Test predictions that differ", "", ""]
+                + [v for o in others for v in (f"{res['backends'][o]['predictions_differ']:,} of {n:,}", "")])
+    rows.append(["Test accuracy", "", f"{res['backends'][ref]['accuracy']:.2f}%"]
+                + [v for o in others for v in (f"{res['backends'][o]['accuracy']:.2f}%", "")])
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    finding = " ".join(
+        f"On {o}, the same weights classify {res['backends'][o]['predictions_differ']:,} of the {n:,} test "
+        f"images differently from {ref}; the logits differ by up to "
+        f"{_g(res['backends'][o]['layers']['logits']['max_abs_diff'])}." for o in others)
+    return [intro, "\n".join(lines), finding]
+
+
 # ---------------------------------------------------------------- command line
 
 def build_parser():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import backends
+import compare
 import compute
 import data
 import engine
@@ -48,6 +49,16 @@ def test_record_names_the_weights_and_every_feature_layer(trained_run, tiny_data
     assert runs.log_problem(rec) is None
     assert re.search(r"^conv1 +6x28x28 ", printed, re.M)
     assert f"cpu-bf16: {bf16['predictions_differ']} of 100 test predictions differ from cpu-fp32" in printed
+    intro, tbl, finding = compare.backends_markdown(rec)
+    assert f"run `{trained_run.name}`" in intro and src["weights_sha256"][:12] in intro
+    lines = tbl.splitlines()
+    assert lines[0] == ("| Layer | Shape | Largest absolute activation (cpu-fp32) | Max abs difference (cpu-bf16) "
+                        "| Mean abs difference (cpu-bf16) |")
+    conv1 = bf16["layers"]["conv1"]
+    assert lines[2] == (f"| `conv1` | 6x28x28 | {res['layers'][0]['reference_max_abs']:.3g} | "
+                        f"{conv1['max_abs_diff']:.3g} | {conv1['mean_abs_diff']:.3g} |")
+    assert f"| Test predictions that differ |  |  | {bf16['predictions_differ']} of 100 |  |" in tbl
+    assert finding.startswith(f"On cpu-bf16, the same weights classify {bf16['predictions_differ']} of the 100")
 
 
 def test_measure_counts_every_differing_prediction():
