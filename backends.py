@@ -32,6 +32,7 @@ import data
 import hwdna
 import recipes
 import runs
+from compare import LOGITS
 from engine import weights_digest
 from errors import UserError
 from trained import add_source_flags, trained_model
@@ -41,7 +42,6 @@ DEVICES = ("cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BACKENDS = [f"{d}-{p}" for d in DEVICES for p in PRECISIONS if (d, p) != ("cpu", "fp16")]
 BATCH = 500                         # test images per forward pass, on every backend
-LOGITS = "logits"
 
 
 def default_backends():

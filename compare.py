@@ -20,6 +20,7 @@ report.py writes results.md's comparisons with the same functions (``compare_run
 ``markdown``, ``machine_pairs``), so the document and this tool never disagree.
 """
 import argparse
+import itertools
 import json
 import sys
 from dataclasses import fields as dataclass_fields
@@ -31,6 +32,7 @@ import runs
 from errors import UserError
 
 EXIT_IDENTICAL, EXIT_DIFFER = 0, 1
+LOGITS = "logits"                   # backends.py's name for the network's output among its layers
 
 
 def _hw(key):
@@ -282,9 +284,9 @@ def _committed(run):
 
 def machine_pairs(all_runs):
     """The same computation on different machines or software: for each computation that complete
-    runs made in more than one environment, its first environment's run compared with each other
-    environment's.  An environment's run is one of committed code where there is one (a dirty tree's
-    code is unknown), the fastest of those (``runs.representative``).  [compare_runs dicts], in run order."""
+    runs made in more than one environment, every pair of environments, one run of each compared.
+    An environment's run is one of committed code where there is one (a dirty tree's code is
+    unknown), the fastest of those (``runs.representative``).  [compare_runs dicts], in run order."""
     groups = {}
     for r in all_runs:
         if r.complete:
@@ -293,7 +295,7 @@ def machine_pairs(all_runs):
     for envs in groups.values():
         heads = sorted((runs.representative([r for r in rs if _committed(r)] or rs) for rs in envs.values()),
                        key=lambda r: r.run_id)
-        pairs += [compare_runs(heads[0], other) for other in heads[1:]]
+        pairs += [compare_runs(a, b) for a, b in itertools.combinations(heads, 2)]
     return sorted(pairs, key=lambda c: (c["a"]["run_id"], c["b"]["run_id"]))
 
 
@@ -353,6 +355,12 @@ def final_weights_text(final):
             + (" (weight average)" if key == "weights_ema_sha256" else "") for key, w in final.items()]
 
 
+def by_part(rows):
+    """Fingerprint rows in the order of their parts: machine, software, data, code, config."""
+    order = [part for part, _ in PARTS] + ["config"]
+    return sorted(rows, key=lambda r: order.index(r["part"]))
+
+
 def render(cmp):
     """The comparison as one screen of text."""
     a, b = cmp["a"], cmp["b"]
@@ -361,10 +369,8 @@ def render(cmp):
     w = min(max(w, 12), 34)
     out = [f"A  {a['run_id']}  ({a['status']}; {a['path']})",
            f"B  {b['run_id']}  ({b['status']}; {b['path']})", ""]
-    rows = cmp["differs"] + cmp["unrecorded"]
+    rows = by_part(cmp["differs"] + cmp["unrecorded"])
     if rows:
-        order = [part for part, _ in PARTS] + ["config"]
-        rows = sorted(rows, key=lambda r: order.index(r["part"]))
         out.append(f"{'what differs':<32}  {'A':<{w}}  B")
         out += [f"  {r['part']:<9} {r['field']:<20}  {show(r['a']):<{w}}  {show(r['b'])}" for r in rows]
     else:
@@ -407,14 +413,14 @@ def markdown(cmp):
     """The comparison as a Markdown table (what differs, where the numbers part) and its verdict,
     for results.md."""
     a, b = cmp["a"]["run_id"], cmp["b"]["run_id"]
-    rows = [[r["field"], show(r["a"]), show(r["b"])] for r in cmp["differs"] + cmp["unrecorded"]]
+    rows = [[r["field"], show(r["a"]), show(r["b"])] for r in by_part(cmp["differs"] + cmp["unrecorded"])]
     n = cmp["numbers"]
     first = n["loss_lines"]["first_difference"]
     if first:
         rows.append([f"Loss [{first['epoch']}, {first['batch']}] (first that differs)",
                      f"{first['a']:.6f}", f"{first['b']:.6f}"])
     for e in n["epoch_weights"]:
-        rows.append([f"Weights after epoch {e['epoch']}", _digest(e["a"]), _digest(e["b"])])
+        rows.append([f"Weights sha256 after epoch {e['epoch']}", f"`{_digest(e['a'])}`", f"`{_digest(e['b'])}`"])
     rows.append(["Test accuracy", _pct(n["accuracy"]["a"]), _pct(n["accuracy"]["b"])])
     for key, w in n["final_weights"].items():
         label = "Final weights sha256" if key == "weights_sha256" else "Weight average sha256"
@@ -427,6 +433,34 @@ def markdown(cmp):
 
 def _g(v):
     return f"{v:.3g}" if runs.is_number(v) else "—"
+
+
+def backends_problem(rec):
+    """What in ``rec`` is not as ``backends.py`` writes it (the part ``backends_markdown`` reads), or None."""
+    number = runs.is_number
+    res, names, src = rec.get("results"), rec.get("backends"), rec.get("source")
+    if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)):
+        return "backends is not a list of two or more names"
+    if not (isinstance(src, dict) and isinstance(src.get("weights_sha256"), str)
+            and isinstance(src.get("run"), (str, type(None))) and isinstance(rec.get("model"), str)):
+        return "source or model is not as backends.py writes them"
+    if not (isinstance(res, dict) and isinstance(res.get("images"), int) and isinstance(res.get("layers"), list)
+            and isinstance(res.get("backends"), dict)):
+        return "results are not as backends.py writes them"
+    layers = res["layers"]
+    if not all(isinstance(r, dict) and isinstance(r.get("layer"), str) and number(r.get("reference_max_abs"))
+               and isinstance(r.get("shape"), list) for r in layers) or LOGITS not in [r["layer"] for r in layers]:
+        return "results.layers are not as backends.py writes them"
+    for i, name in enumerate(names):
+        b = res["backends"].get(name)
+        if not (isinstance(b, dict) and number(b.get("accuracy")) and isinstance(b.get("predictions_differ"), int)
+                and isinstance(b.get("layers"), dict)):
+            return f"results.backends.{name} is not as backends.py writes it"
+        if i and not all(isinstance(b["layers"].get(r["layer"]), dict)
+                         and all(number(b["layers"][r["layer"]].get(k)) for k in ("max_abs_diff", "mean_abs_diff"))
+                         for r in layers):
+            return f"results.backends.{name}.layers are not as backends.py writes them"
+    return None
 
 
 def backends_markdown(rec):
@@ -463,7 +497,7 @@ def backends_markdown(rec):
     finding = " ".join(
         f"On {o}, the same weights classify {res['backends'][o]['predictions_differ']:,} of the {n:,} test "
         f"images differently from {ref}; the logits differ by up to "
-        f"{_g(res['backends'][o]['layers']['logits']['max_abs_diff'])}." for o in others)
+        f"{_g(res['backends'][o]['layers'][LOGITS]['max_abs_diff'])}." for o in others)
     return [intro, "\n".join(lines), finding]
 
 
