@@ -46,7 +46,7 @@ def test_record_names_the_weights_and_every_feature_layer(trained_run, tiny_data
         # bf16 keeps 8 bits of mantissa: differences are there, and small against the activations
         assert 0 < spread["mean_abs_diff"] <= spread["max_abs_diff"] < 0.25 * row["reference_max_abs"]
     assert 0 <= bf16["predictions_differ"] <= res["images"] == 100
-    assert runs.log_problem(rec) is None
+    assert runs.log_problem(rec) is None and compare.backends_problem(rec) is None
     assert re.search(r"^conv1 +6x28x28 ", printed, re.M)
     assert f"cpu-bf16: {bf16['predictions_differ']} of 100 test predictions differ from cpu-fp32" in printed
     intro, tbl, finding = compare.backends_markdown(rec)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import compare
+import report
 import runs
 import train_small
 from conftest import ROOT
@@ -223,3 +224,51 @@ def test_machine_pairs_finds_the_two_amd_epyc_runs_in_the_committed_logs():
     (pair,) = compare.machine_pairs(found)          # B and its rerun (of a dirty tree) share one environment
     assert (pair["a"]["run_id"], pair["b"]["run_id"]) == (EPYC_A, EPYC_B)
     assert pair["verdict"]["diverged_at"] == [1, 1200]
+
+
+def _backends_record(run_id, **changes):
+    """A record of the form backends.py writes (tests/test_backends.py checks the real one against it)."""
+    layer = {"max_abs_diff": 0.01, "mean_abs_diff": 0.001}
+    rec = {"kind": "backends", "run_id": run_id, "status": "complete", "model": "small",
+           "source": {"run": EPYC_B, "weights": "weights.pt", "weights_sha256": "8882605b2caf" + "0" * 52},
+           "backends": ["cpu-fp32", "cpu-bf16"], "hardware": {}, "results": {
+               "reference": "cpu-fp32", "images": 10000,
+               "layers": [{"layer": "conv1", "shape": [6, 28, 28], "reference_max_abs": 3.5},
+                          {"layer": "logits", "shape": [10], "reference_max_abs": 12.0}],
+               "backends": {"cpu-fp32": {"accuracy": 55.87, "predictions_differ": 0, "layers": {}},
+                            "cpu-bf16": {"accuracy": 55.8, "predictions_differ": 42,
+                                         "layers": {"conv1": layer, "logits": layer}}}}}
+    rec.update(changes)
+    return rec
+
+
+def test_results_md_shows_what_compare_prints(tmp_path):
+    """The report's Hardware DNA and reproducibility verdicts come from compare.py's functions."""
+    folder = tmp_path / "runs"
+    for run_id in (EPYC_A, EPYC_B, "20261201-065531-small-e2"):
+        write(folder / run_id, log(ROOT / "runs" / run_id))
+    write(folder / "20261203-000000-backends-small", _backends_record("20261203-000000-backends-small"))
+    write(folder / "20261203-000001-backends-small", _backends_record("20261203-000001-backends-small",
+                                                                      backends=["cpu-fp32"]))
+    out = tmp_path / "site" / "results.md"
+    assert report.main(["--runs", str(folder), "--output", str(out), "--no-plots"]) == 0
+    md, details = out.read_text(), (tmp_path / "site" / "results" / "details.md").read_text()
+    a, b = (runs.read_run(folder / r / runs.LOG) for r in (EPYC_A, EPYC_B))
+    table, verdict = compare.markdown(compare.compare_runs(a, b)).split("\n\n")
+    hardware = md[md.index("## Hardware DNA"):md.index("## Activation Visualization")]
+    assert f"`python compare.py {EPYC_A} {EPYC_B}`" in hardware and table in hardware
+    assert " ".join(verdict.split()) in " ".join(hardware.split())
+    intro, backends_table, finding = compare.backends_markdown(log(folder / "20261203-000000-backends-small"))
+    assert backends_table in hardware and "42 of the 10,000 test images" in " ".join(hardware.split())
+    assert "`20261203-000001-backends-small` (backends)" in details         # malformed: listed, not shown
+    assert "identical: bit for bit" in details                              # EPYC_B and its rerun
+
+
+@pytest.mark.parametrize("change, problem", [
+    (dict(backends="cpu-fp32"), "backends is not a list"),
+    (dict(source={"run": 3}), "source or model"),
+    (dict(results={"images": 10, "layers": [], "backends": {}}), "results.layers"),
+])
+def test_backends_problem_names_what_is_not_as_written(change, problem):
+    assert compare.backends_problem(_backends_record("x")) is None
+    assert problem in compare.backends_problem(_backends_record("x", **change))
