@@ -245,17 +245,18 @@ def config_label(run, options=True):
 
 # ---------------------------------------------------------------- which runs make a row
 
-def at_recipe_defaults(run):
-    """The run's batch size, learning rate, weight decay, momentum and options are its recipe's."""
+def at_recipe_defaults(run, options=None):
+    """The run's batch size, learning rate, weight decay and momentum are its recipe's, and its recipe
+    options are ``options`` (default: none, the seed's)."""
     recipe = recipes.recipe(run.model)
     d = recipe.config()
     weight_decay = (d.weight_decay if "weight_decay" in recipe.defaults
                     else recipes.ONECYCLE_WEIGHT_DECAY if run.onecycle else d.weight_decay)
     lr_key = "max_lr" if run.onecycle else "lr"
-    c = run.cfg
+    c, options = run.cfg, options or {}
     return (run.batch_size == d.batch_size and c.get(lr_key) == getattr(d, lr_key)
             and c.get("weight_decay") == weight_decay and c.get("momentum") == d.momentum
-            and all(c.get(k, v) == v for k, v in recipes.OPTIONS.items()))
+            and all(c.get(k, v) == options.get(k, v) for k, v in recipes.OPTIONS.items()))
 
 
 def seed_recipe(model, flags):
@@ -267,17 +268,8 @@ def seed_recipe(model, flags):
 
 def best_recipe(recipe):
     """Runs of ``--recipe best`` as the script trains it (its options, the recipe's hyperparameters)."""
-    d = recipe.config()
-    lr_key = "max_lr" if recipe.best.get("onecycle", d.onecycle) else "lr"
-    options = {k: recipe.best.get(k, v) for k, v in recipes.OPTIONS.items()}
-
-    def holds(run):
-        c = run.cfg
-        return (run.model == recipe.model and c.get("recipe") == "best"
-                and all(c.get(k) == v for k, v in recipe.best.items())
-                and all(c.get(k, v) == v for k, v in options.items()) and run.batch_size == d.batch_size
-                and c.get(lr_key) == getattr(d, lr_key) and c.get("momentum") == d.momentum)
-    return holds
+    return lambda r: (r.model == recipe.model and r.cfg.get("recipe") == "best" and at_recipe_defaults(r, recipe.best)
+                      and all(r.cfg.get(k) == v for k, v in recipe.best.items()))
 
 
 @dataclass(frozen=True)
@@ -365,7 +357,7 @@ class Report:
         keys = {r.run_id: f"r{i}" for i, r in enumerate(self.train, 1)}
         return keys | {r.run_id: f"b{i}" for i, r in enumerate(self.bench, 1)}
 
-    def refs(self, items, epoch=None):
+    def refs(self, items):
         """'r3, r5–r7' for runs (or a sample's cells); '@ epoch k' for figures read from a longer run's
         history; and which of them were continued with --resume."""
         runs = [getattr(x, "run", x) for x in items]
@@ -379,7 +371,8 @@ class Report:
         text = ", ".join(spans)
         derived = {c.epoch for c in items if getattr(c, "derived", False)}
         text += "".join(f" @ epoch {k}" for k in sorted(derived))
-        notes = [f"{self.keys[r.run_id]} {resumed_text(r)}" for r in runs if r.rec.get("resumes")]
+        notes = [(f"{self.keys[r.run_id]} " if len(nums) > 1 else "") + resumed_text(r)
+                 for r in runs if r.rec.get("resumes")]
         return text + (f" ({'; '.join(notes)})" if notes else "")
 
     @cached_property
@@ -771,10 +764,19 @@ def hardware(rep):
             v = sorted({str(r.hw.get(field)) for r in rs if r.hw.get(field) not in (None, "")})
             return ", ".join(v) if v else missing
         rows.append([label, vals("chip"), vals("cpu_model_id"), vals("cpu_capability"), vals("cpu_count"),
-                     vals("gpu", "—"), f"{vals('os')} {vals('os_release')}", vals("torch"),
-                     sum(r.kind == "train" for r in rs)])
-    return section(2, "Hardware DNA", intro, table(["Machine", "Chip", "CPU family and model", "Kernels' ISA",
-                                                   "CPUs", "GPU", "OS", "PyTorch", "Runs"], rows))
+                     vals("gpu", "—"), f"{vals('os')} {vals('os_release')} {vals('architecture')}"]
+                    + [vals(k) for k in ("python", "torch", "torchvision", "numpy")]
+                    + [sum(r.kind == "train" for r in rs)])
+    same = [rs for rs in group(rep.done, lambda r: (r.configuration, r.seed)).values()
+            if len({rep.machine(r) for r in rs}) > 1]
+    if same:
+        by_machine = {rep.machine(r): r for r in sorted(same[0], key=lambda r: r.run_id)}
+        intro += (f" One computation ({model_name(same[0][0].model)}, {config_label(same[0][0])}, seed "
+                  f"{same[0][0].seed}) took " + " and ".join(f"{secs(r.at().time)} on {m} ({rep.keys[r.run_id]})"
+                                                              for m, r in sorted(by_machine.items())) + ".")
+    return section(2, "Hardware DNA", intro, table(["Machine", "Chip", "CPU family and model", "Kernels' ISA", "CPUs",
+                                                   "GPU", "OS", "Python", "PyTorch", "torchvision", "NumPy", "Runs"],
+                                                  rows))
 
 
 def machine_comparisons(rep):
@@ -881,19 +883,6 @@ def configurations_section(rep):
                          + table(["Class"] + keys, [[c] + [pc(p.get(c)) if c in p else "—" for p in pcs]
                                                     for c in class_names(*pcs)]))
     return section(2, "Configurations", *parts)
-
-
-def device_comparison(rep):
-    rows = []
-    for (device, chip), rs in sorted(group(rep.main, lambda r: (r.device, r.chip)).items()):
-        if c := sample_of([r for r in rs if seed_recipe("large", PLAIN)(r)], 2):
-            rows.append([DEVICE_NAMES.get(device, device), rep.machine(c.run), accuracy_text(c), rep.time_text(c),
-                         "; ".join(r.load for r in c.runs), rep.refs(c.cells)])
-    parts = ["Large LeNet-style CNN, 2 epochs, fixed learning rate, no augmentation, per device and machine "
-             "(load: the 1-minute load average at the start and the end of the run).",
-             table(["Device", "Machine", "Accuracy", "Time per run", "Load (start → end)", "Runs"], rows) if rows
-             else run_cmd(command("large", 2, device="cpu"), command("large", 2, device="cuda"))]
-    return section(2, "Device Comparison", *parts)
 
 
 def group(items, key):
@@ -1045,55 +1034,36 @@ def overall_match(matches):
     return next((m for m in ("✗", "not recorded") if m in matches), "✓")
 
 
-def prefixes(rep):
-    """Fixed-rate runs against the same epochs of a longer run of the same computation: the evidence
-    for the "@ epoch k" cells."""
-    plain = sorted((r for r in rep.done if not r.rec.get("resumes") and not r.onecycle), key=lambda r: r.run_id)
+def twins(rep):
+    """Runs against a run of the same computation: a fixed-rate run against the same epochs of a longer
+    one (the evidence for the "@ epoch k" cells), a resumed run against an uninterrupted one."""
+    whole = sorted((r for r in rep.done if not r.rec.get("resumes")), key=lambda r: r.run_id)
+    pairs = [(run, ref, "shorter run", 0) for run in whole for ref in whole if not run.onecycle and not ref.onecycle
+             and but_length(ref) == but_length(run) and ref.epochs > run.epochs and len(ref.history) >= run.epochs]
+    for run in sorted((r for r in rep.done if r.rec.get("resumes")), key=lambda r: r.run_id):
+        refs = [r for r in whole if but_length(r) == but_length(run) and (r.epochs == run.epochs or (
+            not r.onecycle and r.epochs > run.epochs and len(r.history) >= run.epochs))]
+        pairs.append((run, representative(refs), resumed_text(run), run.rec["resumes"][0].get("after_epoch", 0)))
     rows = []
-    for run in plain:
-        for ref in plain:
-            if but_length(ref) == but_length(run) and ref.epochs > run.epochs and len(ref.history) >= run.epochs:
-                values = twin_values(run, ref, run.epochs)
-                on = data_label(run)
-                rows.append([rep.keys[run.run_id], f"{rep.keys[ref.run_id]} @ epoch {run.epochs}",
-                             f"{model_name(run.model)}, {config_label(run)}, {rep.machine(run)}"
-                             + (f"; {on}" if on else "")]
-                            + [f"{a} / {b}" for a, b, _ in values] + [overall_match([m for *_, m in values])])
-    if not rows:
-        return ""
-    bad = sum(r[-1] == "✗" for r in rows)
-    return section(2, "Longer Runs Against Shorter Ones", "A fixed-rate run against the same epochs of a longer run "
-                   "of the same computation (neither resumed), as \"shorter / longer\".",
-                   table(["Run", "Same epochs of", "Configuration", "Loss lines", "Accuracy", "Weights sha256",
-                          "Match"], rows), f"**Result:** {bad} of {len(rows)} pairs differ." if bad else
-                   f"**Result:** all {len(rows)} pairs match where both recorded the values: epoch k of the longer "
-                   "run is the k-epoch run.")
-
-
-def resumed(rep):
-    runs = sorted((r for r in rep.done if r.rec.get("resumes")), key=lambda r: r.run_id)
-    rows = []
-    for run in runs:
-        k = run.epochs
-        refs = [r for r in rep.done if not r.rec.get("resumes") and but_length(r) == but_length(run)
-                and (r.epochs == k or (not r.onecycle and r.epochs > k and len(r.history) >= k))]
+    for run, ref, how, after in pairs:
         on = data_label(run)
-        head = [rep.keys[run.run_id], resumed_text(run),
-                f"{model_name(run.model)}, {config_label(run)}, {rep.machine(run)}" + (f"; {on}" if on else "")]
-        if not refs:
-            rows.append(head + ["no uninterrupted run of the same computation yet", "—", "—", "—", "—"])
+        head = [rep.keys[run.run_id], how, f"{model_name(run.model)}, {config_label(run)}, {rep.machine(run)}"
+                + (f"; {on}" if on else "")]
+        if ref is None:
+            rows.append(head + ["no run of the same computation yet", "—", "—", "—", "—"])
             continue
-        ref = representative(refs)
-        values = twin_values(run, ref, k, run.rec["resumes"][0].get("after_epoch", 0))
-        rows.append(head + [rep.keys[ref.run_id] + (f" @ epoch {k}" if ref.epochs != k else "")]
+        values = twin_values(run, ref, run.epochs, after)
+        rows.append(head + [rep.keys[ref.run_id] + (f" @ epoch {run.epochs}" if ref.epochs != run.epochs else "")]
                     + [f"{a} / {b}" for a, b, _ in values] + [overall_match([m for *_, m in values])])
     if not rows:
         return ""
-    return section(2, "Interrupted and Resumed", "Runs continued with `--resume` (stopped by a signal, or extended to "
-                   "more epochs) against an uninterrupted run of the same computation: the loss lines after the "
-                   "resume, the accuracy and the weights, as \"resumed / uninterrupted\".",
-                   table(["Run", "How", "Configuration", "Compared with", "Loss lines after the resume", "Accuracy",
-                          "Weights sha256", "Match"], rows))
+    bad = sum(r[-1] == "✗" for r in rows)
+    return section(2, "Runs Against Their Twins", "A run against one of the same computation, as \"run / twin\": a "
+                   "fixed-rate run against the same epochs of a longer run (neither resumed), and a run continued "
+                   "with `--resume` (stopped, or extended to more epochs) against an uninterrupted one; the loss lines "
+                   "(after the resume), the accuracy and the weights.",
+                   table(["Run", "How", "Configuration", "Twin", "Loss lines", "Accuracy", "Weights sha256", "Match"],
+                         rows), f"**Result:** {bad} of {len(rows)} pairs differ." if bad else "")
 
 
 # ---------------------------------------------------------------- the recipe ablation
@@ -1271,19 +1241,6 @@ def datasets(rep):
                    "sums); a dataset is named by its fingerprint, never by its folder.")
 
 
-def machines_detail(rep):
-    by = group(rep.done + [b for b in rep.bench if b.status == "complete"], rep.machine)
-    fields = [("OS", "os"), ("OS release", "os_release"), ("Architecture", "architecture"), ("Chip", "chip"),
-              ("CPU family and model", "cpu_model_id"), ("CPU kernels' instruction set", "cpu_capability"),
-              ("CPU count", "cpu_count"), ("GPU", "gpu"), ("Python", "python"), ("PyTorch", "torch"),
-              ("torchvision", "torchvision"), ("NumPy", "numpy")]
-    labels = sorted(by)
-    rows = [[name] + [", ".join(sorted({str(r.hw.get(f)) for r in by[m] if r.hw.get(f) not in (None, "")}))
-                      or "not recorded" for m in labels] for name, f in fields]
-    return section(2, "Machines", "Every machine's fingerprint, as its runs logged it.",
-                   table(["Field"] + labels, rows)) if labels else ""
-
-
 def run_index(rep):
     rows = []
     for r in rep.train:
@@ -1330,8 +1287,8 @@ def activation_maps(rep):
                                                     for p in pngs)) if pngs else ""
 
 
-DETAILS = [details_intro, configurations_section, device_comparison, benchmarks, tutorial_loop_seeds,
-           reproducibility_all, prefixes, resumed, ablation_section, other_data, datasets, machines_detail,
+DETAILS = [details_intro, configurations_section, benchmarks, tutorial_loop_seeds,
+           reproducibility_all, twins, ablation_section, other_data, datasets,
            activation_maps, run_index]
 
 

@@ -369,16 +369,16 @@ def test_resumed_and_shorter_runs_against_their_uninterrupted_twins(make_log, tm
     extended = make_log("20261201-130000-large-aug-e40", epochs=40, augment=True, acc_step=1.0)
     extended["resumes"] = [{"after_epoch": 20, "epochs_before": 20, "device": "cpu"}]
     md, details = render(tmp_path, [long_, short, resumed, extended])
-    prefix = tables(section(details, "Longer Runs Against Shorter Ones"))[0]
-    assert row(prefix, "r2")[1] == "r1 @ epoch 2" and row(prefix, "r2")[-1] == "✓"
-    table_ = tables(section(details, "Interrupted and Resumed"))[0]
+    table_ = tables(section(details, "Runs Against Their Twins"))[0]
+    assert row(table_, "r2")[1] == "shorter run" and row(table_, "r2")[3] == "r1 @ epoch 2"
+    assert row(table_, "r2")[-1] == "✓"
     assert row(table_, "r3")[1:2] + row(table_, "r3")[3:] == [
         "stopped after epoch 1 of 3, resumed", "r1 @ epoch 3", "14 lines / 14 lines", "41.00% / 41.00%",
         f"{report.sha_text(long_['history'][2]['weights_sha256'])} / "
         f"{report.sha_text(long_['history'][2]['weights_sha256'])}", "✓"]
     assert row(table_, "r4")[1] == "extended from 20 to 40 epochs by --resume"
     # a cited run that was extended says so where it is cited
-    assert "r4 (r4 extended from 20 to 40 epochs by --resume)" in summary_row(
+    assert "r4 (extended from 20 to 40 epochs by --resume)" in summary_row(
         md, "Large LeNet-style CNN + augmentation", 40)[6]
 
 
