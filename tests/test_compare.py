@@ -105,7 +105,7 @@ def test_two_amd_epyc_machines_name_the_first_diverging_loss_line(capsys):
 
 
 def test_another_cpu_is_different_hardware(trained, capsys, tmp_path):
-    other = log(trained["b"])
+    other = log(trained["a"])                  # a's own log: the same code and tree state
     other["hardware"].update(chip="Other CPU", cpu_capability="AVX512")
     other["loss_lines"][3][2] += 0.001
     folder = write(tmp_path / "other", other)
@@ -116,7 +116,7 @@ def test_another_cpu_is_different_hardware(trained, capsys, tmp_path):
 
 
 def test_same_everything_but_the_numbers_is_not_reproducible(trained, capsys, tmp_path):
-    twin = log(trained["b"])
+    twin = log(trained["a"])
     twin["results"]["weights_sha256"] = "0" * 64
     folder = write(tmp_path / "twin", twin)
     cmp = json.loads(compared(capsys, trained["a"], folder, "--json")[1])
