@@ -772,8 +772,11 @@ def hardware(rep):
     if same:
         by_machine = {rep.machine(r): r for r in sorted(same[0], key=lambda r: r.run_id)}
         intro += (f" One computation ({model_name(same[0][0].model)}, {config_label(same[0][0])}, seed "
-                  f"{same[0][0].seed}) took " + " and ".join(f"{secs(r.at().time)} on {m} ({rep.keys[r.run_id]})"
-                                                              for m, r in sorted(by_machine.items())) + ".")
+                  f"{same[0][0].seed}) took " + " and ".join(
+                      f"{secs(r.at().time)}{BUSY_MARK if r.at().busy else ''} on {m} ({rep.keys[r.run_id]})"
+                      for m, r in sorted(by_machine.items())) + "."
+                  + (f" {BUSY_MARK} Timed on a busy machine (every epoch)."
+                     if any(r.at().busy for r in by_machine.values()) else ""))
     return section(2, "Hardware DNA", intro, table(["Machine", "Chip", "CPU family and model", "Kernels' ISA", "CPUs",
                                                    "GPU", "OS", "Python", "PyTorch", "torchvision", "NumPy", "Runs"],
                                                   rows))
