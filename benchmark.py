@@ -7,6 +7,7 @@
                                                   #   speed, then each net's test accuracy
     python benchmark.py precision                 # ResNet-18: fp32 vs bf16 autocast, channels-last
     python benchmark.py floor --device cuda       # time per step against the chip's FLOP floor
+                                                  #   (fp32 on CUDA: the TF32 rate where cuDNN uses it)
     python benchmark.py floor --device cpu        #   on a CPU: at its fp32 and bf16 matrix rates
     python benchmark.py threads                   # each model: default threads vs 1, idle and with one
                                                   #   other process spinning a CPU
@@ -55,6 +56,8 @@ DEFAULT_STEPS = {"devices": 100, "precision": 20, "floor": 20, "compile": 5, "th
 # threads: timed steps per model and cell, about as long for each (on 2 AVX2 cores: seconds).
 THREAD_STEPS = {"small": 200, "large": 20, "resnet18": 2}
 SPINNER_START_S = 0.5                               # the spinning process's start, before the clock runs
+# On CUDA a step of ResNet-18 takes milliseconds: 20 steps would time about 50 ms.
+CUDA_STEPS = {"precision": 300, "floor": 300}
 FLOOR_MODELS = ("resnet18", "large")
 MATMUL_SIDE = {"cpu": 1024, "mps": 4096, "cuda": 8192}   # a square product large enough to run at speed
 PIPELINE_BATCH = 64
@@ -541,7 +544,7 @@ def bench_precision(s):
     a, device = s.args, s.device
     model = a.model or DEFAULT_MODEL["precision"]
     batch = a.batch_size or recipes.config_for(model).batch_size
-    steps = a.steps or DEFAULT_STEPS["precision"]
+    steps = a.steps or default_steps("precision", device)
     started = s.start()
     print(f"== precision: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, "
           f"augmented, on {device}", flush=True)
@@ -577,8 +580,40 @@ def bench_precision(s):
              results)
 
 
-def matrix_rate(device, dtype, repeats=5):
-    """FLOP/s of a large square matrix product in ``dtype`` on ``device``: the fastest of ``repeats``."""
+def default_steps(name, device):
+    return (CUDA_STEPS if device.type == "cuda" else DEFAULT_STEPS)[name]
+
+
+def matrix_precision(device, dtype):
+    """The arithmetic of the training step's convolutions and matrix products: "bf16" or "fp16"
+    under autocast; without it on CUDA "tf32" when cuDNN or cuBLAS may round fp32 operands to
+    TF32 (cuDNN's default), else "fp32"."""
+    if dtype is not None:
+        return compute.precision_name(dtype)
+    if device.type == "cuda" and (torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32):
+        return "tf32"
+    return "fp32"
+
+
+@contextmanager
+def tf32_matmuls(on):
+    """Matrix products in TF32 within the block when ``on``; the setting restored afterwards."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = on or before
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def matrix_rate(device, dtype, repeats=5, tf32=False):
+    """FLOP/s of a large square matrix product in ``dtype`` on ``device``: the fastest of ``repeats``;
+    with ``tf32``, an fp32 product in TF32, as cuDNN runs fp32 convolutions by default."""
+    with tf32_matmuls(tf32):
+        return _matrix_rate(device, dtype, repeats)
+
+
+def _matrix_rate(device, dtype, repeats):
     n = MATMUL_SIDE[device.type]
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -617,12 +652,13 @@ def bench_floor(s):
     """Time per training step against its floor: the step's FLOPs at the chip's matrix-product rate."""
     a, device = s.args, s.device
     dtype = compute.amp_dtype(a.precision, device)
-    rate = matrix_rate(device, dtype or torch.float32)
+    matrix = matrix_precision(device, dtype)           # the rate the steps' convolutions can reach
+    rate = matrix_rate(device, dtype or torch.float32, tf32=matrix == "tf32")
     started = s.start()
-    steps = a.steps or DEFAULT_STEPS["floor"]
+    steps = a.steps or default_steps("floor", device)
     kind = compute.precision_name(dtype)
     print(f"== floor: {steps} steps after {a.warmup} warm-up, augmented, on {device}, {kind}; "
-          f"matrix product ({MATMUL_SIDE[device.type]}^2, {kind}): {rate / 1e12:,.3f} TFLOP/s", flush=True)
+          f"matrix product ({MATMUL_SIDE[device.type]}^2, {matrix}): {rate / 1e12:,.3f} TFLOP/s", flush=True)
     cpu_rates = cpu_matrix_rates(device) if device.type == "cpu" else None
     if cpu_rates:
         emulated = "" if hwdna.cpu_bf16_flags() else " (emulated: no bf16 flags)"
@@ -630,7 +666,7 @@ def bench_floor(s):
               f"bf16 {cpu_rates['bf16'] / 1e9:,.1f} GFLOP/s{emulated}", flush=True)
     compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
-    results = {"matrix_flop_per_s": rate, "precision": kind, "steps": steps}
+    results = {"matrix_flop_per_s": rate, "precision": kind, "matrix_precision": matrix, "steps": steps}
     if cpu_rates:
         results["cpu_matrix_flop_per_s"] = cpu_rates
     for model in ([a.model] if a.model else FLOOR_MODELS):
@@ -880,7 +916,8 @@ def build_parser():
       help=f"timed training steps (default: devices {DEFAULT_STEPS['devices']}, overhead one epoch "
            f"(782 at batch 64), small --epochs epochs (12,500 steps each), precision "
            f"{DEFAULT_STEPS['precision']}, floor {DEFAULT_STEPS['floor']}, compile {DEFAULT_STEPS['compile']}, "
-           "threads " + ", ".join(f"{m} {n}" for m, n in THREAD_STEPS.items()) + " per cell); pipeline always "
+           "threads " + ", ".join(f"{m} {n}" for m, n in THREAD_STEPS.items()) + " per cell; on CUDA precision "
+           f"{CUDA_STEPS['precision']} and floor {CUDA_STEPS['floor']}); pipeline always "
            "times one epoch")
     a("--warmup", type=nonnegative_int, default=5,
       help="untimed steps (pipeline: batches) before each timed run; small --warmup 0 trains each net "
