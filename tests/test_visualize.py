@@ -248,14 +248,23 @@ def test_wrong_or_corrupt_weights(tiny_data, workdir, capsys):
     code, _, err = run_main(capsys, "--weights", "large.pt", "--model", "large", "--data-dir", tiny_data,
                             "--layers", "conv1")
     assert code == 0, err
+    stats = json.loads((workdir / "activations" / "large_stats.json").read_text())
+    assert [(r["layer"], r["channels"]) for r in stats["layers"]] == [("conv1", 64)]
 
 
 def test_checkpoint_is_accepted_as_weights(tiny_data, workdir, capsys):
-    torch.save({"format": 1, "config": {}, "model": build_model("small").state_dict()},
-               workdir / "checkpoint.pt")
+    torch.manual_seed(3)
+    model = build_model("small")
+    torch.save({"format": 1, "config": {}, "model": model.state_dict()}, workdir / "checkpoint.pt")
     code, _, err = run_main(capsys, "--weights", "checkpoint.pt", "--model", "small",
                             "--data-dir", tiny_data, "--layers", "conv1")
     assert code == 0, err
+    # the figures' numbers are the checkpoint's network's on test image 0
+    x_test, y_test = data.load_arrays(tiny_data / "cifar-10-batches-py")[2:]
+    ds = data.DeviceCIFAR10(x_test[:0], y_test[:0], x_test[:1], y_test[:1], "cpu")
+    _, acts = va.capture(model, ds.normalize(ds.x_test), ["conv1"])
+    stats = json.loads((workdir / "activations" / "small_stats.json").read_text())
+    assert stats["layers"] == va.layer_stats(acts) and stats["image"]["index"] == 0
 
 
 def test_unwritable_out(tiny_data, workdir, capsys):
