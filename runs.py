@@ -580,19 +580,29 @@ def load_runs(runs_dir, warn):
     runs = []
     for path in sorted(runs_dir.glob(f"*/{LOG}")):
         try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:     # RecursionError: nesting
-            warn(f"warning: skipping {path}: unreadable run log ({type(exc).__name__})")
-            continue
-        if not isinstance(rec, dict):
-            warn(f"warning: skipping {path}: not a run log (a JSON object was expected)")
-            continue
-        problem = log_problem(rec)
-        if problem:
-            warn(f"warning: skipping {path}: {problem}, not what a run log holds")
-            continue
-        runs.append(Run(rec, path))
+            runs.append(read_run(path))
+        except BadLog as exc:
+            warn(f"warning: skipping {path}: {exc}")
     return sorted(runs, key=lambda r: (r.run_id, str(r.path)))
+
+
+class BadLog(ValueError):
+    """A file that is not a run log this project writes; the message says why."""
+
+
+def read_run(path):
+    """The run log at ``path`` as a ``Run``; ``BadLog`` when it cannot be read or a field has a
+    type no run log of this project writes (``log_problem``)."""
+    try:
+        rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:     # RecursionError: nesting
+        raise BadLog(f"unreadable run log ({type(exc).__name__})") from None
+    if not isinstance(rec, dict):
+        raise BadLog("not a run log (a JSON object was expected)")
+    problem = log_problem(rec)
+    if problem:
+        raise BadLog(f"{problem}, not what a run log holds")
+    return Run(rec, Path(path))
 
 
 # ---------------------------------------------------------------- choosing runs

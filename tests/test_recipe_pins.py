@@ -243,3 +243,18 @@ def test_a_onecycle_run_of_the_wide_lenet_resumes_bit_for_bit(tmp_path, workdir,
     whole, _ = resumed_matches_uninterrupted(train_large, args, cifar, workdir, capsys, monkeypatch)
     # the schedule spans the run: after epoch 1, the rate of step 4 of 8
     assert whole["history"][0]["lr"] == pytest.approx(onecycle_lr(4, 8), rel=1e-9)
+
+
+# ---------------------------------------------------------------- run logs: a timing taken on a busy machine
+
+def test_busy_is_the_other_cpus_weighted_by_epoch_time(tmp_path):
+    """Busy when other processes kept 0.5 CPUs or more busy on average over the training time."""
+    import runs
+
+    def run_of(*epochs):
+        return runs.Run({"run_id": "r", "hardware": {"cpu_count": 2}, "history": [
+            {"other_cpus": other, "epoch_time_s": seconds} for other, seconds in epochs]}, tmp_path / "r")
+    light = run_of((0.9, 10.0), (0.3, 30.0))               # (9 + 9) / 40 = 0.45; unweighted 0.6
+    assert light.busy() is False and light.busy(1) is True
+    assert run_of((0.9, 30.0), (0.3, 10.0)).busy() is True   # (27 + 3) / 40 = 0.75
+    assert run_of((0.5, 10.0)).busy() is True and run_of((0.49, 10.0)).busy() is False

@@ -43,7 +43,8 @@ MUTANTS = (
            "train_step(t.step_model, t.optimizer, t.scaler, x, y, t.dtype, 0.0)", (PINS, "-k", "loss")),
     Mutant("onecycle-linear", "graphs.py", 'anneal_strategy="cos"', 'anneal_strategy="linear"',
            (PINS, "-k", "onecycle")),
-    Mutant("flip-never", "data.py", "flips.to(self.device), padding)", "flips.to(self.device) & False, padding)",
+    Mutant("flip-never", "data.py", "flips = torch.randint(0, 2, (n,), generator=generator).bool()",
+           "flips = torch.randint(0, 2, (n,), generator=generator).bool() & False",
            (PINS, "-k", "crops")),
     Mutant("shifts-halved", "data.py", "shifts = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)",
            "shifts = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator) // 2", (PINS, "-k", "crops")),
@@ -81,7 +82,9 @@ MUTANTS = (
            "for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):",
            ("tests/test_visualize.py", "-k", "latest_complete")),
     Mutant("busy-margin-ignored", "runs.py", "return mean >= BUSY_MARGIN", "return False",
-           ("tests/test_report.py",)),
+           (PINS, "-k", "busy")),
+    Mutant("busy-unweighted", "runs.py", "mean = sum(v * s for v, s in others) / seconds",
+           "mean = sum(v for v, s in others) / len(others)", (PINS, "-k", "busy")),
 )
 
 
