@@ -65,7 +65,8 @@ def test_a_new_recipe_reaches_every_entry_point(probe, tiny_data, workdir, capsy
     code, out, err = run(predict, capsys, str(image), "--model", "probe", "--runs", "runs", "--device", "cpu")
     assert code == 0, err
     head, line = out.splitlines()
-    assert head == f"probe (run {run_dir.name}) on cpu"                 # the newest probe run's weights
+    # the newest probe run's weights, named with its accuracy and its data
+    assert head.startswith(f"probe (run {run_dir.name}) on cpu: ") and "test accuracy on 100 images" in head
     top = re.fullmatch(re.escape(str(image)) + r": (\w+) ([\d.]+)%, (\w+) ([\d.]+)%, (\w+) ([\d.]+)%", line)
     names, shares = top.groups()[::2], [float(v) for v in top.groups()[1::2]]
     assert len(set(names)) == 3 and set(names) <= set(data.CLASSES) and shares == sorted(shares, reverse=True)
