@@ -153,11 +153,7 @@ def build_parser():
     p.add_argument("--backends", nargs="+", choices=BACKENDS, metavar="BACKEND",
                    help=f"device-precision pairs, the first the reference; of {', '.join(BACKENDS)} "
                         "(default: cpu-fp32 cpu-bf16, and cuda-fp32 and mps-fp32 where present)")
-    data_dir = cli.default_data_dir()
-    p.add_argument("--data-dir", default=data_dir,
-                   help=f"folder holding cifar-10-batches-py (default: $CIFAR10_DIR or ./data; now: {data_dir})")
-    p.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
-                   help="download CIFAR-10 when it is missing (default: on)")
+    cli.add_data_flags(p.add_argument)
     p.add_argument("--out", default="runs", help="folder for the record's run folder (default: runs)")
     return p
 

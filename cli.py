@@ -120,13 +120,18 @@ def shared_parent(seed_help="random seed", device_help=None, suppress=False):
                           "warning (default: auto)")
     a("--seed", type=seed_int, default=recipes.DEFAULT_SEED,
       help=f"{seed_help} (default: {recipes.DEFAULT_SEED})")
-    data_dir = default_data_dir()
-    a("--data-dir", default=data_dir,
-      help=f"folder holding cifar-10-batches-py, or where to download it "
-           f"(default: $CIFAR10_DIR or ./data; now: {data_dir})")
-    a("--download", action=argparse.BooleanOptionalAction, default=True,
-      help="download CIFAR-10 when it is missing (default: on)")
+    add_data_flags(a)
     return p
+
+
+def add_data_flags(add):
+    """--data-dir and --download through ``add`` (a parser's ``add_argument`` or an ``_adder``)."""
+    data_dir = default_data_dir()
+    add("--data-dir", default=data_dir,
+        help=f"folder holding cifar-10-batches-py, or where to download it "
+             f"(default: $CIFAR10_DIR or ./data; now: {data_dir})")
+    add("--download", action=argparse.BooleanOptionalAction, default=True,
+        help="download CIFAR-10 when it is missing (default: on)")
 
 
 def build_training_parser(model, description=None, prog=None, suppress=False):

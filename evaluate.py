@@ -30,11 +30,7 @@ def build_parser():
     p.add_argument("--device", choices=cli.DEVICES, default="auto",
                    help="auto = MPS, then CUDA, then CPU; a missing device falls back with a "
                         "warning (default: auto)")
-    data_dir = cli.default_data_dir()
-    p.add_argument("--data-dir", default=data_dir,
-                   help=f"folder holding cifar-10-batches-py (default: $CIFAR10_DIR or ./data; now: {data_dir})")
-    p.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
-                   help="download CIFAR-10 when it is missing (default: on)")
+    cli.add_data_flags(p.add_argument)
     return p
 
 
