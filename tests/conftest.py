@@ -54,6 +54,13 @@ def tiny_data(tmp_path_factory):
     return make_cifar(tmp_path_factory.mktemp("cifar"))
 
 
+@pytest.fixture(scope="session")
+def micro_data(tmp_path_factory):
+    """A smaller shared dataset for tests that train several runs (60 train, 20 test: 4 batches
+    of 16), where the images' number is not what is checked."""
+    return make_cifar(tmp_path_factory.mktemp("cifar60"), n_train=64, n_test=20)
+
+
 @pytest.fixture(autouse=True)
 def signals_restored():
     """A run stopped in-process leaves SIGINT and SIGTERM ignored (``engine.StopFlag``, on its way

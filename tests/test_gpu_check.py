@@ -12,7 +12,9 @@ CUDA_ONLY = {"nvidia-smi", "capture-f64", "capture-sync", "capture-losses"}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the dry run of a machine without CUDA")
-def test_the_dry_run_runs_every_check_and_skips_the_cuda_ones(tiny_data, tmp_path, capsys):
+def test_the_dry_run_runs_every_check_and_skips_the_cuda_ones(tiny_data, tmp_path, capsys, monkeypatch):
+    # the floor's matrix products at side 128: an emulated bf16 product of side 1024 takes seconds
+    monkeypatch.setitem(gpu_check.benchmark.MATMUL_SIDE, "cpu", 128)
     out = tmp_path / "check"
     assert gpu_check.main([str(out), "--dry-run", "--data-dir", str(tiny_data)]) == 0
     lines = (out / "summary.txt").read_text().splitlines()

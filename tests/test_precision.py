@@ -92,7 +92,7 @@ def test_channels_last_batches(tiny_data):
     (["--precision", "bf16", "--channels-last"], "bf16", torch.bfloat16, True),
     (["--precision", "fp32"], "fp32", torch.float32, False),
 ])
-def test_train_large_trains_and_records_the_precision(tiny_data, workdir, monkeypatch,
+def test_train_large_trains_and_records_the_precision(micro_data, workdir, monkeypatch,
                                                       flags, precision, dtype, channels_last):
     seen = []   # one dict per training forward pass
     build = engine.build_model
@@ -114,10 +114,10 @@ def test_train_large_trains_and_records_the_precision(tiny_data, workdir, monkey
         return model
 
     monkeypatch.setattr(engine, "build_model", hooked)
-    argv = [*flags, "--epochs", "1", "--data-dir", str(tiny_data), "--out", str(workdir / "runs"),
-            "--log-every", "5", "--device", "cpu"]
+    argv = [*flags, "--epochs", "1", "--batch-size", "16", "--data-dir", str(micro_data),
+            "--out", str(workdir / "runs"), "--log-every", "5", "--device", "cpu"]
     assert train_large.main(argv) == 0
-    assert len(seen) == 4                                         # 200 images, batch 64
+    assert len(seen) == 4                                         # 60 images, batch 16
     expected = {"input_cl": channels_last, "weight_cl": channels_last, "conv1": dtype, "fc1": dtype}
     assert all(s == expected for s in seen)
     (log_path,) = (workdir / "runs").glob("*/run_log.json")
@@ -231,11 +231,11 @@ def crafted_cpu(monkeypatch, cpuinfo):
 
 
 def test_auto_bf16_run_logs_its_choice_and_refuses_to_resume_on_an_emulating_cpu(
-        tiny_data, workdir, monkeypatch, capsys):
+        micro_data, workdir, monkeypatch, capsys):
     crafted_cpu(monkeypatch, AMX)
     monkeypatch.setattr(recipes, "RECIPES", recipes.RECIPES | {
         "large": dataclasses.replace(recipes.RECIPES["large"], cpu_bf16="measured so, say")})
-    base = ["--data-dir", str(tiny_data), "--out", "runs", "--device", "cpu", "--log-every", "5"]
+    base = ["--data-dir", str(micro_data), "--out", "runs", "--device", "cpu", "--log-every", "5"]
     assert train_large.main(["--epochs", "1", *base]) == 0
     (run_dir,) = (workdir / "runs").iterdir()
     log = json.loads((run_dir / "run_log.json").read_text())
@@ -258,11 +258,11 @@ def test_auto_bf16_run_logs_its_choice_and_refuses_to_resume_on_an_emulating_cpu
     assert log["status"] == "complete" and len(log["history"]) == 2 and log["precision"] == "bf16"
 
 
-def test_an_auto_fp32_run_stays_fp32_when_resumed_on_a_cpu_with_bf16(tiny_data, workdir, monkeypatch):
+def test_an_auto_fp32_run_stays_fp32_when_resumed_on_a_cpu_with_bf16(micro_data, workdir, monkeypatch):
     crafted_cpu(monkeypatch, AVX2)
     monkeypatch.setattr(recipes, "RECIPES", recipes.RECIPES | {
         "large": dataclasses.replace(recipes.RECIPES["large"], cpu_bf16="measured so, say")})
-    base = ["--data-dir", str(tiny_data), "--out", "runs", "--device", "cpu", "--log-every", "5"]
+    base = ["--data-dir", str(micro_data), "--out", "runs", "--device", "cpu", "--log-every", "5"]
     assert train_large.main(["--epochs", "1", *base]) == 0
     (run_dir,) = (workdir / "runs").iterdir()
     assert json.loads((run_dir / "run_log.json").read_text())["precision"] == "fp32"

@@ -100,18 +100,22 @@ def copy_tree(dest):
 
 
 def pytest(tree, tests, timeout):
-    """(passed?, seconds, last line of pytest's output) of ``tests`` run in ``tree``."""
+    """(passed?, seconds, what happened) of ``tests`` run in ``tree``: pytest's last line, and
+    when a test failed, that test's name (the one that killed the mutant)."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     start = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                              cwd=tree, capture_output=True, text=True, env=env, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider",
+                               *tests], cwd=tree, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return False, time.perf_counter() - start, f"timed out after {timeout} s"
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     if proc.returncode == 5:
         raise SystemExit(f"error: pytest {' '.join(tests)} selects no test; fix the mutant's selection")
-    return proc.returncode == 0, time.perf_counter() - start, lines[-1] if lines else proc.stderr.strip()[-200:]
+    # the short summary's "FAILED tests/x.py::test_y - AssertionError: ..." lines
+    failed = [line.split()[1] for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    last = lines[-1] if lines else proc.stderr.strip()[-200:]
+    return proc.returncode == 0, time.perf_counter() - start, f"{' '.join(failed)} ({last})" if failed else last
 
 
 def main(argv=None):
