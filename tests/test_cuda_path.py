@@ -76,10 +76,10 @@ def test_cuda_checkpoints_every_10_epochs_and_other_devices_every_epoch():
     assert recipes.checkpoint_every(recipes.Config(checkpoint_every=3), "cuda") == 3
 
 
-def _train(tiny_data, out, *extra):
-    import train_large
-    return train_large.main(["--epochs", "3", "--checkpoint-every", "2", "--log-every", "1",
-                             "--data-dir", str(tiny_data), "--device", "cpu", "--out", str(out), *extra])
+def _train(cifar, out, *extra):
+    import train_large                        # 4 batches of 16 an epoch on micro_data
+    return train_large.main(["--epochs", "3", "--checkpoint-every", "2", "--log-every", "1", "--batch-size", "16",
+                             "--data-dir", str(cifar), "--device", "cpu", "--out", str(out), *extra])
 
 
 def _log(out):
@@ -89,10 +89,10 @@ def _log(out):
 
 
 @pytest.mark.parametrize("where", ["during", "after"])
-def test_a_resume_continues_from_the_last_checkpoint(where, tiny_data, tmp_path, monkeypatch, capsys):
+def test_a_resume_continues_from_the_last_checkpoint(where, micro_data, tmp_path, monkeypatch, capsys):
     import signal
     import engine
-    assert _train(tiny_data, tmp_path / "whole") == 0
+    assert _train(micro_data, tmp_path / "whole") == 0
     whole = _log(tmp_path / "whole")
     # the digest is taken where a checkpoint is written: epoch 2 and the last
     assert [h["weights_sha256"] is not None for h in whole["history"]] == [False, True, True]
@@ -120,12 +120,12 @@ def test_a_resume_continues_from_the_last_checkpoint(where, tiny_data, tmp_path,
             return out
         monkeypatch.setattr(engine, "end_of_epoch", stopping)
         kept = 1
-    assert _train(tiny_data, tmp_path / "cut") == 130
+    assert _train(micro_data, tmp_path / "cut") == 130
     assert f"the checkpoint holds epoch {kept}" in capsys.readouterr().err or where == "after"
     (ckpt,) = (tmp_path / "cut").glob("*/checkpoint.pt")
     assert torch.load(ckpt, weights_only=True)["epoch"] == kept
     monkeypatch.undo()
-    assert _train(tiny_data, tmp_path / "cut", "--resume", ckpt.parent.name) == 0
+    assert _train(micro_data, tmp_path / "cut", "--resume", ckpt.parent.name) == 0
     resumed = _log(tmp_path / "cut")
     assert f"resuming {ckpt.parent.name} after epoch {kept}" in capsys.readouterr().out
     assert resumed["results"]["weights_sha256"] == whole["results"]["weights_sha256"]

@@ -153,9 +153,9 @@ def test_eligibility_names_each_reason():
     assert "--compile" in graphs.eligible(dataclasses.replace(cfg, compile=True), cpu, None, 1)
 
 
-def test_a_run_with_the_program_step_matches_the_plain_run(tiny_data, tmp_path, capsys):
-    common = ["--epochs", "2", "--augment", "--onecycle", "--batch-size", "16", "--log-every", "3",
-              "--nesterov", "--ema", "0.9", "--data-dir", str(tiny_data), "--device", "cpu"]
+def test_a_run_with_the_program_step_matches_the_plain_run(micro_data, tmp_path, capsys):
+    common = ["--epochs", "2", "--augment", "--onecycle", "--batch-size", "16", "--log-every", "2",
+              "--nesterov", "--ema", "0.9", "--data-dir", str(micro_data), "--device", "cpu"]
     logs, lines = [], []
     for name, extra in (("plain", []), ("graph", ["--cuda-graph"]), ("again", ["--cuda-graph"])):
         assert train_large.main([*common, *extra, "--out", str(tmp_path / name)]) == 0
@@ -170,7 +170,8 @@ def test_a_run_with_the_program_step_matches_the_plain_run(tiny_data, tmp_path, 
     assert graph["config"]["cuda_graph"] is True and len(lines[0]) == len(lines[1]) > 0
     for (e1, b1, l1), (e2, b2, l2) in zip(plain["loss_lines"], graph["loss_lines"]):
         assert (e1, b1) == (e2, b2) and l1 == pytest.approx(l2, abs=1e-4)
-    assert graph["results"]["overall_accuracy"] == pytest.approx(plain["results"]["overall_accuracy"], abs=3)
+    # 20 test images: at most one predicted otherwise
+    assert graph["results"]["overall_accuracy"] == pytest.approx(plain["results"]["overall_accuracy"], abs=5)
 
 
 def test_no_deterministic_is_recorded(tiny_data, tmp_path, capsys):

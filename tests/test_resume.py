@@ -53,14 +53,24 @@ def _interrupt_after(proc, marker, signum, times=1):
     return "".join(seen) + out, err
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_then_resume_is_bit_identical(signum, medium_data, tmp_path):
-    common = ["--epochs", "3", "--data-dir", str(medium_data), "--log-every", "25", "--device", "cpu"]
-    ref = spawn.run([sys.executable, str(ROOT / "train_small.py"), *common, "--out", "ref"],
-                    cwd=tmp_path, capture_output=True, text=True,
+SIGNALLED = ["--epochs", "3", "--log-every", "25", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(medium_data, tmp_path_factory):
+    """The run the signalled runs are held to, trained once: (its loss lines, its weights)."""
+    cwd = tmp_path_factory.mktemp("ref")
+    ref = spawn.run([sys.executable, str(ROOT / "train_small.py"), *SIGNALLED, "--data-dir", str(medium_data),
+                     "--out", "ref"], cwd=cwd, capture_output=True, text=True,
                     env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert ref.returncode == 0, ref.stderr
-    ref_lines = LOSS_LINE.findall(ref.stdout)
+    return LOSS_LINE.findall(ref.stdout), torch.load(run_dir(cwd / "ref") / "weights.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_then_resume_is_bit_identical(signum, medium_data, uninterrupted, tmp_path):
+    common = [*SIGNALLED, "--data-dir", str(medium_data)]
+    ref_lines, a = uninterrupted
 
     proc = _start(common + ["--out", "cut"], tmp_path)
     out, err = _interrupt_after(proc, "epoch 1/3:", signum)
@@ -80,7 +90,6 @@ def test_signal_then_resume_is_bit_identical(signum, medium_data, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     after = LOSS_LINE.findall(resumed.stdout)
     assert after and after == [l for l in ref_lines if int(l[0]) > done]
-    a = torch.load(run_dir(tmp_path / "ref") / "weights.pt", weights_only=True)
     b = torch.load(cut / "weights.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
     final = json.loads((cut / "run_log.json").read_text())
