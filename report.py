@@ -221,16 +221,16 @@ def config_label(run, options=True):
 
 def at_recipe_defaults(run, options=None):
     """The run's batch size, learning rate, weight decay and momentum are its recipe's, and its recipe
-    options are ``options`` (default: none, the seed's)."""
+    options are its recipe's (the seed's but for a network with options of its own), or ``options``."""
     recipe = recipes.recipe(run.model)
     d = recipe.config()
     weight_decay = (d.weight_decay if "weight_decay" in recipe.defaults
                     else recipes.ONECYCLE_WEIGHT_DECAY if run.onecycle else d.weight_decay)
     lr_key = "max_lr" if run.onecycle else "lr"
-    c, options = run.cfg, options or {}
+    c, options = run.cfg, {k: getattr(d, k) for k in recipes.OPTIONS} | (options or {})
     return (run.batch_size == d.batch_size and c.get(lr_key) == getattr(d, lr_key)
             and c.get("weight_decay") == weight_decay and c.get("momentum") == d.momentum
-            and all(c.get(k, v) == options.get(k, v) for k, v in recipes.OPTIONS.items()))
+            and all(c.get(k, v) == options[k] for k, v in recipes.OPTIONS.items()))
 
 
 def seed_recipe(model, flags):
@@ -667,7 +667,8 @@ def architectures(rep):
     rows = []
     for model, recipe in recipes.RECIPES.items():
         seed = [row for row in rep.rows if row.model == model and row.kind == "seed"]
-        top = best_sample([row.sample for row in seed if row.sample]) if seed else None
+        top = best_sample([row.sample for row in seed if row.sample] if seed else    # a network with no seed row:
+                          configurations([r for r in rep.main if seed_recipe(model, {})(r)]))   # its own recipe
         bst = next((row.sample for row in rep.rows if row.model == model and row.kind == "best"), None)
         rows.append([recipe.name, params_text(rep.params(model))] + [
             f"{accuracy_text(s)}, {s.run.epochs} ep" if s else NOT_MEASURED for s in (top, bst)]

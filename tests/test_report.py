@@ -696,3 +696,18 @@ def test_superseded_figures_stay_in_details_each_labelled(make_log, tmp_path):
     cyc = next(r for r in times if r[2].endswith("augmentation, OneCycleLR"))
     # per-epoch rule: the median idle epoch (30 s) × 40 on each seed; whole-run rule: as logged, 1,230 and 1,200 s
     assert cyc[3:] == ["1200.00s on Test A", "1215.00s on Test A", "r2–r3"]
+
+
+def test_a_network_without_seed_rows_is_measured_at_its_own_recipe(make_log, tmp_path):
+    """The fast network has no row of the seed's: the Architecture Comparison takes its runs at its own
+    recipe (its options on), and a run off that recipe does not stand for it."""
+    d = recipes.config_for("fast")
+    logs = []
+    for i, (acc0, label_smoothing) in enumerate([(90.0, d.label_smoothing), (98.0, 0.0)]):
+        log = make_log(f"20261201-10000{i}-fast-aug-e10", model="fast", epochs=10, augment=True, acc0=acc0,
+                       acc_step=0.1)
+        log["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum",
+                                                         *recipes.OPTIONS)}, label_smoothing=label_smoothing)
+        logs.append(log)
+    md, _ = render(tmp_path, logs)
+    assert row(tables(section(md, "Architecture Comparison"))[0], "airbench94 network")[2] == "91.00% (n=1), 10 ep"
