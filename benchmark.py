@@ -12,7 +12,8 @@
     python benchmark.py threads                   # each model: default threads vs 1, idle and with one
                                                   #   other process spinning a CPU
     python benchmark.py compile --steps 3         # ResNet-18: torch.compile vs eager, compile time, payback
-    python benchmark.py all                       # all but floor, threads and compile
+    python benchmark.py flops                     # each network's training and forward FLOP per image
+    python benchmark.py all                       # all but floor, threads, compile and flops
 
 Every rate is taken after warm-up, with the device synchronised before each
 reading of ``time.perf_counter``.  Each benchmark writes
@@ -48,7 +49,7 @@ from cli import Parser, nonnegative_int, positive_int
 from models import build_model
 
 BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")   # "all"
-EXTRA = ("floor", "threads", "compile")             # asked for by name
+EXTRA = ("floor", "threads", "compile", "flops")             # asked for by name
 DEVICE_KINDS = ("cpu", "mps", "cuda")
 DEFAULT_MODEL = {"devices": "large", "precision": "resnet18", "compile": "resnet18"}
 # overhead: one epoch; small: --epochs; threads: THREAD_STEPS
@@ -862,6 +863,47 @@ def bench_compile(s):
               "eager_other_cpus": eager_other, "compiled_other_cpus": compiled_other} | payback)
 
 
+FLOP_BATCH = 8                                      # images counted per network: FLOPs scale with the batch
+
+
+def forward_flops(model, x):
+    """FLOPs of one forward pass of ``model`` in evaluation mode, as torch's FlopCounterMode counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train()
+    return counter.get_total_flops()
+
+
+def bench_flops(s):
+    """Each network's compute per image, counted by torch.utils.flop_counter on one augmented batch:
+    a training step (forward and backward) and an evaluation pass (forward).  A run's training
+    compute is the first times its images times its epochs; report.py plots accuracy against it."""
+    a, device = s.args, s.device
+    models = [a.model] if a.model else list(recipes.RECIPES)
+    started = s.start()
+    print(f"== flops: {', '.join(models)}; counted on {FLOP_BATCH} augmented images by "
+          "torch.utils.flop_counter.FlopCounterMode (convolutions and matrix products)", flush=True)
+    ds = s.device_data(device)
+    results = {}
+    for model in models:
+        trainer = Trainer(model, device, a.seed)
+        x, y = next(pipeline_batches(ds, FLOP_BATCH, compute.data_generator(a.seed), augment=True))
+        train = step_flops(trainer, x, y) / len(y)
+        forward = forward_flops(trainer.model, x) / len(y)
+        epoch = train * engine.FULL_TRAIN
+        results[model] = {"train_flop_per_image": train, "forward_flop_per_image": forward,
+                          "params": sum(p.numel() for p in trainer.model.parameters())}
+        print(f"{model}: {train / 1e9:,.4f} GFLOP per training image (forward and backward), "
+              f"{forward / 1e9:,.4f} GFLOP per forward pass; {epoch / 1e15:,.4f} PFLOP per epoch of "
+              f"{engine.FULL_TRAIN:,} images", flush=True)
+        del trainer
+    s.record("flops", started, ",".join(models), FLOP_BATCH, device,
+             {"images_counted": FLOP_BATCH, "augment": True, "seed": a.seed,
+              "counter": "torch.utils.flop_counter.FlopCounterMode"}, results)
+
+
 def compile_payback(first_step_s, eager_step_s, compiled_step_s, run_steps):
     """What compiling costs and gains over a run of ``run_steps`` steps: the compile time (the first
     compiled step less an eager one), the steps after which the faster steps have paid it back
@@ -874,7 +916,8 @@ def compile_payback(first_step_s, eager_step_s, compiled_step_s, run_steps):
 
 
 RUN = {"floor": bench_floor, "devices": bench_devices, "pipeline": bench_pipeline, "overhead": bench_overhead,
-       "small": bench_small, "precision": bench_precision, "threads": bench_threads, "compile": bench_compile}
+       "small": bench_small, "precision": bench_precision, "threads": bench_threads, "compile": bench_compile,
+       "flops": bench_flops}
 
 
 # ---------------------------------------------------------------- command line
@@ -906,7 +949,7 @@ def build_parser():
       help="network of the devices, precision, compile, floor and threads benchmarks "
            f"(default: {DEFAULT_MODEL['devices']} for devices, {DEFAULT_MODEL['precision']} for precision, "
            f"{DEFAULT_MODEL['compile']} for compile, {' and '.join(FLOOR_MODELS)} for floor, every model "
-           "for threads)")
+           "for threads, every model for flops)")
     batches = ", ".join(f"{m} {r.config().batch_size}" for m, r in recipes.RECIPES.items())
     a("--batch-size", type=positive_int, default=None,
       help="mini-batch of the devices and precision benchmarks (default: the model's training "
