@@ -20,6 +20,7 @@ that cannot be read is skipped with a warning on stderr.
 import cli  # first, so that a Ctrl-C while torch loads ends quietly
 cli.quiet_interrupt_while_loading()
 import argparse
+import itertools
 import json
 import math
 import os
@@ -319,15 +320,9 @@ class Report:
         history; and which of them were continued with --resume."""
         runs = [getattr(x, "run", x) for x in items]
         nums = sorted({int(self.keys[r.run_id][1:]) for r in runs})
-        spans, start = [], None
-        for i, n in enumerate(nums):
-            start = n if start is None else start
-            if i + 1 == len(nums) or nums[i + 1] != n + 1:
-                spans.append(f"r{start}" if start == n else f"r{start}–r{n}")
-                start = None
-        text = ", ".join(spans)
-        derived = {c.epoch for c in items if getattr(c, "derived", False)}
-        text += "".join(f" @ epoch {k}" for k in sorted(derived))
+        spans = [[n for _, n in g] for _, g in itertools.groupby(enumerate(nums), lambda x: x[1] - x[0])]
+        text = ", ".join(f"r{g[0]}" + (f"–r{g[-1]}" if len(g) > 1 else "") for g in spans)
+        text += "".join(f" @ epoch {k}" for k in sorted({c.epoch for c in items if getattr(c, "derived", False)}))
         notes = [(f"{self.keys[r.run_id]} " if len(nums) > 1 else "") + resumed_text(r)
                  for r in runs if r.rec.get("resumes")]
         return text + (f" ({'; '.join(notes)})" if notes else "")
@@ -518,7 +513,7 @@ def tutorial_loop_records(rep):
 def device_line(rep):
     devices = sorted({r.device for r in rep.main if r.model == "large"}, key=lambda d: DEVICE_ORDER.get(d, 9))
     if len(devices) > 1:
-        return f"Devices compared (2 epochs) in {rep.details('device-comparison')}."
+        return f"Each device's runs: {rep.details('configurations', 'Configurations')} (each names its device)."
     return (f"Device comparison (the seed's MPS vs CPU): only {', '.join(devices) or 'no'} runs so far; "
             f"r{run_cmd(command('large', 2, device='cuda'))[1:]} Throughput benchmarks are in "
             f"{rep.details('benchmarks')}.")
