@@ -31,9 +31,10 @@ def options_text(options):
     return ", ".join(OPTION_TEXT[k](v) if k in OPTION_TEXT else f"{k} {v}" for k, v in options)
 
 
-def evaluation_text(ema, tta):
-    """"EMA 0.999 + flip TTA" ("" for the model alone)."""
-    return " + ".join(x for x in (f"EMA {ema}" if ema else "", "flip TTA" if tta else "") if x)
+def evaluation_text(ema, tta, translate=False):
+    """"EMA 0.999 + flip TTA" ("" for the model alone); "flip and translation TTA" with ``translate``."""
+    tta = ("flip and translation TTA" if translate else "flip TTA") if tta else ""
+    return " + ".join(x for x in (f"EMA {ema}" if ema else "", tta) if x)
 
 
 def mean_sd(xs):

@@ -189,7 +189,7 @@ def settings_text(cfg):
     """The recipe options of ``cfg`` off the seed's recipe: training options, split, evaluation."""
     val = cfg.get("val")
     parts = (options_text(options_key(cfg)), f"{val:,} held out" if is_number(val) and val > 0 else "",
-             evaluation_text(cfg.get("ema"), cfg.get("tta")))
+             evaluation_text(cfg.get("ema"), cfg.get("tta"), cfg.get("tta_translate")))
     return ", ".join(x for x in parts if x)
 
 
@@ -667,7 +667,7 @@ def architectures(rep):
         bst = next((row.sample for row in rep.rows if row.model == model and row.kind == "best"), None)
         rows.append([recipe.name, params_text(rep.params(model))] + [
             f"{accuracy_text(s)}, {s.run.epochs} ep" if s else NOT_MEASURED for s in (top, bst)]
-            + [seed[-1].name if seed else "—", recipe.summary])
+            + [seed[-1].name if seed else "its own recipe (no seed row)", recipe.summary])
     return section(2, "Architecture Comparison", "Each model's most accurate row of the seed's recipes and its "
                    "`--recipe best`, each at its own epochs.",
                    table(["Model", "Params", "Seed's recipes: best row", "`--recipe best`", "Row", "Network"], rows))
