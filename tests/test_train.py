@@ -21,13 +21,16 @@ def only_run(out_dir):
     return runs[0], json.loads((runs[0] / "run_log.json").read_text())
 
 
-@pytest.mark.parametrize("script, model, extra", [
-    (train_small, "small", ["--epochs", "1"]),
-    (train_large, "large", ["--epochs", "2", "--augment", "--onecycle", "--batch-size", "32"]),
-    (train_resnet, "resnet18", ["--epochs", "1", "--batch-size", "100"]),
+@pytest.mark.parametrize("script, model, extra, cifar", [
+    (train_small, "small", ["--epochs", "1"], "tiny_data"),
+    (train_large, "large", ["--epochs", "2", "--augment", "--onecycle", "--batch-size", "32"], "tiny_data"),
+    (train_resnet, "resnet18", ["--epochs", "1", "--batch-size", "32"], "micro_data"),   # 2 steps, 20 tests
 ])
-def test_script_runs_end_to_end(script, model, extra, tiny_data, workdir, capsys):
-    code, out, err = run(script, capsys, *extra, "--data-dir", str(tiny_data), "--out", "runs",
+def test_script_runs_end_to_end(script, model, extra, cifar, workdir, capsys, request):
+    cifar = request.getfixturevalue(cifar)
+    x_train, _, x_test, _ = data.load_arrays(cifar / data.FOLDER)
+    train_images, test_images = len(x_train), len(x_test)
+    code, out, err = run(script, capsys, *extra, "--data-dir", str(cifar), "--out", "runs",
                          "--log-every", "1", "--device", "cpu")
     assert code == 0, err
     run_dir, log = only_run(workdir / "runs")
@@ -37,19 +40,19 @@ def test_script_runs_end_to_end(script, model, extra, tiny_data, workdir, capsys
     res = log["results"]
     # the accuracies are the confusion matrix's: diagonal over all, and over each row
     conf = res["confusion"]
-    assert res["total"] == sum(map(sum, conf)) == 100 and res["train_time_s"] > 0
+    assert res["total"] == sum(map(sum, conf)) == test_images and res["train_time_s"] > 0
     assert res["correct"] == sum(conf[i][i] for i in range(10))
-    assert res["overall_accuracy"] == round(100 * res["correct"] / 100, 2)
+    assert res["overall_accuracy"] == round(100 * res["correct"] / test_images, 2)
     assert res["per_class"] == {c: round(100 * conf[i][i] / sum(conf[i]), 2) if sum(conf[i]) else None
                                 for i, c in enumerate(("plane", "car", "bird", "cat", "deer", "dog", "frog",
                                                        "horse", "ship", "truck"))}
-    assert f"Accuracy of the network on the 100 test images: {res['overall_accuracy']:.2f} %" in out
+    assert f"Accuracy of the network on the {test_images} test images: {res['overall_accuracy']:.2f} %" in out
     assert len(log["history"]) == log["config"]["epochs"] and log["history"][-1]["epoch"] == res["epochs"]
     for key in ("os", "architecture", "chip", "torch", "python"):
         assert log["hardware"][key]
     assert log["hardware"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert "cpu_model_id" in log["hardware"]
-    assert log["dataset"]["official"] is False and log["dataset"]["train_images"] == 200
+    assert log["dataset"]["official"] is False and log["dataset"]["train_images"] == train_images
     assert not log["dataset"]["folder"].startswith("/") and not log["config"]["out"].startswith("/")
     # a run writes only inside --out; weights load with map_location
     assert [p.name for p in workdir.iterdir()] == ["runs"]
@@ -57,7 +60,7 @@ def test_script_runs_end_to_end(script, model, extra, tiny_data, workdir, capsys
     net = build_model(model)
     net.load_state_dict(state)
     if model != "resnet18":                  # the accuracy is that of the weights written (cheap here)
-        ds = data.DeviceCIFAR10.load(data.locate(tiny_data, False), torch.device("cpu"))
+        ds = data.DeviceCIFAR10.load(data.locate(cifar, False), torch.device("cpu"))
         assert engine.evaluate(net, ds)["confusion"] == conf
     # one loss line per logged batch, then the table of ten classes, best first
     lines = LOSS_LINE.findall(out)
