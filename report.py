@@ -658,6 +658,19 @@ def other_models(rep):
     return "\n\n".join(out)
 
 
+def own_rows(rep, model):
+    """(label, sample) of ``model``'s summary rows measured so far ('40 ep aug+1cycle', 'best 40 ep'); a
+    network with none: its own recipe's most accurate configuration."""
+    rows = [(("best " if row.kind == "best" else "") + f"{row.epochs} ep" + SHORT_FLAGS.get(
+        (row.sample.run.augment, row.sample.run.onecycle), "") * (row.kind == "seed"), row.sample)
+            for row in rep.rows if row.model == model and row.sample]
+    own = best_sample(configurations([r for r in rep.main if seed_recipe(model, {})(r)])) if not rows else None
+    return rows or ([(f"{own.run.epochs} ep", own)] if own else [])
+
+
+SHORT_FLAGS = {(True, False): " aug", (True, True): " aug+1cycle", (False, True): " 1cycle"}
+
+
 def architectures(rep):
     rows = []
     for model, recipe in recipes.RECIPES.items():
@@ -666,11 +679,40 @@ def architectures(rep):
                           configurations([r for r in rep.main if seed_recipe(model, {})(r)]))   # its own recipe
         bst = next((row.sample for row in rep.rows if row.model == model and row.kind == "best"), None)
         rows.append([recipe.name, params_text(rep.params(model))] + [
-            f"{accuracy_text(s)}, {s.run.epochs} ep" if s else NOT_MEASURED for s in (top, bst)]
+            f"{accuracy_text(s)}, {s.run.epochs} ep, {rep.time_text(s)}" if s else NOT_MEASURED for s in (top, bst)]
             + [seed[-1].name if seed else "its own recipe (no seed row)", recipe.summary])
+    flops = flop_per_image(rep)
+    plot = (f" Accuracy against training compute and against minutes: {compute_caption(rep, flops)} "
+            f"([plot]({rep.link(rep.plot_dir / 'compute.png', rep.out_dir)}))." if flops else "")
     return section(2, "Architecture Comparison", "Each model's most accurate row of the seed's recipes and its "
-                   "`--recipe best`, each at its own epochs.",
+                   "`--recipe best`, each at its own epochs, with its time per run and machine." + plot,
                    table(["Model", "Params", "Seed's recipes: best row", "`--recipe best`", "Row", "Network"], rows))
+
+
+def flop_per_image(rep):
+    """{model: training FLOP per image} of the newest ``benchmark.py flops`` record, and its run ({} if none)."""
+    rec = max((b for b in rep.bench if b.status == "complete" and b.rec.get("benchmark") == "flops"),
+              key=lambda b: b.run_id, default=None)
+    return {m: v["train_flop_per_image"] for m, v in rec.rec["results"].items()} | {"record": rec} if rec else {}
+
+
+def compute_caption(rep, flops):
+    return (f"a run's compute is its network's FLOP per training image (counted by torch.utils.flop_counter, "
+            f"{rep.keys[flops['record'].run_id]}) x training images x epochs; its time by the per-epoch rule, "
+            "comparable only on one machine (one marker)")
+
+
+def compute_points(rep, flops):
+    """(network, label, PFLOP, minutes or None, machine, accuracy) of each network's summary rows."""
+    out = []
+    for model in recipes.RECIPES:
+        for label, s in own_rows(rep, model):
+            if model in flops and s.accuracy is not None:
+                t, _, timed = per_epoch(s)
+                pflop = flops[model] * s.run.rec["dataset"]["train_images"] * s.run.epochs / 1e15
+                out.append((model_name(model), label, pflop, t / 60 if t else None,
+                            rep.machine(timed[0]) if t else None, s.accuracy))
+    return out
 
 
 def ablation_summary(rep):
@@ -1193,6 +1235,12 @@ def figures(rep):
     """Curves of each model's seed's recipe against its ``--recipe best`` (the summary's rows at the best
     recipe's epochs), the per-class bars of those rows, and each model's most accurate run's confusion."""
     out, bars = [], []
+    flops = flop_per_image(rep)
+    points = compute_points(rep, flops) if flops else []
+    if points:
+        out.append(Figure("compute.png", "accuracy against compute and time", f"Test accuracy (mean over seeds) "
+                          f"of each network's summary rows: {compute_caption(rep, flops)}.",
+                          lambda p=points: plots.draw_compute(p, "Test accuracy against training compute and time")))
     for model, recipe in recipes.RECIPES.items():
         k = recipe.best_target[1] if recipe.best_target else max((t.epochs for t in recipe.targets), default=0)
         rows = [row for row in rep.rows if row.model == model and row.epochs == k and row.sample]

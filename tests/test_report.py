@@ -466,7 +466,7 @@ def test_a_model_added_to_the_recipes_appears_with_no_other_edit(make_log, tmp_p
     md, details = render(tmp_path, logs, plots=True)
     assert summary_row(md, "Mini CNN", 5)[2:5] == ["60%", "45.00% (n=1)", "-15.00 points"]
     assert "## Mini CNN (1,000 params)" in md and "CPU, 3 Epochs" in details and "batch 32" not in details
-    assert row(tables(section(md, "Architecture Comparison"))[0], "Mini CNN")[1:3] == ["1,000", "45.00% (n=1), 5 ep"]
+    assert row(tables(section(md, "Architecture Comparison"))[0], "Mini CNN")[1:3] == ["1,000", "45.00% (n=1), 5 ep, 150.00s on Test A"]
     assert "results/curves_mini.png" in md and (tmp_path / "results" / "curves_mini.png").is_file()
 
 
@@ -710,4 +710,28 @@ def test_a_network_without_seed_rows_is_measured_at_its_own_recipe(make_log, tmp
                                                          *recipes.OPTIONS)}, label_smoothing=label_smoothing)
         logs.append(log)
     md, _ = render(tmp_path, logs)
-    assert row(tables(section(md, "Architecture Comparison"))[0], "airbench94 network")[2] == "91.00% (n=1), 10 ep"
+    assert row(tables(section(md, "Architecture Comparison"))[0], "airbench94 network")[2] == \
+        "91.00% (n=1), 10 ep, 300.00s on Test A"
+
+
+def test_accuracy_against_compute_takes_each_network_s_flop_per_image_times_images_and_epochs(make_log, tmp_path):
+    d = recipes.config_for("fast")
+    fast = make_log("20261201-100000-fast-aug-e10", model="fast", epochs=10, augment=True, acc0=90.0, acc_step=0.1)
+    fast["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum", *recipes.OPTIONS)})
+    small = make_log("20261201-090000-small-e2", model="small", epochs=2, epoch_time=60.0)
+    flops = {"kind": "benchmark", "benchmark": "flops", "run_id": "20261201-080000-bench-flops", "status": "complete",
+             "model": "small,fast", "batch_size": 8, "device": "cpu", "hardware": {"chip": CHIP},
+             "results": {"small": {"train_flop_per_image": 3e6}, "fast": {"train_flop_per_image": 7e8}}}
+    runs_dir = write_logs(tmp_path / "runs", [fast, small, flops])
+    rep = report.Report(runs.load_runs(runs_dir, pytest.fail), tmp_path, tmp_path / "results", "runs")
+    points = {p[0]: p[1:] for p in report.compute_points(rep, report.flop_per_image(rep))}
+    images = fast["dataset"]["train_images"]
+    # (label, PFLOP, minutes, machine, accuracy): minutes by the per-epoch rule, 10 x 30 s and 2 x 60 s
+    assert points["airbench94 network"] == ("10 ep", 7e8 * images * 10 / 1e15, 5.0, "Test A", 91.0)
+    assert points["Small LeNet-style CNN"] == ("2 ep", 3e6 * small["dataset"]["train_images"] * 2 / 1e15, 2.0,
+                                               "Test A", 39.0)
+    md, _ = render(tmp_path / "doc", [fast, small, flops], plots=True)
+    text = section(md, "Architecture Comparison")
+    assert "counted by torch.utils.flop_counter, b1" in text and "([plot](results/compute.png))" in text
+    assert "![accuracy against compute and time](results/compute.png)" in md
+    assert mpimg.imread(tmp_path / "doc" / "results" / "compute.png").shape[:2] == (460, 1000)
