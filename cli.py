@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import signal
 import statistics
 import sys
@@ -36,16 +37,21 @@ def number(kind, what, low=None, high=None, above=None, below=None):
         try:
             value = kind(text)
         except (ValueError, OverflowError):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
         if (not math.isfinite(value) or (low is not None and value < low)
                 or (high is not None and value > high) or (above is not None and value <= above)
                 or (below is not None and value >= below)):
             raise argparse.ArgumentTypeError(f"{text} is not {what}")
         return value
+    parse.kind = kind                # what a value from elsewhere (a checkpoint) must be to be parsed
     return parse
 
 
 positive_int = number(int, "a positive whole number", low=1)
+# Far beyond any recipe (40 epochs); bounds the schedule a run builds for --onecycle.
+EPOCHS_MAX = 1000
+epoch_count = number(int, f"an epoch count from 1 to {EPOCHS_MAX}", low=1, high=EPOCHS_MAX)
 nonnegative_int = number(int, "zero or a positive whole number", low=0)
 positive_float = number(float, "a positive number", above=0)
 nonnegative_float = number(float, "zero or a positive number", low=0)
@@ -141,7 +147,7 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
 
     a("--model", choices=sorted(recipes.RECIPES), default=d.model,
       help=f"network; another model's recipe defaults apply (default: {d.model})")
-    a("--epochs", type=positive_int, default=d.epochs, help=f"training epochs (default: {d.epochs})")
+    a("--epochs", type=epoch_count, default=d.epochs, help=f"training epochs (default: {d.epochs})")
     a("--batch-size", type=positive_int, default=d.batch_size,
       help="mini-batch size; under torchrun the global batch, split evenly across the processes, "
            f"so the learning rate needs no change (default: {d.batch_size})")
@@ -230,6 +236,39 @@ def add_recipe_options(p, d, suppress):
            f"(default: {on_off(d.tta)})")
 
 
+def config_problem(values):
+    """Why ``values`` (``recipes.Config`` fields, as a checkpoint holds them) are not what the
+    command line could have given, or None: every value passes its flag's own validator."""
+    model = values.get("model", recipes.Config.model)
+    if not isinstance(model, str) or model not in recipes.RECIPES:
+        return f"model {repr(model)[:20]} is none of {', '.join(recipes.RECIPES)}"
+    for action in build_training_parser(model)._actions:
+        if action.dest in values:
+            problem = _value_problem(action, values[action.dest])
+            if problem:
+                return f"{action.dest} {repr(values[action.dest])[:20]} is {problem}"
+    return None
+
+
+def _value_problem(action, value):
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return None if isinstance(value, bool) or (value is None and action.default is None) else "not on or off"
+    if action.choices is not None:
+        return None if isinstance(value, str) and value in action.choices else f"not one of {list(action.choices)}"
+    kind = getattr(action.type, "kind", None)
+    if kind is None:
+        return None if isinstance(value, str) else "not text"
+    if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+        return "not a whole number" if kind is int else "not a number"
+    # Another machine's thread count is sound here too: only the type is checked.
+    check = nonnegative_int if action.dest == "threads" else action.type
+    try:
+        check(repr(value))
+    except argparse.ArgumentTypeError as exc:
+        return str(exc).split(" is ", 1)[-1]
+    return None
+
+
 def apply_recipe(args, given):
     """Set ``--recipe``'s options on ``args``, except those given as flags."""
     for key, value in recipes.recipe(args.model).options(args.recipe).items():
@@ -288,6 +327,11 @@ def train_seeds(engine, cfg, seeds, script, given):
     return 0
 
 
+def command(script, argv):
+    """The command line that runs ``script`` with ``argv``, as a user would type it."""
+    return shlex.join(["python", script, *argv])
+
+
 def train_main(model, argv, description, script):
     """Parse ``argv`` over ``model``'s recipe and train; return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -299,8 +343,11 @@ def train_main(model, argv, description, script):
         apply_recipe(args, given)
         import engine                       # torch: only once the command line is sound
         if args.seeds is None:
-            return engine.train(config_from_args(args), script=script, resume=args.resume,
-                                explicit=given)
+            try:
+                return engine.train(config_from_args(args), script=script, resume=args.resume,
+                                    explicit=given)
+            except engine.NotStarted as exc:
+                raise UserError(f"{exc}: {command(script, argv)}") from None
         if args.resume is not None or "seed" in given:
             raise UserError("--seeds starts one new run per seed; drop --resume and --seed "
                             "(resume a stopped run of the series by its own id)")

@@ -130,15 +130,32 @@ def chosen_run(run, runs_dir, model=None, others="--run or --weights"):
 
 
 def load_run(model_name, run_dir, device):
-    """(network in eval mode, source) of a complete run: the weights its accuracy measured."""
+    """(network in eval mode, source) of a complete run: the weights its accuracy measured.
+
+    A run being extended (``runs.has_result``) still holds the weights of its last completion;
+    they are checked against its log's digest, since the extension rewrites them as it completes.
+    """
     path, ema, tta = run_weights(run_dir)
     model = load_weights(model_name, path, device, from_run=True)
-    return model.eval(), {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta}
+    source = {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta}
+    record = runs.read_log(run_dir) or {}
+    if not runs.is_complete_training(record):
+        from engine import weights_digest
+        results, cfg = record["results"], record.get("config") or {}
+        if weights_digest(model) != results.get("weights_ema_sha256" if ema else "weights_sha256"):
+            epochs = "" if cfg.get("onecycle") else f" --epochs {cfg.get('epochs')}"
+            raise UserError(f"run {run_dir.name} is {record.get('status')!r}: its extension wrote {path} "
+                            f"but did not complete; complete it with: python {record.get('script')} "
+                            f"--resume {run_dir}{epochs}")
+        source["epochs"] = results.get("epochs")
+    return model.eval(), source
 
 
 def describe(source):
     """"run RUN_ID", with how that run evaluated ("its weight average", "flip TTA"), or "weights PATH"."""
     if not source["run"]:
         return f"weights {source['weights']}"
-    how = [x for x, on in (("its weight average", source.get("ema")), ("flip TTA", source.get("tta"))) if on]
+    how = [x for x, on in (("its weight average", source.get("ema")), ("flip TTA", source.get("tta")),
+                           (f"as complete after {source.get('epochs')} epochs, before its unfinished "
+                            "extension", source.get("epochs"))) if on]
     return f"run {source['run']}" + "".join(f", {x}" for x in how)

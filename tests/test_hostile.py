@@ -281,12 +281,135 @@ def test_full_disk_inside_torch_save_is_one_line(tiny_data, workdir, capsys, mon
     monkeypatch.setattr(atomic, "_nearly_full", lambda folder, margin=0: True)
     code, _, err = run(train_small, capsys, "--epochs", "2", "--data-dir", str(tiny_data),
                        "--out", "runs", "--device", "cpu")
-    assert_error(code, err, r"cannot write .*checkpoint.pt \(No space left on device\).*"
-                            r"free some space, then resume with: python train_small.py --resume runs/")
+    assert_error(code, err, r"cannot write .*checkpoint.pt \(No space left on device\); the checkpoint "
+                            r"of epoch 0 is kept: free some disk space, then resume with: "
+                            r"python train_small.py --resume runs/")
+    assert err.count("free some") == 1
     run_dir = only_run(workdir / "runs")
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 0
-    assert no_temp_files(run_dir)
+    assert no_temp_files(run_dir) and log_of(run_dir)["status"] == "interrupted"
 
+
+def fill_disk_at(monkeypatch, nth, stays_full):
+    """Every atomic write from the ``nth`` on (or only the ``nth``) fails as a full disk does:
+    fsync of its temp file raises ENOSPC.  Returns the list of paths written, for counting."""
+    import errno
+    calls = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == nth or (stays_full and len(calls) > nth):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def follow(hint_line, capsys):
+    """Run the command a one-line error ends with, in this process; (exit status, stdout, stderr)."""
+    m = re.search(r"(?:resume with|start the run again): python (\S+) (.*)$", hint_line)
+    assert m, hint_line
+    script = {"train_small.py": train_small}[m.group(1)]
+    return run(script, capsys, *m.group(2).split())
+
+
+@pytest.fixture(scope="module")
+def one_epoch_reference(tiny_data, tmp_path_factory):
+    """The weights of an uninterrupted one-epoch run (the runs below write 6 files: the checkpoints
+    of epochs 0 and 1, three run logs, the weights)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path_factory.mktemp("ref1"))
+        assert train_small.main(["--epochs", "1", "--data-dir", str(tiny_data), "--out", "runs",
+                                 "--device", "cpu"]) == 0
+        return log_of(only_run("runs"))["results"]["weights_sha256"]
+
+
+@pytest.mark.parametrize("stays_full", [False, True], ids=["one-write", "stays-full"])
+@pytest.mark.parametrize("nth", [1, 2, 3, 4, 5, 6])
+def test_a_disk_that_fills_at_any_write_leaves_a_run_the_printed_command_completes(
+        nth, stays_full, tiny_data, workdir, capsys, monkeypatch, one_epoch_reference):
+    args = ["--epochs", "1", "--data-dir", str(tiny_data), "--out", "runs", "--device", "cpu"]
+    with monkeypatch.context() as mp:
+        fill_disk_at(mp, nth, stays_full)
+        code, _, err = run(train_small, capsys, *args)
+    assert_error(code, err, r"cannot write \S+ \(No space left on device\); .* free some disk space, then "
+                            r"(resume with|start the run again): python train_small.py")
+    assert err.count("free some") == 1
+    folders = [p for p in (workdir / "runs").iterdir()] if (workdir / "runs").exists() else []
+    if nth == 1:                 # not even epoch 0's checkpoint: nothing to resume, nothing left
+        assert folders == [] and "start the run again" in err
+    else:
+        (run_dir,) = folders
+        assert no_temp_files(run_dir) and (run_dir / "weights.pt").exists() == (nth == 6)
+        if not stays_full:                    # the log fits where the failed write did not
+            assert log_of(run_dir)["status"] == "interrupted"
+    code, _, err = follow(err.strip(), capsys)                       # the disk has room again
+    assert code == 0, err
+    (run_dir,) = [p for p in (workdir / "runs").iterdir()]
+    assert log_of(run_dir)["status"] == "complete" and no_temp_files(run_dir)
+    assert log_of(run_dir)["results"]["weights_sha256"] == one_epoch_reference
+
+
+# ---------------------------------------------------------------- extending a complete run
+
+def test_a_stopped_extension_keeps_the_complete_result_in_use(one_epoch, tiny_data, capsys, monkeypatch):
+    """--resume with more --epochs, stopped by a signal or a full disk at any moment: the run log
+    keeps the complete run's results, predict.py --run keeps classifying with its weights, and the
+    printed command completes the extension."""
+    import signal as sig
+
+    import engine
+    import predict
+    from PIL import Image
+    picture = one_epoch.parent.parent / "p.png"
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(picture)
+    flags = ["--run", one_epoch.name, "--runs", "runs", "--device", "cpu", "--json"]
+    code, before, _ = run(predict, capsys, str(picture), *flags)
+    assert code == 0
+    complete = log_of(one_epoch)["results"]
+    real_step = engine.train_step
+    stops = [("a signal in epoch 2", lambda mp: mp.setattr(engine, "train_step", lambda *a: (
+                 os.kill(os.getpid(), sig.SIGINT), real_step(*a))[1]), r"interrupted at \[2, 1\]"),
+             ("a full disk at epoch 2's checkpoint", lambda mp: fill_disk_at(mp, 2, True), r"No space left"),
+             ("a full disk at the weights", lambda mp: fill_disk_at(mp, 4, True), r"No space left")]
+    handlers = sig.getsignal(sig.SIGINT), sig.getsignal(sig.SIGTERM)
+    for name, stop, said in stops:
+        with monkeypatch.context() as mp:
+            stop(mp)
+            try:
+                code, _, err = run(train_small, capsys, "--resume", str(one_epoch), "--epochs", "2")
+            finally:                             # a stopped run leaves the signals ignored
+                sig.signal(sig.SIGINT, handlers[0])
+                sig.signal(sig.SIGTERM, handlers[1])
+        assert code in (2, 130) and re.search(said, err), (name, err)
+        stopped = err
+        log = log_of(one_epoch)
+        assert log["status"] != "complete" and log["results"] == complete, name
+        code, now, err = run(predict, capsys, str(picture), *flags)
+        assert code == 0, (name, err)
+        assert json.loads(now)["images"] == json.loads(before)["images"], name
+    code, _, err = follow(re.search(r"resume with: .*$", stopped, re.M).group(0), capsys)
+    assert code == 0, err
+    log = log_of(one_epoch)
+    assert log["status"] == "complete" and log["results"]["epochs"] == 2 and len(log["history"]) == 2
+
+
+def test_weights_an_unfinished_extension_rewrote_are_not_passed_off_as_the_complete_ones(
+        one_epoch, tiny_data, capsys):
+    """Killed between writing the extension's weights and its complete log: the log's results
+    are the earlier run's, the weights are not, and predict.py says how to complete it."""
+    import predict
+    log = log_of(one_epoch)
+    log["status"] = "running"
+    (one_epoch / "run_log.json").write_text(json.dumps(log))
+    state = torch.load(one_epoch / "weights.pt", weights_only=True)
+    state["fc3.bias"] = state["fc3.bias"] + 1
+    torch.save(state, one_epoch / "weights.pt")
+    code, _, err = run(predict, capsys, str(one_epoch / "weights.pt"), "--run", one_epoch.name,
+                       "--runs", "runs", "--device", "cpu")
+    assert_error(code, err, r"its extension wrote \S+weights.pt but did not complete; complete it with: "
+                            r"python train_small.py --resume \S+ --epochs 1$")
 
 # ---------------------------------------------------------------- crafted data
 
@@ -347,6 +470,108 @@ def test_crafted_checkpoints_are_refused(change, one_epoch, tiny_data, capsys):
     code, _, err = run(train_small, capsys, "--resume", str(one_epoch), "--epochs", "2",
                        "--data-dir", str(tiny_data))
     assert_error(code, err, r"not a checkpoint of this (project's runs|run)")
+
+
+BAD_CONFIG = {
+    "batch_size": [0, -4, "4", 4.0, True, None], "lr": [-1.0, 0, float("nan"), "0.001", None],
+    "epochs": ["3", 0, 10**9, 2.5], "precision": ["fp8", 16], "seed": [-5, 2**40, 1.5],
+    "data_dir": [5, None], "out": [["runs"]], "cutout": [1000, -1], "device": ["tpu"],
+    "model": ["nope", 3], "momentum": [-0.5, float("inf")], "weight_decay": [-1e-4, None],
+    "val": [-3, "5000"], "val_seed": [-1], "label_smoothing": [2.0, -0.1], "ema": [1.0, -0.5],
+    "threads": [-1, "2"], "log_every": [0], "augment": ["yes", 1], "cuda_graph": ["auto"],
+    "recipe": ["fastest"], "max_lr": [0.0],
+}
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(tiny_data, tmp_path_factory):
+    """A one-epoch run's checkpoint, as a dict, for crafting."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path_factory.mktemp("ckpt"))
+        assert train_small.main(["--epochs", "1", "--data-dir", str(tiny_data), "--out", "runs",
+                                 "--device", "cpu"]) == 0
+        return torch.load(only_run("runs") / "checkpoint.pt", weights_only=True)
+
+
+def crafted(ckpt, change, folder):
+    """``change`` applied to a copy of ``ckpt``, saved as ``folder``/checkpoint.pt."""
+    import copy
+    ckpt = copy.deepcopy(ckpt)
+    change(ckpt)
+    folder.mkdir(exist_ok=True)
+    torch.save(ckpt, folder / "checkpoint.pt")
+    return folder / "checkpoint.pt"
+
+
+def refused(path):
+    import engine
+    from errors import UserError
+    with pytest.raises(UserError) as info:
+        engine.load_checkpoint(path)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("field, value", [(f, v) for f, vs in BAD_CONFIG.items() for v in vs])
+def test_a_checkpoints_config_passes_the_command_lines_validators(field, value, saved_checkpoint, tmp_path):
+    path = crafted(saved_checkpoint, lambda c: c["config"].update({field: value}), tmp_path / "run")
+    assert re.search(rf"is not a checkpoint of this project's runs \(config: {field} .*\); start a new run$",
+                     refused(path))
+
+
+def _history_entry(c):
+    return dict(c["history"][0])
+
+
+@pytest.mark.parametrize("name, change", [
+    ("epoch beyond the run", lambda c: c.update(epoch=99)),
+    ("negative epoch", lambda c: c.update(epoch=-1)),
+    ("epoch as a bool", lambda c: c.update(epoch=True)),
+    ("history of text", lambda c: c.update(history=["x", 1])),
+    ("history short of the epoch", lambda c: c.update(history=[])),
+    ("history without times", lambda c: c.update(history=[{"epoch": 1}])),
+    ("history of another epoch", lambda c: c.update(history=[{**_history_entry(c), "epoch": 2}])),
+    ("history loss as text", lambda c: c.update(history=[{**_history_entry(c), "train_loss": "low"}])),
+    ("loss line of text", lambda c: c.update(loss_lines=["x"])),
+    ("loss line of a later epoch", lambda c: c.update(loss_lines=[[5, 1, 1.0]])),
+    ("loss line without a loss", lambda c: c.update(loss_lines=[[1, 1, None]])),
+    ("resumes of text", lambda c: c.update(resumes="oops")),
+    ("resumes of numbers", lambda c: c.update(resumes=[1])),
+    ("resume with text epochs", lambda c: c.update(resumes=[{"after_epoch": "one"}])),
+    ("dataset id a number", lambda c: c.update(dataset_id=5)),
+    ("started a number", lambda c: c.update(started=5)),
+])
+def test_a_checkpoints_fields_are_checked_before_a_resume_reads_them(name, change, saved_checkpoint, tmp_path):
+    assert re.search(r"is not a checkpoint of this project's runs \(.+\); start a new run$",
+                     refused(crafted(saved_checkpoint, change, tmp_path / "run")))
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (lambda c: c["config"].update(batch_size=0), r"\(config: batch_size 0 is not a positive whole number\)"),
+    (lambda c: c.update(loss_lines=["x"]), r"\(loss_lines are not \[epoch, batch, loss\]"),
+    (lambda c: c.update(epoch=99), r"\(epoch 99 is not within the run's 1 epochs\)"),
+    (lambda c: c.update(optimizer={"state": 5, "param_groups": 7}), r"does not fit this run's model or settings"),
+    (lambda c: c.update(rng={"torch": 5}), r"does not fit this run's model or settings"),
+])
+def test_a_crafted_checkpoint_ends_a_resume_with_one_line(change, pattern, saved_checkpoint, tiny_data,
+                                                          workdir, capsys):
+    folder = workdir / "runs" / "crafted"
+    folder.parent.mkdir()
+    crafted(saved_checkpoint, change, folder)
+    code, _, err = run(train_small, capsys, "--resume", str(folder), "--epochs", "2")
+    assert_error(code, err, pattern)
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_resume_removes_the_temp_files_a_killed_write_left(one_epoch, tiny_data, capsys):
+    """SIGKILL mid-write leaves ``.checkpoint.pt.XXXX.tmp`` and the like: the next resume removes them."""
+    left = [one_epoch / f".{name}.abc123.tmp" for name in
+            ("checkpoint.pt", "weights.pt", "weights_ema.pt", "run_log.json")]
+    for f in left:
+        f.write_bytes(b"half a file")
+    (one_epoch / "notes.tmp").write_text("the user's own")
+    code, _, err = run(train_small, capsys, "--resume", str(one_epoch), "--epochs", "2")
+    assert code == 0, err
+    assert not any(f.exists() for f in left) and (one_epoch / "notes.tmp").exists()
 
 
 # ---------------------------------------------------------------- numbers and misleading output
