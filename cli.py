@@ -299,8 +299,10 @@ def config_from_args(args):
     return recipes.Config(**{**values, "weight_decay": wd})
 
 
-def train_seeds(engine, cfg, seeds, script, given):
-    """One run per seed, one after another; print each run's accuracy, then mean ± std."""
+def train_seeds(engine, cfg, seeds, script, given, argv=()):
+    """One run per seed, one after another; print each run's accuracy, then mean ± std.  A series
+    that stops says which seeds it has not run and the command that runs them (``argv`` is the
+    series' own command line)."""
     quiet = os.environ.get("RANK", "0") != "0"        # under torchrun, rank 0 speaks for all
 
     def say(line):
@@ -312,8 +314,15 @@ def train_seeds(engine, cfg, seeds, script, given):
         say(f"== seed {seed} ({len(accuracies) + 1} of {len(seeds)})")
         out = Path(cfg.out)
         before = set(out.iterdir()) if out.is_dir() else set()
-        code = engine.train(dataclasses.replace(cfg, seed=seed), script=script, explicit=given)
+        try:
+            code = engine.train(dataclasses.replace(cfg, seed=seed), script=script, explicit=given)
+        except engine.NotStarted as exc:         # no run of this seed: it is among those to run
+            raise UserError(f"{exc}: {command(script, with_seeds(argv, seeds[len(accuracies):]))}") from None
+        except UserError as exc:
+            raise UserError(f"{exc}{series_stop(script, argv, seeds, accuracies)}") from None
         if code:
+            if not quiet:
+                print(series_stop(script, argv, seeds, accuracies).lstrip("; "), file=sys.stderr)
             return code
         new = [p for p in (set(out.iterdir()) - before) if (p / "run_log.json").is_file()]
         record = json.loads(new[0].joinpath("run_log.json").read_text()) if len(new) == 1 else {}
@@ -325,6 +334,29 @@ def train_seeds(engine, cfg, seeds, script, given):
     spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
     say(f"test accuracy over {len(values)} seeds: {mean:.2f}{spread}% (mean ± sample std)")
     return 0
+
+
+def with_seeds(argv, seeds):
+    """``argv`` with its ``--seeds`` replaced by ``seeds``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--seeds="):
+            skip = False
+            continue
+        skip = arg == "--seeds"
+        if not skip:
+            out.append(arg)
+    return [*out, "--seeds", ",".join(map(str, seeds))]
+
+
+def series_stop(script, argv, seeds, accuracies):
+    """What a --seeds series that stopped at its current seed leaves to do, for its last line."""
+    current, rest = seeds[len(accuracies)], seeds[len(accuracies) + 1:]
+    done = f" after runs {', '.join(run for *_, run in accuracies)}" if accuracies else ""
+    then = (f"; then run the seeds not started with: {command(script, with_seeds(argv, rest))}" if rest
+            else "")
+    return (f"; the --seeds series stopped at seed {current} ({len(accuracies) + 1} of {len(seeds)}){done}, "
+            f"so no mean over its seeds was printed: complete seed {current}'s run as said{then}")
 
 
 def command(script, argv):
@@ -351,5 +383,5 @@ def train_main(model, argv, description, script):
         if args.resume is not None or "seed" in given:
             raise UserError("--seeds starts one new run per seed; drop --resume and --seed "
                             "(resume a stopped run of the series by its own id)")
-        return train_seeds(engine, config_from_args(args), args.seeds, script, given)
+        return train_seeds(engine, config_from_args(args), args.seeds, script, given, argv)
     return guarded(work, "interrupted; every file already written (checkpoints, run logs) is intact")

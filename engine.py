@@ -825,6 +825,39 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
     # the ranks meet in set-up's collectives, so there the flag waits for the first batch.
     with stop.at_once(not ranks.launched):
         t = set_up(cfg, script, ranks)
+    with peers_watched(t):
+        return _train(t, cfg, ckpt, ckpt_path, stop, ranks)
+
+
+def lost_peer(exc):
+    """Whether ``exc`` is a collective failing because another rank is gone (killed, out of memory)."""
+    text = str(exc)
+    return isinstance(exc, torch.distributed.DistError) or any(
+        s in text for s in ("Connection reset", "Connection closed", "Broken pipe", "gloo", "NCCL"))
+
+
+@contextmanager
+def peers_watched(t):
+    """Under torchrun, a rank that dies breaks the others' next collective: they end with one line
+    (rank 0's) and status 2 instead of the backend's traceback, the checkpoint kept."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not (t.ranks.launched and lost_peer(exc)):
+            raise
+        if t.ranks.main and t.record is not None:
+            t.record["status"] = "interrupted"
+            try:                     # no collectives now: rank 0 writes on its own
+                runs.write_log(t.run_dir, t.record)
+            except UserError:
+                pass
+        reason = str(exc).split("] ", 1)[-1].split(". ")[0][:120]
+        kept = (f"the checkpoint of epoch {t.saved} in {hwdna.relative(t.run_dir)} is kept: {t.resume_hint}"
+                if t.saved is not None else "no checkpoint was written: start the run again")
+        raise SharedError(f"another process of this run stopped ({reason}); {kept}") from None
+
+
+def _train(t, cfg, ckpt, ckpt_path, stop, ranks):
     if ckpt is None:
         start_new(t)
     else:

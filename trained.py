@@ -10,6 +10,7 @@ weights its accuracy was measured on: with ``--ema`` the weight average
 says whether the run classified each image with its mirror image (``--tta``).
 """
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -34,7 +35,9 @@ def load_weights(model_name, path, device, from_run=False):
     """
     path = Path(path)
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():      # torch's warning about a plain pickle: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise UserError(f"no weights file {path}") from None
     except Exception as exc:  # truncated zip, not a torch file, pickle refused by weights_only

@@ -430,7 +430,13 @@ GOOD = {"data": np.zeros((10, 3072), np.uint8), "labels": list(range(10))}
     ({"data": GOOD["data"], "labels": [None] * 10}, GOOD, r"labels that are not whole numbers"),
     ({"data": GOOD["data"], "labels": [float("nan")] * 10}, GOOD, r"labels that are not whole numbers"),
     ({"data": GOOD["data"], "labels": [1.0] * 10}, GOOD, r"labels that are not whole numbers"),
-    ({"data": GOOD["data"], "labels": [2**70] * 10}, GOOD, r"labels (that are not whole numbers|outside 0-9)"),
+    ({"data": GOOD["data"], "labels": [2**70] * 10}, GOOD,
+     r"has 10 labels outside 0-9, the first 1180591620717411303424 \(image 0\)"),
+    ({"data": GOOD["data"], "labels": [0, 1, 2, 10, 4, 5, 6, 7, 8, 9]}, GOOD,
+     r"has 1 labels outside 0-9, the first 10 \(image 3\)"),
+    ({"data": GOOD["data"], "labels": [-1] * 10}, GOOD, r"has 10 labels outside 0-9, the first -1 \(image 0\)"),
+    ({"data": GOOD["data"], "labels": list(range(9))}, GOOD, r"has 9 labels for 10 images; "),
+    ({"data": GOOD["data"], "labels": list(range(10)) + [11]}, GOOD, r"has 11 labels for 10 images; "),
     ({"data": [[0] * 3072, [0] * 5], "labels": [0, 1]}, GOOD, r"ragged|shape"),
     ({"data": np.zeros((0, 3072), np.uint8), "labels": []}, GOOD, r"the train files .* hold no images"),
     (GOOD, {"data": np.zeros((0, 3072), np.uint8), "labels": []}, r"the test files .* hold no images"),
@@ -444,6 +450,71 @@ def test_bad_data_contents(train, test, pattern, workdir, capsys):
         assert_error(code, err, pattern)
         assert "Traceback" not in err
     assert not (workdir / "runs").exists() and not (workdir / "maps").exists()
+
+
+def test_a_folder_in_place_of_a_batch_file_is_named_as_such(workdir, capsys):
+    folder = workdir / "bad" / "cifar-10-batches-py"
+    _write_batches(folder, GOOD, GOOD)
+    (folder / "data_batch_3").unlink()
+    (folder / "data_batch_3").mkdir()
+    code, _, err = run(train_small, capsys, "--epochs", "1", "--data-dir", str(workdir / "bad"),
+                       "--no-download", "--device", "cpu")
+    assert_error(code, err, r"data_batch_3 is a folder, not a batch file: delete it")
+
+
+def _doubling(depth, row=3072):
+    """Lists of lists that double at every level: ``depth`` small lists hold 2**depth rows."""
+    rows = [0] * row
+    for _ in range(depth):
+        rows = [rows, rows]
+    return {"data": rows, "labels": [0]}
+
+
+def _self_referencing_list():
+    rows = [[0] * 3072]
+    rows.append(rows)
+    return {"data": rows, "labels": [0]}
+
+
+def _self_referencing_dict():
+    entry = {"labels": [0]}
+    entry["data"] = entry
+    return entry
+
+
+def _shared_rows(n):
+    row = [0] * 3072
+    return {"data": [row] * n, "labels": [0] * n}
+
+
+@pytest.mark.parametrize("entry", [_doubling(30), _doubling(20, row=8), _doubling(40, row=1),
+                                   _self_referencing_list(), _self_referencing_dict(),
+                                   _shared_rows(3), _shared_rows(5000)],
+                         ids=["double-30", "double-20", "double-40", "self-list", "self-dict",
+                              "shared-3", "shared-5000"])
+def test_a_pickle_that_would_build_more_than_it_holds_is_refused_before_it_is_built(entry, tmp_path):
+    """A few kilobytes of memo references could stand for 2^30 rows: the loader answers at once."""
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_batches(folder, GOOD, GOOD)
+    with open(folder / "data_batch_2", "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+    assert (folder / "data_batch_2").stat().st_size < 40_000
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli, data; "
+            "raise SystemExit(cli.guarded(lambda: data.load_arrays(sys.argv[1]) and 0))")
+    proc = spawn.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=60)
+    assert_error(proc.returncode, proc.stderr, r"data_batch_2 is not a CIFAR-10 batch: its pickle asks for "
+                                               r"more \(refusing a container referenced twice")
+
+
+def test_the_official_files_load_as_before(tiny_data):
+    """The bounded unpickler reads what Python's own reads (the pickles of the test data here;
+    the official files the same way, checked by hand: 6 files, equal arrays and lists)."""
+    import data
+    for name in data.TRAIN_FILES + data.TEST_FILES:
+        raw = (tiny_data / "cifar-10-batches-py" / name).read_bytes()
+        ours, theirs = data.safe_unpickle(raw), pickle.loads(raw, encoding="latin1")
+        assert ours.keys() == theirs.keys()
+        assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
 
 
 # ---------------------------------------------------------------- crafted checkpoints
@@ -585,6 +656,36 @@ def test_visualize_bad_numbers(argv, pattern, tiny_data, workdir, capsys):
     assert_error(code, err, pattern)
 
 
+@pytest.mark.parametrize("flag, value, pattern", [
+    ("--epochs", "1e9", r"--epochs: '1e9' is not a whole number"),
+    ("--batch-size", "1.5", r"--batch-size: '1.5' is not a whole number"),
+    ("--epochs", "99999999999999999999999", r"--epochs: 99999999999999999999999 is not an epoch count from 1 to 1000"),
+    ("--epochs", "1001", r"--epochs: 1001 is not an epoch count from 1 to 1000"),
+    ("--lr", "fast", r"--lr: 'fast' is not a number"),
+])
+def test_numbers_say_what_they_must_be(flag, value, pattern, workdir, capsys):
+    code, _, err = run(train_small, capsys, flag, value)
+    assert_error(code, err, pattern)
+
+
+def test_the_onecycle_table_of_the_graph_step_is_computed_at_once(monkeypatch):
+    """--cuda-graph's table of every step's rate: tensor operations, not a scheduler stepped once
+    per step in Python (a million epochs were a list that outlasted Ctrl-C)."""
+    import graphs
+    import recipes
+    steps = []
+    real = torch.optim.lr_scheduler.OneCycleLR.step
+    monkeypatch.setattr(torch.optim.lr_scheduler.OneCycleLR, "step",
+                        lambda self, *a: (steps.append(1), real(self, *a))[1])
+    cfg = recipes.config_for("large", onecycle=True)
+    opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
+    lrs, moms = graphs.schedule_table(cfg, opt, graphs.onecycle(opt, cfg.max_lr, 200_000), 200_000,
+                                      torch.device("cpu"))
+    assert len(steps) <= 2 and lrs.shape == moms.shape == (200_000,)      # the schedulers' own first steps
+    assert lrs[59_999].item() == pytest.approx(cfg.max_lr) and lrs[0].item() == pytest.approx(cfg.max_lr / 25)
+    assert moms[59_999].item() == pytest.approx(0.85) and lrs[-1].item() < 1e-6
+
+
 def test_benchmark_worker_count_is_bounded(tiny_data, workdir, capsys):
     code, _, err = run(benchmark, capsys, "pipeline", "--num-workers", "100000000",
                        "--data-dir", str(tiny_data))
@@ -644,3 +745,185 @@ def test_report_bounds_and_flags(one_epoch, workdir, capsys):
     (workdir / "afile").write_text("x")
     code, _, err = run(report, capsys, "--runs", "runs", "--output", "afile/results.md")
     assert code == 2 and "--out " not in err and "--output" in err
+
+
+# ---------------------------------------------------------------- predict.py and export.py on odd files
+
+@pytest.fixture
+def weights_flags(saved_checkpoint, tmp_path):
+    torch.save(saved_checkpoint["model"], tmp_path / "w.pt")
+    return ["--weights", str(tmp_path / "w.pt"), "--model", "small", "--device", "cpu"]
+
+
+def _errors(err):
+    return [l for l in err.splitlines() if l.strip()]
+
+
+@pytest.mark.parametrize("high", [65535, 40000, 1000])
+def test_a_16_bit_png_is_scaled_not_clipped(high, tmp_path):
+    import predict
+    from PIL import Image
+    grey = np.linspace(0, high, 32 * 32).reshape(32, 32).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    assert Image.open(tmp_path / "g.png").mode.startswith("I")
+    got = predict.load_image(tmp_path / "g.png")
+    want = np.round(grey.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    assert all(np.array_equal(got[c].numpy(), want) for c in range(3))
+
+
+@pytest.mark.parametrize("pixels, kind", [
+    (np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32), "floating-point"),
+    (np.full((32, 32), 0.25, np.float32), "floating-point"),
+    (np.arange(32 * 32, dtype=np.int32).reshape(32, 32) * 1000, "32-bit integer"),
+])
+def test_pixels_without_a_fixed_range_are_refused_not_guessed(pixels, kind, weights_flags, pictures_dir, capsys):
+    import predict
+    from PIL import Image
+    odd = pictures_dir / "odd.tif"
+    Image.fromarray(pixels).save(odd)
+    code, out, err = run(predict, capsys, str(odd), str(pictures_dir / "ok.png"), *weights_flags)
+    assert code == 2 and _errors(err) == [f"error: cannot read {odd} ({kind} pixels have no fixed range; "
+                                          "save it with 8 or 16 bits per channel)"], err
+    assert "ok.png: " in out
+
+
+@pytest.fixture
+def pictures_dir(tmp_path):
+    from PIL import Image
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(tmp_path / "ok.png")
+    return tmp_path
+
+
+def test_a_fifo_or_folder_among_the_images_is_named_and_the_rest_classified(weights_flags, pictures_dir, capsys):
+    import signal as sig
+
+    import predict
+
+    def late(signum, frame):
+        raise TimeoutError("predict.py blocked on the FIFO")
+    os.mkfifo(pictures_dir / "pipe.png")
+    (pictures_dir / "folder.png").mkdir()
+    old = sig.signal(sig.SIGALRM, late)
+    sig.alarm(30)
+    try:
+        code, out, err = run(predict, capsys, str(pictures_dir / "pipe.png"), str(pictures_dir / "folder.png"),
+                             str(pictures_dir / "ok.png"), *weights_flags)
+    finally:
+        sig.alarm(0)
+        sig.signal(sig.SIGALRM, old)
+    assert code == 2 and len(_errors(err)) == 2, err
+    assert all(re.fullmatch(r"error: cannot read \S+(pipe|folder).png \(not a regular file\)", l) for l in _errors(err))
+    assert "ok.png: " in out
+
+
+@pytest.mark.parametrize("side", [34, 40, 46])
+def test_an_image_beyond_the_pixel_limit_is_one_line_before_it_is_decoded(side, weights_flags, pictures_dir,
+                                                                         capsys, monkeypatch):
+    """Pillow warns (two lines) between its limit and twice it, and decodes the whole image;
+    here the limit is 1,100 pixels so that a small picture stands for a 12000x12000 one."""
+    import predict
+    from PIL import Image
+    Image.fromarray(np.zeros((side, side, 3), np.uint8)).save(pictures_dir / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1100)
+    code, out, err = run(predict, capsys, str(pictures_dir / "big.png"), str(pictures_dir / "ok.png"),
+                         *weights_flags)
+    assert code == 2 and len(_errors(err)) == 1, err
+    assert re.fullmatch(r"error: cannot read \S+big.png \(Image size \(\d+ pixels\) exceeds limit .*\)",
+                        _errors(err)[0])
+    assert "ok.png: " in out
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_plain_pickle_as_weights_or_checkpoint_is_one_line(protocol, pictures_dir, workdir, capsys):
+    import predict
+    path = workdir / "plain.pt"
+    path.write_bytes(pickle.dumps({"fc3.bias": [0.0] * 10}, protocol=protocol))
+    code, _, err = run(predict, capsys, str(pictures_dir / "ok.png"), "--weights", str(path), "--model",
+                       "small", "--device", "cpu")
+    assert_error(code, err, r"plain.pt is truncated or not a weights file \(\w+Error\)")
+    code, _, err = run(train_small, capsys, "--resume", str(path))
+    assert_error(code, err, r"checkpoint \S+plain.pt is truncated or corrupt \(\w+Error\)")
+
+
+EXPORT_ON_A_FULL_DISK = """
+import errno, os, sys
+sys.path.insert(0, {root!r})
+import atomic
+limit, which = int(sys.argv[1]), sys.argv[2]
+real_fdopen = os.fdopen
+
+class Full:
+    def __init__(self, f):
+        self.f, self.n = f, 0
+    def write(self, b):
+        self.n += len(b)
+        if self.n > limit:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.f.write(b)
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return self.f.__exit__(*exc)
+
+real_mkstemp = atomic.tempfile.mkstemp
+def mkstemp(prefix="", **kw):
+    fd, name = real_mkstemp(prefix=prefix, **kw)
+    full.append(which in prefix)
+    return fd, name
+full = []
+atomic.tempfile.mkstemp = mkstemp
+atomic.os.fdopen = lambda fd, *a, **k: Full(real_fdopen(fd, *a, **k)) if full[-1] else real_fdopen(fd, *a, **k)
+import export
+raise SystemExit(export.main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("which, limit", [("model.pt2", 0), ("model.pt2", 1000), ("model.pt2", 100_000),
+                                          ("model.json", 0), ("model.json", 100)])
+def test_export_on_a_full_disk_is_one_line_and_exit_2(which, limit, weights_flags, tmp_path):
+    code = EXPORT_ON_A_FULL_DISK.format(root=str(ROOT))
+    flags = [*weights_flags[:-2], "--out", str(tmp_path / "ex")]          # export.py has no --device
+    proc = spawn.run([sys.executable, "-c", code, str(limit), which, *flags],
+                     capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert_error(proc.returncode, proc.stderr,
+                 rf"cannot write \S+{which} \(No space left on device\); free some disk space")
+    assert no_temp_files(tmp_path / "ex") and not list((tmp_path / "ex").rglob("model.json"))
+
+
+# ---------------------------------------------------------------- a --seeds series that stops
+
+def test_a_stopped_series_names_the_seeds_left_and_the_commands_finish_it(tiny_data, workdir, capsys, monkeypatch):
+    import signal as sig
+
+    import engine
+    steps, real_step = [], engine.train_step
+
+    def step(*a):
+        steps.append(1)
+        if len(steps) == 60:                  # in the second seed's run (50 steps a run)
+            os.kill(os.getpid(), sig.SIGINT)
+        return real_step(*a)
+    monkeypatch.setattr(engine, "train_step", step)
+    handlers = sig.getsignal(sig.SIGINT), sig.getsignal(sig.SIGTERM)
+    try:
+        code, _, err = run(train_small, capsys, "--epochs", "1", "--seeds", "7,8,9", "--data-dir", str(tiny_data),
+                           "--out", "runs", "--device", "cpu")
+    finally:
+        sig.signal(sig.SIGINT, handlers[0])
+        sig.signal(sig.SIGTERM, handlers[1])
+    monkeypatch.setattr(engine, "train_step", real_step)
+    assert code == 130, err
+    first = log_of(sorted((workdir / "runs").iterdir())[0])["run_id"]
+    said = re.search(r"the --seeds series stopped at seed 8 \(2 of 3\) after runs (\S+), so no mean over its "
+                     r"seeds was printed: complete seed 8's run as said; then run the seeds not started with: "
+                     r"(python .*)$", err, re.M)
+    assert said and said.group(1) == first, err
+    assert said.group(2).endswith("--seeds 9") and "--seeds 7,8,9" not in said.group(2)
+    code, _, e = follow(re.search(r"resume with: .*$", err, re.M).group(0), capsys)
+    assert code == 0, e
+    code, out, e = run(train_small, capsys, *said.group(2).split()[2:])
+    assert code == 0, e
+    logs = [log_of(d) for d in (workdir / "runs").iterdir()]
+    assert sorted((l["seed"], l["status"]) for l in logs) == [(7, "complete"), (8, "complete"), (9, "complete")]
