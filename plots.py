@@ -1,6 +1,6 @@
 """The figures of results.md: training curves, per-class bars and confusion matrices, as PNGs.
 
-    >>> fig = draw_curves(runs, label=lambda r: r.model)     # runs: runs.Run objects
+    >>> fig = draw_curves([("seed's recipe", runs)], "Wide LeNet")     # runs: runs.Run objects
     >>> write_plots([("curves_large.png", lambda: fig)], Path("results"), dpi=100)
 
 Each ``draw_*`` function returns a matplotlib figure (the Agg backend: no display is
@@ -21,53 +21,49 @@ def _pyplot():
     return plt
 
 
-def draw_curves(runs, label):
-    """Loss (logged lines and per-epoch means) and test accuracy per epoch, one line per run."""
+def mean_band(series):
+    """(epochs, mean, sd) over runs of per-epoch values ``series`` [[value per epoch]], at the epochs all have."""
+    n = min(len(v) for v in series)
+    cols = [[v[i] for v in series] for i in range(n)]
+    means = [sum(c) / len(c) for c in cols]
+    sds = [math.sqrt(sum((x - m) ** 2 for x in c) / (len(c) - 1)) if len(c) > 1 else 0.0 for c, m in zip(cols, means)]
+    return list(range(1, n + 1)), means, sds
+
+
+def draw_curves(series, title):
+    """Training loss and test accuracy per epoch of each (label, runs) of ``series``: the mean over the
+    runs (seeds) as a line, ± one standard deviation as a band; the legend below both panels."""
     plt = _pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for i, r in enumerate(runs):
-        color = f"C{i % 10}"
-        name = f"{label(r)} ({r.run_id[:15]})"
-        steps = steps_per_epoch(r)
-        if r.loss_lines:
-            xs = [e - 1 + b / steps for e, b, _ in r.loss_lines]
-            ax_loss.plot(xs, [v for _, _, v in r.loss_lines], color=color, alpha=0.35, lw=0.8)
-        ep = [h.get("epoch") for h in r.history]
-        mid = [e - 0.5 for e in ep]                       # an epoch's mean loss sits mid-epoch
-        ax_loss.plot(mid, [h.get("train_loss") for h in r.history], "o-", color=color, ms=3, label=name)
-        ax_acc.plot(ep, [h.get("test_accuracy") for h in r.history], "o-", color=color, ms=3, label=name)
-    ax_loss.set(xlabel="epoch", ylabel="training loss",
-                title="Training loss (faint: every log interval; dots: epoch mean)")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4.4), layout="constrained")
+    for i, (label, runs) in enumerate(series):
+        for ax, key in ((ax_loss, "train_loss"), (ax_acc, "test_accuracy")):
+            ep, mean, sd = mean_band([[h.get(key) for h in r.history] for r in runs])
+            ax.plot(ep, mean, "o-", color=f"C{i % 10}", ms=3, lw=1.5, label=label if ax is ax_loss else None)
+            ax.fill_between(ep, [m - d for m, d in zip(mean, sd)], [m + d for m, d in zip(mean, sd)],
+                            color=f"C{i % 10}", alpha=0.2, lw=0)
+    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)", title="Training loss")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title)
+    fig.legend(loc="outside lower center", ncol=min(len(series), 3), fontsize=8, frameon=False)
     return fig
 
 
-def steps_per_epoch(r):
-    """Mini-batches per epoch of run ``r``: from its dataset size and batch size, else its loss lines."""
-    n, bs = r.dataset.get("train_images"), r.batch_size
-    if isinstance(n, int) and isinstance(bs, int) and bs > 0:
-        return math.ceil(n / bs)
-    return max((b for _, b, _ in r.loss_lines), default=1)
-
-
-def draw_per_class(bars, title="Per-class accuracy, best run of each model"):
+def draw_per_class(bars, title):
     """Grouped bars: ``bars`` is [(legend label, {class: accuracy % or None})]; a missing class draws 0."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(11, 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.6), layout="constrained")
     width = 0.8 / max(len(bars), 1)
     for i, (name, per_class) in enumerate(bars):
         xs = [j + (i - (len(bars) - 1) / 2) * width for j in range(len(CLASSES))]
         ax.bar(xs, [per_class.get(c) or 0 for c in CLASSES], width, label=name)
     ax.set_xticks(range(len(CLASSES)), CLASSES)
     ax.set(ylabel="test accuracy (%)", ylim=(0, 100), title=title)
-    if bars:
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    if bars:
+        fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     return fig
 
 
@@ -80,7 +76,7 @@ def draw_confusion(confusion, title):
     share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     n = m.shape[0]
     names = list(CLASSES) if n == len(CLASSES) else [str(i) for i in range(n)]
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
@@ -90,7 +86,6 @@ def draw_confusion(confusion, title):
     ax.set_yticks(range(n), names)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
-    fig.tight_layout()
     return fig
 
 

@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import os
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -445,6 +446,37 @@ class Run:
             return max(loads) > cpus + BUSY_MARGIN
         return sum(loads) / len(loads) > cpus + BUSY_MARGIN
 
+    def epoch_busy(self, h):
+        """Whether the epoch of history entry ``h`` trained on a busy machine: other processes kept
+        ``BUSY_MARGIN`` CPUs or more busy (its ``other_cpus``); logs without that: its 1-minute load
+        average exceeded the CPU count + ``BUSY_MARGIN``; logs without a load per epoch: the larger
+        of the run's start and end loads did.  None when the log cannot tell."""
+        if is_number(h.get("other_cpus")):
+            return h["other_cpus"] >= BUSY_MARGIN
+        cpus = self.hw.get("cpu_count")
+        loads = [_first(h.get("load_average"))]
+        if loads[0] is None:
+            loads = [v for v in (_first(self.hw.get("load_average")), _first(self.hw.get("load_average_end")))
+                     if v is not None]
+        if not is_number(cpus) or not loads:
+            return None
+        return max(loads) > cpus + BUSY_MARGIN
+
+    @functools.cached_property
+    def epoch_seconds(self):
+        """(seconds, busy): the median training time of the epochs judged idle (``epoch_busy``), or of
+        every epoch and busy=True when none was; (None, None) when an epoch's time is not logged."""
+        times = [(h.get("epoch_time_s"), self.epoch_busy(h)) for h in self.history]
+        if not times or not all(is_number(t) for t, _ in times):
+            return None, None
+        idle = [t for t, busy in times if not busy]
+        return (statistics.median(idle), False) if idle else (statistics.median([t for t, _ in times]), True)
+
+    @property
+    def idle_epochs(self):
+        """(epochs judged idle, epochs logged)."""
+        return sum(not self.epoch_busy(h) for h in self.history), len(self.history)
+
     # -- results
     @property
     def complete(self):
@@ -521,6 +553,10 @@ class Cell:
 
     @property
     def time(self):
+        """The median idle epoch (``Run.epoch_seconds``) times the epochs; older logs: as logged."""
+        per, _ = self.run.epoch_seconds
+        if per is not None and self.epoch > 0:
+            return per * self.epoch
         if not self.derived and "train_time_s" in self.run.results:
             return self.run.results["train_time_s"]
         h = self._hist
@@ -546,7 +582,8 @@ class Cell:
 
     @property
     def busy(self):
-        return self.run.busy(self.epoch)
+        per, busy = self.run.epoch_seconds
+        return busy if per is not None else self.run.busy(self.epoch)
 
     @property
     def seed(self):
@@ -570,7 +607,7 @@ def load_runs(runs_dir, warn):
     for path in sorted(runs_dir.glob(f"*/{LOG}")):
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:     # RecursionError: nesting
             warn(f"warning: skipping {path}: unreadable run log ({type(exc).__name__})")
             continue
         if not isinstance(rec, dict):
@@ -671,6 +708,11 @@ class Sample:
     def timed(self):
         """(machine, seeds) behind ``time``."""
         return self._timed[0].run.chip, len(self._timed)
+
+    @property
+    def timed_runs(self):
+        """The runs behind ``time``: one machine's."""
+        return [c.run for c in self._timed]
 
     @property
     def busy(self):

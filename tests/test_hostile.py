@@ -734,7 +734,7 @@ def test_report_skips_a_badly_typed_log_with_a_warning(path, value, one_epoch, w
     code, out, err = run(report, capsys, "--runs", "runs", "--output", "doc/results.md")
     assert code == 0 and "Traceback" not in err
     assert re.search(rf"warning: skipping \S*bad/run_log.json: {'.'.join(path)}", err), err
-    text = (workdir / "doc" / "results.md").read_text()
+    text = (workdir / "doc" / "results" / "details.md").read_text()        # the run index
     assert one_epoch.name in text and "`bad`" not in text
 
 

@@ -64,4 +64,4 @@ def test_a_new_recipe_reaches_every_entry_point(probe, tiny_data, workdir, capsy
 
     code, _, err = run(report, capsys, "--runs", "runs", "--output", "doc/results.md", "--no-plots")
     assert code == 0, err
-    assert run_dir.name in (workdir / "doc" / "results.md").read_text()
+    assert run_dir.name in (workdir / "doc" / "results" / "details.md").read_text()        # the run index
