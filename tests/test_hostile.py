@@ -664,7 +664,7 @@ def test_visualize_bad_numbers(argv, pattern, tiny_data, workdir, capsys):
     ("--lr", "fast", r"--lr: 'fast' is not a number"),
 ])
 def test_numbers_say_what_they_must_be(flag, value, pattern, workdir, capsys):
-    code, _, err = run(train_small, capsys, flag, value)
+    code, _, err = run(train_small, capsys, flag, value, "--no-download", "--data-dir", "none")
     assert_error(code, err, pattern)
 
 
@@ -834,15 +834,17 @@ def test_an_image_beyond_the_pixel_limit_is_one_line_before_it_is_decoded(side, 
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
-def test_a_plain_pickle_as_weights_or_checkpoint_is_one_line(protocol, pictures_dir, workdir, capsys):
-    import predict
+def test_a_plain_pickle_as_weights_or_checkpoint_is_one_line(protocol, pictures_dir, workdir):
+    """In a child: torch's warning about the pickle goes to stderr there (pytest records warnings)."""
     path = workdir / "plain.pt"
     path.write_bytes(pickle.dumps({"fc3.bias": [0.0] * 10}, protocol=protocol))
-    code, _, err = run(predict, capsys, str(pictures_dir / "ok.png"), "--weights", str(path), "--model",
-                       "small", "--device", "cpu")
-    assert_error(code, err, r"plain.pt is truncated or not a weights file \(\w+Error\)")
-    code, _, err = run(train_small, capsys, "--resume", str(path))
-    assert_error(code, err, r"checkpoint \S+plain.pt is truncated or corrupt \(\w+Error\)")
+    for args, pattern in ((["predict.py", str(pictures_dir / "ok.png"), "--weights", str(path), "--model",
+                            "small", "--device", "cpu"], r"plain.pt is truncated or not a weights file \(\w+Error\)"),
+                          (["train_small.py", "--resume", str(path)],
+                           r"checkpoint \S+plain.pt is truncated or corrupt \(\w+Error\)")):
+        proc = spawn.run([sys.executable, str(ROOT / args[0]), *args[1:]], capture_output=True, text=True,
+                         timeout=300, cwd=workdir)
+        assert_error(proc.returncode, proc.stderr, pattern)
 
 
 EXPORT_ON_A_FULL_DISK = """
