@@ -7,7 +7,11 @@
                                                   #   speed, then each net's test accuracy
     python benchmark.py precision                 # ResNet-18: fp32 vs bf16 autocast, channels-last
     python benchmark.py floor --device cuda       # time per step against the chip's FLOP floor
-    python benchmark.py all                       # all but floor
+    python benchmark.py floor --device cpu        #   on a CPU: at its fp32 and bf16 matrix rates
+    python benchmark.py threads                   # each model: default threads vs 1, idle and with one
+                                                  #   other process spinning a CPU
+    python benchmark.py compile --steps 3         # ResNet-18: torch.compile vs eager, compile time, payback
+    python benchmark.py all                       # all but floor, threads and compile
 
 Every rate is taken after warm-up, with the device synchronised before each
 reading of ``time.perf_counter``.  Each benchmark writes
@@ -21,8 +25,12 @@ cli.quiet_interrupt_while_loading()
 import argparse
 import itertools
 import math
+import os
+import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -39,10 +47,14 @@ from cli import Parser, nonnegative_int, positive_int
 from models import build_model
 
 BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")   # "all"
-EXTRA = ("floor",)                                  # asked for by name
+EXTRA = ("floor", "threads", "compile")             # asked for by name
 DEVICE_KINDS = ("cpu", "mps", "cuda")
-DEFAULT_MODEL = {"devices": "large", "precision": "resnet18"}
-DEFAULT_STEPS = {"devices": 100, "precision": 20, "floor": 20}   # overhead: one epoch; small: --epochs
+DEFAULT_MODEL = {"devices": "large", "precision": "resnet18", "compile": "resnet18"}
+# overhead: one epoch; small: --epochs; threads: THREAD_STEPS
+DEFAULT_STEPS = {"devices": 100, "precision": 20, "floor": 20, "compile": 5, "threads": 20}
+# threads: timed steps per model and cell, about as long for each (on 2 AVX2 cores: seconds).
+THREAD_STEPS = {"small": 200, "large": 20, "resnet18": 2}
+SPINNER_START_S = 0.5                               # the spinning process's start, before the clock runs
 FLOOR_MODELS = ("resnet18", "large")
 MATMUL_SIDE = {"cpu": 1024, "mps": 4096, "cuda": 8192}   # a square product large enough to run at speed
 PIPELINE_BATCH = 64
@@ -86,7 +98,7 @@ class Trainer:
     """One model and its SGD optimizer, stepped exactly as engine.train steps them."""
 
     def __init__(self, model, device, seed, lr=0.001, momentum=0.9, dtype=None, channels_last=False,
-                 graph=False):
+                 graph=False, compile=False):
         torch.manual_seed(seed)                     # every variant starts from the same weights
         self.model = build_model(model).to(device)
         if channels_last:
@@ -97,11 +109,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
         self.graph = (graphs.GraphStep(self.model, self.optimizer, None, recipes.Config(lr=lr, momentum=momentum),
                                        dtype) if graph else None)
+        # As engine.set_up compiles: the model's forward (and, through AOTAutograd, its backward).
+        self.step_model = torch.compile(self.model) if compile else self.model
 
     def step(self, x, y):
         if self.graph is not None:
             return self.graph.step(x, y)
-        return engine.train_step(self.model, self.optimizer, self.scaler, x, y, self.dtype)
+        return engine.train_step(self.step_model, self.optimizer, self.scaler, x, y, self.dtype)
 
 
 def train_steps(trainer, batches, n, log_every=LOG_EVERY):
@@ -578,6 +592,19 @@ def matrix_rate(device, dtype, repeats=5):
     return 2 * n ** 3 / best
 
 
+def cpu_matrix_rates(device):
+    """{precision: FLOP/s} of the CPU's large fp32 and bf16 matrix products (bf16 runs in hardware
+    where the CPU has AMX or AVX512-BF16, emulated elsewhere): the rates a CPU step is held to."""
+    return {"fp32": matrix_rate(device, torch.float32), "bf16": matrix_rate(device, torch.bfloat16)}
+
+
+def floors(flops, seconds_per_step, rates):
+    """{precision: the step's floor}: ``flops`` at each matrix rate of ``rates`` ({precision: FLOP/s})
+    in seconds, and ``seconds_per_step`` as a multiple of it (1.0 = at the floor)."""
+    return {name: {"matrix_flop_per_s": rate, "floor_seconds": flops / rate,
+                   "ratio_to_floor": seconds_per_step * rate / flops} for name, rate in rates.items()}
+
+
 def step_flops(trainer, x, y):
     """FLOPs of one training step (forward and backward) as torch's FlopCounterMode counts them."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -596,9 +623,16 @@ def bench_floor(s):
     kind = compute.precision_name(dtype)
     print(f"== floor: {steps} steps after {a.warmup} warm-up, augmented, on {device}, {kind}; "
           f"matrix product ({MATMUL_SIDE[device.type]}^2, {kind}): {rate / 1e12:,.3f} TFLOP/s", flush=True)
+    cpu_rates = cpu_matrix_rates(device) if device.type == "cpu" else None
+    if cpu_rates:
+        emulated = "" if hwdna.cpu_bf16_flags() else " (emulated: no bf16 flags)"
+        print(f"the CPU's matrix products: fp32 {cpu_rates['fp32'] / 1e9:,.1f} GFLOP/s, "
+              f"bf16 {cpu_rates['bf16'] / 1e9:,.1f} GFLOP/s{emulated}", flush=True)
     compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
     results = {"matrix_flop_per_s": rate, "precision": kind, "steps": steps}
+    if cpu_rates:
+        results["cpu_matrix_flop_per_s"] = cpu_rates
     for model in ([a.model] if a.model else FLOOR_MODELS):
         batch = a.batch_size or recipes.config_for(model).batch_size
         trainer = Trainer(model, device, a.seed, dtype=dtype)
@@ -617,6 +651,11 @@ def bench_floor(s):
         results[model] = {"batch_size": batch, "flops_per_step": flops, "seconds_per_step": per_step,
                           "floor_seconds": floor, "ratio_to_floor": ratio.value,
                           "images_per_s": batch / per_step}
+        if cpu_rates:                        # the same step against the CPU's fp32 and bf16 rates
+            results[model]["cpu_floors"] = cpu_floors = floors(flops, per_step, cpu_rates)
+            for name, f in cpu_floors.items():
+                s.add_ratio(Ratio(f"{model} {kind} step time / floor at the CPU's {name} matrix rate",
+                                  f["ratio_to_floor"]))
         del trainer
         if device.type == "cuda":            # the same steps captured: what the host no longer adds
             graphed = Trainer(model, device, a.seed, dtype=dtype, graph=True)
@@ -636,8 +675,170 @@ def bench_floor(s):
               "matrix_side": MATMUL_SIDE[device.type]}, results)
 
 
+class Spinner:
+    """Another process keeping one CPU busy (a Python loop), as a user's other work does: its own
+    CPU seconds are read from /proc, so ``other_cpus`` can leave them out."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+    def cpu_seconds(self):
+        """CPU seconds the spinner has used so far (0.0 where /proc cannot be read)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+        except (OSError, ValueError, IndexError, AttributeError):
+            return 0.0
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+@contextmanager
+def spinning(on):
+    """A ``Spinner`` for the block when ``on`` (started and given a moment to run), else None."""
+    spinner = Spinner() if on else None
+    try:
+        if spinner is not None:
+            time.sleep(SPINNER_START_S)
+        yield spinner
+    finally:
+        if spinner is not None:
+            spinner.stop()
+
+
+def timed_steps(trainer, batches, warmup, steps, device, spinner=None):
+    """(seconds of ``steps`` steps after ``warmup``, images, the CPUs other processes kept busy
+    meanwhile: neither this process nor ``spinner``)."""
+    train_steps(trainer, batches, warmup)
+    before, spun = hwdna.cpu_clock(), spinner.cpu_seconds() if spinner else 0.0
+    with Clock(device) as c:
+        images = train_steps(trainer, batches, steps)
+    after = hwdna.cpu_clock()
+    own = None
+    if before is not None and after is not None:
+        own = after[2] - before[2] + ((spinner.cpu_seconds() - spun) if spinner else 0.0)
+    return c.seconds, images, hwdna.other_cpus(before, after, own)
+
+
+def thread_cells(rates):
+    """The ratios of one model's thread measurements, ``rates``: {(threads label, load): images/s}
+    with threads "default" and "1", load "idle" and "busy".  busy/idle per thread count: 1.0 = the
+    other process costs nothing; one thread against the default, idle and busy."""
+    out = {}
+    for threads in ("default", "1"):
+        out[f"{threads}_busy_vs_idle"] = rates[(threads, "busy")] / rates[(threads, "idle")]
+    for load in ("idle", "busy"):
+        out[f"one_vs_default_{load}"] = rates[("1", load)] / rates[("default", load)]
+    return out
+
+
+def bench_threads(s):
+    """Each model's training step with PyTorch's default thread count and with one thread, with the
+    machine as it is ("idle": no process of ours besides) and with one other process spinning a CPU
+    ("busy"), side by side in one run."""
+    a, device = s.args, torch.device("cpu")
+    models = [a.model] if a.model else list(recipes.RECIPES)
+    default = torch.get_num_threads()
+    started = s.start()
+    print(f"== threads: {', '.join(models)} on the CPU; PyTorch's default of {default} threads vs 1, "
+          f"idle and with one other process spinning a CPU; {a.warmup} warm-up steps each", flush=True)
+    compute.seed_everything(a.seed, device, a.deterministic)
+    ds = s.device_data(device)
+    results = {"default_threads": default}
+    for model in models:
+        cfg = recipes.config_for(model)
+        batch = a.batch_size or cfg.batch_size
+        steps = a.steps or THREAD_STEPS.get(model, DEFAULT_STEPS["threads"])
+        rates, cells = {}, {}
+        for threads, load in itertools.product(("default", "1"), ("idle", "busy")):
+            with compute.cpu_settings(0 if threads == "default" else 1, cfg.onednn), spinning(load == "busy") as sp:
+                trainer = Trainer(model, device, a.seed, lr=cfg.lr, momentum=cfg.momentum)
+                batches = pipeline_batches(ds, batch, compute.data_generator(a.seed), cfg.augment)
+                seconds, images, other = timed_steps(trainer, batches, a.warmup, steps, device, sp)
+            rates[(threads, load)] = images / seconds
+            cells[f"{threads}_{load}"] = {"threads": default if threads == "default" else 1, "spinner": load == "busy",
+                                          "seconds": seconds, "images": images,
+                                          "images_per_s": images / seconds, "other_cpus": other}
+            del trainer, batches
+        ratios = thread_cells(rates)
+        results[model] = {"batch_size": batch, "steps": steps, "recipe_threads": cfg.threads,
+                          "cells": cells} | ratios
+        print(f"{model} (batch {batch}, {steps} steps; images/s, other CPUs busy besides ours in brackets):",
+              flush=True)
+        for threads in ("default", "1"):
+            idle, busy = cells[f"{threads}_idle"], cells[f"{threads}_busy"]
+            label = f"{default} threads (default)" if threads == "default" else "1 thread"
+            print(f"  {label:<22} idle {idle['images_per_s']:>9,.1f} [{_cpus(idle['other_cpus'])}]   "
+                  f"busy {busy['images_per_s']:>9,.1f} [{_cpus(busy['other_cpus'])}]   "
+                  f"busy/idle {ratios[threads + '_busy_vs_idle']:.2f}x", flush=True)
+        for load in ("idle", "busy"):
+            s.add_ratio(Ratio(f"{model} 1 thread vs {default} threads, {load}", ratios[f"one_vs_default_{load}"]))
+    s.record("threads", started, a.model or ",".join(models), a.batch_size, device,
+             {"warmup": a.warmup, "steps": a.steps, "seed": a.seed, "default_threads": default,
+              "spinner": "one other process running a Python loop"}, results)
+
+
+def _cpus(value):
+    return "?" if value is None else f"{value:.2f}"
+
+
+def bench_compile(s):
+    """A model's training step compiled by torch.compile (inductor) against the eager step: the
+    compile time, the time per step after it, and the steps a run needs to pay the compile back."""
+    a, device = s.args, s.device
+    model = a.model or DEFAULT_MODEL["compile"]
+    cfg = recipes.config_for(model)
+    batch = a.batch_size or cfg.batch_size
+    steps = a.steps or DEFAULT_STEPS["compile"]
+    run_steps = cfg.epochs * math.ceil(engine.FULL_TRAIN / cfg.batch_size)   # the recipe's run, full set
+    started = s.start()
+    print(f"== compile: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, on {device}, "
+          f"eager vs torch.compile (inductor); the recipe's run is {run_steps:,} steps", flush=True)
+    compute.seed_everything(a.seed, device, a.deterministic)
+    ds = s.device_data(device)
+    with compute.cpu_settings(cfg.threads, cfg.onednn):
+        eager = Trainer(model, device, a.seed, lr=cfg.lr, momentum=cfg.momentum)
+        batches = pipeline_batches(ds, batch, compute.data_generator(a.seed), augment=True)
+        eager_s, images, eager_other = timed_steps(eager, batches, a.warmup, steps, device)
+        print(rate_line("eager   ", images, eager_s, steps), flush=True)
+        del eager, batches
+        compiled = Trainer(model, device, a.seed, lr=cfg.lr, momentum=cfg.momentum, compile=True)
+        batches = pipeline_batches(ds, batch, compute.data_generator(a.seed), augment=True)
+        with Clock(device) as first:                 # compiles the forward and the backward
+            train_steps(compiled, batches, 1)
+        compiled_s, images, compiled_other = timed_steps(compiled, batches, a.warmup, steps, device)
+        print(rate_line("compiled", images, compiled_s, steps), flush=True)
+    payback = compile_payback(first.seconds, eager_s / steps, compiled_s / steps, run_steps)
+    print(f"compile: first step {first.seconds:,.1f} s ({payback['compile_s']:,.1f} s beyond an eager step); "
+          + (f"pays back after {payback['payback_steps']:,.0f} steps" if payback["payback_steps"] is not None
+             else "the compiled step is no faster: never pays back")
+          + f"; over the recipe's {run_steps:,} steps it {'pays' if payback['pays'] else 'does not pay'}",
+          flush=True)
+    s.add_ratio(Ratio(f"{model} compiled step vs eager (speed)", eager_s / compiled_s))
+    s.record("compile", started, model, batch, device,
+             {"steps": steps, "warmup": a.warmup, "augment": True, "seed": a.seed, "threads": cfg.threads,
+              "backend": "inductor"},
+             {"eager_seconds_per_step": eager_s / steps, "eager_images_per_s": images / eager_s,
+              "compiled_seconds_per_step": compiled_s / steps, "compiled_images_per_s": images / compiled_s,
+              "first_compiled_step_s": first.seconds, "speedup": eager_s / compiled_s,
+              "eager_other_cpus": eager_other, "compiled_other_cpus": compiled_other} | payback)
+
+
+def compile_payback(first_step_s, eager_step_s, compiled_step_s, run_steps):
+    """What compiling costs and gains over a run of ``run_steps`` steps: the compile time (the first
+    compiled step less an eager one), the steps after which the faster steps have paid it back
+    (None when the compiled step is no faster), and whether the run is that long."""
+    compile_s = max(first_step_s - eager_step_s, 0.0)
+    gain = eager_step_s - compiled_step_s
+    steps = compile_s / gain if gain > 0 else None
+    return {"compile_s": compile_s, "payback_steps": steps, "run_steps": run_steps,
+            "pays": steps is not None and steps < run_steps}
+
+
 RUN = {"floor": bench_floor, "devices": bench_devices, "pipeline": bench_pipeline, "overhead": bench_overhead,
-       "small": bench_small, "precision": bench_precision}
+       "small": bench_small, "precision": bench_precision, "threads": bench_threads, "compile": bench_compile}
 
 
 # ---------------------------------------------------------------- command line
@@ -666,8 +867,10 @@ def build_parser():
       help="devices benchmark: devices to compare, comma-separated; unavailable ones are skipped "
            f"and cpu, the baseline, is always measured (default: {','.join(DEVICE_KINDS)})")
     a("--model", choices=sorted(recipes.RECIPES), default=None,
-      help="network of the devices and precision benchmarks "
-           f"(default: {DEFAULT_MODEL['devices']} for devices, {DEFAULT_MODEL['precision']} for precision)")
+      help="network of the devices, precision, compile, floor and threads benchmarks "
+           f"(default: {DEFAULT_MODEL['devices']} for devices, {DEFAULT_MODEL['precision']} for precision, "
+           f"{DEFAULT_MODEL['compile']} for compile, {' and '.join(FLOOR_MODELS)} for floor, every model "
+           "for threads)")
     batches = ", ".join(f"{m} {r.config().batch_size}" for m, r in recipes.RECIPES.items())
     a("--batch-size", type=positive_int, default=None,
       help="mini-batch of the devices and precision benchmarks (default: the model's training "
@@ -676,7 +879,9 @@ def build_parser():
     a("--steps", type=positive_int, default=None,
       help=f"timed training steps (default: devices {DEFAULT_STEPS['devices']}, overhead one epoch "
            f"(782 at batch 64), small --epochs epochs (12,500 steps each), precision "
-           f"{DEFAULT_STEPS['precision']}, floor {DEFAULT_STEPS['floor']}); pipeline always times one epoch")
+           f"{DEFAULT_STEPS['precision']}, floor {DEFAULT_STEPS['floor']}, compile {DEFAULT_STEPS['compile']}, "
+           "threads " + ", ".join(f"{m} {n}" for m, n in THREAD_STEPS.items()) + " per cell); pipeline always "
+           "times one epoch")
     a("--warmup", type=nonnegative_int, default=5,
       help="untimed steps (pipeline: batches) before each timed run; small --warmup 0 trains each net "
            "exactly --epochs, as train_small.py does, before their test accuracies (default: 5)")

@@ -165,10 +165,13 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
       help="OneCycleLR per batch: 30%% warm-up to --max-lr, cosine down "
            f"(default: {on_off(d.onecycle)})")
     a("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=d.precision,
-      help="autocast precision; auto = bf16 on CUDA where supported, fp32 elsewhere "
-           f"(default: {d.precision})")
+      help="autocast precision; auto = bf16 on CUDA where supported; on a CPU with bf16 in hardware "
+           "(amx_bf16, avx512_bf16) bf16 + channels-last for "
+           + (f"{d.model} ({recipes.recipe(d.model).cpu_bf16})" if recipes.recipe(d.model).cpu_bf16
+              else f"models measured faster so; {d.model} stays fp32, unmeasured there")
+           + f"; fp32 elsewhere; the run log's precision_choice says what auto chose and why (default: {d.precision})")
     a("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
-      help=f"channels-last memory format (default: {on_off(d.channels_last)})")
+      help="channels-last memory format (default: auto = on where --precision auto chose bf16 on a CPU)")
     a("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
       help=f"torch.compile the model (default: {on_off(d.compile)})")
     a("--deterministic", action=argparse.BooleanOptionalAction, default=d.deterministic,

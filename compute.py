@@ -8,6 +8,7 @@ Nothing here reads data or builds a model; ``engine`` and ``benchmark`` call the
 import os
 import random
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -78,8 +79,10 @@ def amp_dtype(precision, device):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-# CPU flags of bf16 arithmetic in hardware: x86 (/proc/cpuinfo "flags") and Arm ("Features").
-BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+BF16_FLAGS = set(hwdna.BF16_FLAGS)
+# The flags under which --precision auto trains in bf16 on a CPU: AMX and AVX512-BF16 (x86), where
+# the measurement of recipes.Recipe.cpu_bf16 was taken.  Arm's bf16 is native too, but unmeasured.
+AUTO_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def cpu_bf16_warning(dtype, device, cpuinfo=None):
@@ -94,6 +97,79 @@ def cpu_bf16_warning(dtype, device, cpuinfo=None):
     return ("warning: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), so --precision bf16 "
             "is emulated and runs many times slower than fp32, the CPU's default; `python benchmark.py "
             "precision --variants fp32,bf16` measures both")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How a run computes: its autocast dtype (None = fp32), its memory format, and why."""
+    dtype: object
+    channels_last: bool
+    reason: str
+
+
+def choose(precision, channels_last, device, cpu_bf16=None, cpuinfo=None, ran=None):
+    """The ``Choice`` of ``--precision`` and ``--channels-last`` (None = auto) on ``device``.
+
+    ``precision`` auto on a CPU is bf16 autocast + channels-last where the CPU lists AMX or
+    AVX512-BF16 flags and the model has a measured reason to (``cpu_bf16``: recipes.Recipe.cpu_bf16),
+    fp32 elsewhere; on other devices it is ``amp_dtype``'s.  Channels-last, when not given, goes
+    with auto's bf16 on a CPU.  ``ran``: the precision name a resumed run has computed in, which
+    auto keeps.  ``cpuinfo``: the text of /proc/cpuinfo, read when None.
+    """
+    if precision != "auto":
+        dtype, reason = amp_dtype(precision, device), f"--precision {precision}"
+    elif ran is not None:
+        dtype, reason = PRECISIONS[ran], f"auto: {ran}, as the run chose when it started"
+    elif device.type != "cpu":
+        dtype = amp_dtype("auto", device)
+        reason = (f"auto: {precision_name(dtype)} on {device.type} "
+                  "(bf16 where the GPU computes it in hardware, fp32 elsewhere)")
+    else:
+        dtype, reason = cpu_auto(cpu_bf16, cpuinfo)
+    auto_cl = precision == "auto" and device.type == "cpu" and dtype is torch.bfloat16
+    if channels_last is None:
+        channels_last = auto_cl
+        reason += "; channels-last with it" if auto_cl else ""
+    else:
+        reason += f"; --{'' if channels_last else 'no-'}channels-last"
+    return Choice(dtype, channels_last, reason)
+
+
+def cpu_auto(cpu_bf16, cpuinfo=None):
+    """(dtype, why) of --precision auto on this CPU for a model whose measured reason to train in
+    bf16 on a CPU with native bf16 is ``cpu_bf16`` (None: not measured)."""
+    flags = hwdna.cpu_bf16_flags(cpuinfo)
+    native = [f for f in flags or () if f in AUTO_BF16_FLAGS]
+    if flags is None:
+        return None, "auto: fp32, the CPU's flags cannot be read to find bf16 instructions"
+    if not native:
+        return None, ("auto: fp32, this CPU lists no amx_bf16 or avx512_bf16, so bf16 would be "
+                      "emulated, many times slower")
+    if cpu_bf16 is None:
+        return None, (f"auto: fp32; this CPU has bf16 in hardware ({', '.join(native)}), but this model "
+                      "has not been measured in bf16 on such a CPU")
+    return torch.bfloat16, f"auto: bf16, this CPU has bf16 in hardware ({', '.join(native)}): {cpu_bf16}"
+
+
+def refuse_emulated_resume(ran, device, previous, cpuinfo=None):
+    """Refuse to resume a run that computes in bf16 (``ran``, its precision name) on a CPU that would
+    emulate bf16, unless its log (``previous``, the run log or None) says it already ran so on a CPU."""
+    if ran != "bf16" or device.type != "cpu":
+        return
+    flags = hwdna.cpu_bf16_flags(cpuinfo)
+    if flags is None or flags:
+        return
+    hw = (previous or {}).get("hardware") or {}
+    if (previous or {}).get("device") == "cpu" and hw.get("cpu_bf16_flags") == []:
+        return                                     # started emulated by --precision bf16: its warning says so
+    where = hw.get("chip") or "another machine"
+    listed = ", ".join(hw.get("cpu_bf16_flags") or []) or "unrecorded"
+    raise UserError(f"the run computes in bf16, which it did on {where} (bf16 flags: {listed}); this CPU "
+                    "lists no amx_bf16, avx512_bf16 or bf16 and would emulate it, many times slower: "
+                    "resume it on a CPU with bf16 in hardware or a GPU, or start a new run here")
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def precision_name(dtype):

@@ -46,8 +46,8 @@ import hwdna
 import monitor
 import runs
 from cli import EXIT_INTERRUPTED, config_problem
-from compute import (amp_dtype, autocast, cpu_bf16_warning, cpu_settings, data_generator, precision_name,
-                     seed_everything, synchronize)
+from compute import (PRECISIONS, Choice, autocast, choose, cpu_bf16_warning, cpu_settings, data_generator,
+                     precision_name, refuse_emulated_resume, seed_everything, synchronize)
 from distributed import Ranks, SharedError, check_batch_split, process_group, stdout_silenced, torchrun_env
 from errors import UserError
 from models import build_model, count_parameters
@@ -440,6 +440,7 @@ class Training:
     use_graph: bool = False                            # the step as one program (graphs.GraphStep)
     graph_note: str = ""                               # why the plain step, when a graph was not taken
     graph: graphs.GraphStep = None                     # built at the first step, after any resume
+    choice: Choice = None                              # precision and memory format, and why
     run_dir: Path = None
     started: str = None
     history: list = dataclasses.field(default_factory=list)
@@ -528,13 +529,20 @@ class Training:
                 and (self.run_dir / runs.WEIGHTS).is_file())
 
 
-def set_up(cfg, script, ranks):
+def set_up(cfg, script, ranks, previous=None):
     """Device, seeds, data, model, optimizer and schedule of a run, before any epoch.
 
     Every rank seeds alike, so all start from the same weights and draw the same epochs.
+    ``previous``: the run log of the run being resumed (None for a new run or an unreadable log).
     """
     device = ranks.device
-    dtype = amp_dtype(cfg.precision, device)
+    ran = (previous or {}).get("precision")
+    ran = ran if ran in PRECISIONS else None
+    choice = choose(cfg.precision, cfg.channels_last, device, recipes.recipe(cfg.model).cpu_bf16,
+                    ran=ran if cfg.precision == "auto" else None)
+    dtype = choice.dtype
+    if previous is not None:
+        refuse_emulated_resume(precision_name(dtype), device, previous)
     slow = cpu_bf16_warning(dtype, device)
     if slow and ranks.rank == 0:
         print(slow, file=sys.stderr, flush=True)
@@ -544,7 +552,7 @@ def set_up(cfg, script, ranks):
 
     folder = data.locate(cfg.data_dir, allow_download=cfg.download)
     arrays = data.load_arrays(folder)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if choice.channels_last else torch.contiguous_format
     ds = data.DeviceCIFAR10(*arrays, device, memory_format=memory_format, val=cfg.val, val_seed=cfg.val_seed)
     # train_images: the images the run trains on (the files' training images less --val's).
     dataset = data.fingerprint(folder, arrays) | {
@@ -567,7 +575,8 @@ def set_up(cfg, script, ranks):
         schedule=make_schedule(cfg, optimizer, steps),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype is torch.float16),
         gen=data_generator(cfg.seed), steps=steps, ranks=ranks,
-        ema=WeightAverage(model, cfg.ema) if cfg.ema else None, use_graph=use_graph, graph_note=graph_note)
+        ema=WeightAverage(model, cfg.ema) if cfg.ema else None, use_graph=use_graph, graph_note=graph_note,
+        choice=choice)
 
 
 def graph_choice(cfg, device, dtype, world):
@@ -666,6 +675,8 @@ def new_record(t):
         "kind": "train", "run_id": t.run_dir.name, "status": "running", "script": t.script,
         "model": cfg.model, "params": count_parameters(t.model), "seed": cfg.seed,
         "device": t.device.type, "device_requested": cfg.device, "precision": precision_name(t.dtype),
+        "precision_choice": {"requested": cfg.precision, "precision": precision_name(t.dtype),
+                             "channels_last": t.choice.channels_last, "reason": t.choice.reason},
         "distributed": t.ranks.record(),
         "config": dataclasses.asdict(cfg) | {"data_dir": hwdna.relative(cfg.data_dir),
                                              "out": hwdna.relative(cfg.out)},
@@ -823,8 +834,9 @@ def train(cfg, script="train.py", resume=None, explicit=()):
 def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
     # A single process stops set-up (a download among it) at the first signal.  Under torchrun
     # the ranks meet in set-up's collectives, so there the flag waits for the first batch.
+    previous = runs.read_log(ckpt_path.parent) if ckpt_path is not None else None
     with stop.at_once(not ranks.launched):
-        t = set_up(cfg, script, ranks)
+        t = set_up(cfg, script, ranks, previous)
     with peers_watched(t):
         return _train(t, cfg, ckpt, ckpt_path, stop, ranks)
 

@@ -72,6 +72,17 @@ def cpu_flags(cpuinfo=None):
     return set(flags.split()) if flags is not None else None
 
 
+# CPU flags of bf16 arithmetic in hardware: x86 (/proc/cpuinfo "flags") and Arm ("Features").
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
+
+
+def cpu_bf16_flags(cpuinfo=None):
+    """The flags of bf16 arithmetic in hardware this CPU lists (sorted; [] = bf16 is emulated), or
+    None where its flags cannot be read.  A run log keeps them, so a resume knows the CPU it ran on."""
+    flags = cpu_flags(cpuinfo)
+    return None if flags is None else sorted(set(BF16_FLAGS) & flags)
+
+
 def cpu_capability():
     """The vector instruction set PyTorch's CPU kernels dispatch to ('AVX2', 'AVX512', ...), or None.
 
@@ -131,6 +142,7 @@ def describe(device):
         "chip": chip_name(),
         "cpu_model_id": cpu_model_id(),
         "cpu_capability": cpu_capability(),
+        "cpu_bf16_flags": cpu_bf16_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu_name(device),

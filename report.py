@@ -1266,7 +1266,9 @@ def figures(rep):
         out.append(Figure(f"curves_{model}.png", f"training curves {model}",
                           f"{recipe.name}, {k} epochs: the mean over seeds (band: ± one standard deviation) of "
                           f"each row's runs: " + "; ".join(f"{row.name}: {rep.refs(row.sample.cells)}" for row in rows)
-                          + ".", lambda s=series, t=f"{recipe.name}, {k} epochs": plots.draw_curves(s, t)))
+                          + "." + (" Label smoothing keeps a run's training loss higher." if any(
+                              r.cfg.get("label_smoothing") for row in rows for r in row.sample.runs) else ""),
+                          lambda s=series, t=f"{recipe.name}, {k} epochs": plots.draw_curves(s, t)))
         bars += [(f"{recipe.name}: {label}", row.sample.per_class) for (label, _), row in zip(series, rows)]
     if bars:
         out.append(Figure("per_class.png", "per-class accuracy", "Per-class test accuracy of the rows of the curves "

@@ -211,7 +211,7 @@ FIELDS = {
          "git": _opt(lambda v: isinstance(v, dict)), "started": _opt(_str), "finished": _opt(_str)},
     "config": {"model": _str, "epochs": _int, "batch_size": _int, "lr": is_number, "max_lr": is_number,
                "weight_decay": is_number, "momentum": is_number, "augment": _bool, "onecycle": _bool,
-               "seed": _int, "precision": _str, "channels_last": _bool, "compile": _bool,
+               "seed": _int, "precision": _str, "channels_last": _opt(_bool), "compile": _bool,
                "threads": _int, "onednn": _bool, "val": _int, "val_seed": _int,
                "label_smoothing": is_number, "nesterov": _bool, "decay_norm_bias": _bool,
                "ema": is_number, "cutout": _int, "tta": _bool, "recipe": _str},

@@ -7,6 +7,8 @@ import argparse
 import json
 import math
 import re
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ import torch
 import benchmark
 import compute
 import data
+import recipes
 import train_small
 
 TINY = ["--steps", "2", "--warmup", "1", "--ref-images", "64", "--num-workers", "0"]
@@ -252,3 +255,72 @@ def test_floor_compares_each_step_with_its_flop_floor(tiny_data, workdir, capsys
     assert res["floor_seconds"] == pytest.approx(res["flops_per_step"] / rec["results"]["matrix_flop_per_s"])
     assert res["ratio_to_floor"] == pytest.approx(res["seconds_per_step"] / res["floor_seconds"])
     assert re.search(r"large: [\d.,]+ GFLOP per step of 64, .* the floor", out)
+
+
+def test_floor_on_a_cpu_holds_the_step_to_its_fp32_and_bf16_matrix_rates(tiny_data, workdir, capsys):
+    assert run(tiny_data, workdir, "floor", "--model", "large", "--device", "cpu") == 0
+    out = capsys.readouterr().out
+    results = records(workdir)["floor"]["results"]
+    rates = results["cpu_matrix_flop_per_s"]
+    assert set(rates) == {"fp32", "bf16"} and all(positive(v) for v in rates.values())
+    res = results["large"]
+    for name, floor in res["cpu_floors"].items():
+        assert floor["floor_seconds"] == pytest.approx(res["flops_per_step"] / rates[name])
+        assert floor["ratio_to_floor"] == pytest.approx(res["seconds_per_step"] / floor["floor_seconds"])
+        assert f"large fp32 step time / floor at the CPU's {name} matrix rate: " in out
+    assert "the CPU's matrix products: fp32 " in out
+
+
+def test_floors_arithmetic():
+    # 2 GFLOP per step at 100 and 400 GFLOP/s: floors of 20 and 5 ms; a 50 ms step is 2.5x and 10x them.
+    f = benchmark.floors(2e9, 0.05, {"fp32": 100e9, "bf16": 400e9})
+    assert f["fp32"]["floor_seconds"] == pytest.approx(0.02) and f["fp32"]["ratio_to_floor"] == pytest.approx(2.5)
+    assert f["bf16"]["floor_seconds"] == pytest.approx(0.005) and f["bf16"]["ratio_to_floor"] == pytest.approx(10)
+    assert f["bf16"]["matrix_flop_per_s"] == 400e9
+
+
+def test_threads_records_each_models_four_cells_side_by_side(tiny_data, workdir, capsys):
+    assert run(tiny_data, workdir, "threads", "--model", "small") == 0
+    out = capsys.readouterr().out
+    rec = records(workdir)["threads"]
+    check_record(rec, "threads", tiny_data)
+    res = rec["results"]
+    default = res["default_threads"]
+    assert default == torch.get_num_threads()
+    small = res["small"]
+    assert small["batch_size"] == 4 and small["steps"] == 2
+    assert small["recipe_threads"] == recipes.config_for("small").threads
+    assert set(small["cells"]) == {"default_idle", "default_busy", "1_idle", "1_busy"}
+    for name, cell in small["cells"].items():
+        assert cell["threads"] == (1 if name.startswith("1_") else default)
+        assert cell["spinner"] is name.endswith("_busy")
+        assert cell["images"] == 8 and positive(cell["images_per_s"])
+        assert cell["images_per_s"] == pytest.approx(cell["images"] / cell["seconds"])
+        assert cell["other_cpus"] is None or cell["other_cpus"] >= 0
+    rate = {k: v["images_per_s"] for k, v in small["cells"].items()}
+    assert small["default_busy_vs_idle"] == pytest.approx(rate["default_busy"] / rate["default_idle"])
+    assert small["1_busy_vs_idle"] == pytest.approx(rate["1_busy"] / rate["1_idle"])
+    assert small["one_vs_default_busy"] == pytest.approx(rate["1_busy"] / rate["default_busy"])
+    assert small["one_vs_default_idle"] == pytest.approx(rate["1_idle"] / rate["default_idle"])
+    assert re.search(rf"small 1 thread vs {default} threads, busy: [\d.]+x", out)
+
+
+def test_the_spinner_keeps_a_cpu_busy_and_is_gone_after():
+    with benchmark.spinning(True) as spinner:
+        pid = spinner.process.pid
+        before = spinner.cpu_seconds()
+        t = time.monotonic()
+        while time.monotonic() - t < 0.5:
+            pass
+        assert spinner.cpu_seconds() > before                        # it runs
+    assert spinner.process.poll() is not None                         # and is gone
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_compile_payback_arithmetic():
+    # first compiled step 65 s against 5 s eager steps: 60 s of compiling; 4 s compiled steps gain 1 s each
+    p = benchmark.compile_payback(65.0, 5.0, 4.0, 15_640)
+    assert p == {"compile_s": 60.0, "payback_steps": 60.0, "run_steps": 15_640, "pays": True}
+    assert benchmark.compile_payback(65.0, 5.0, 4.999, 15_640)["pays"] is False          # 60,000 steps
+    slower = benchmark.compile_payback(65.0, 5.0, 5.5, 15_640)
+    assert slower["payback_steps"] is None and slower["pays"] is False
