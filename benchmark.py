@@ -7,11 +7,13 @@
                                                   #   speed, then each net's test accuracy
     python benchmark.py precision                 # ResNet-18: fp32 vs bf16 autocast, channels-last
     python benchmark.py floor --device cuda       # time per step against the chip's FLOP floor
+                                                  #   (fp32 on CUDA: the TF32 rate where cuDNN uses it)
     python benchmark.py floor --device cpu        #   on a CPU: at its fp32 and bf16 matrix rates
     python benchmark.py threads                   # each model: default threads vs 1, idle and with one
                                                   #   other process spinning a CPU
     python benchmark.py compile --steps 3         # ResNet-18: torch.compile vs eager, compile time, payback
-    python benchmark.py all                       # all but floor, threads and compile
+    python benchmark.py flops                     # each network's training and forward FLOP per image
+    python benchmark.py all                       # all but floor, threads, compile and flops
 
 Every rate is taken after warm-up, with the device synchronised before each
 reading of ``time.perf_counter``.  Each benchmark writes
@@ -47,7 +49,7 @@ from cli import Parser, nonnegative_int, positive_int
 from models import build_model
 
 BENCHMARKS = ("devices", "pipeline", "overhead", "small", "precision")   # "all"
-EXTRA = ("floor", "threads", "compile")             # asked for by name
+EXTRA = ("floor", "threads", "compile", "flops")             # asked for by name
 DEVICE_KINDS = ("cpu", "mps", "cuda")
 DEFAULT_MODEL = {"devices": "large", "precision": "resnet18", "compile": "resnet18"}
 # overhead: one epoch; small: --epochs; threads: THREAD_STEPS
@@ -55,6 +57,8 @@ DEFAULT_STEPS = {"devices": 100, "precision": 20, "floor": 20, "compile": 5, "th
 # threads: timed steps per model and cell, about as long for each (on 2 AVX2 cores: seconds).
 THREAD_STEPS = {"small": 200, "large": 20, "resnet18": 2}
 SPINNER_START_S = 0.5                               # the spinning process's start, before the clock runs
+# On CUDA a step of ResNet-18 takes milliseconds: 20 steps would time about 50 ms.
+CUDA_STEPS = {"precision": 300, "floor": 300}
 FLOOR_MODELS = ("resnet18", "large")
 MATMUL_SIDE = {"cpu": 1024, "mps": 4096, "cuda": 8192}   # a square product large enough to run at speed
 PIPELINE_BATCH = 64
@@ -262,7 +266,7 @@ class Session:
         self.folder = data.locate(args.data_dir, allow_download=args.download)
         self.arrays = data.load_arrays(self.folder)   # x_train, y_train, x_test, y_test (numpy)
         self.dataset = data.fingerprint(self.folder, self.arrays) | {
-            "folder": hwdna.relative(self.folder), "train_images": len(self.arrays[1]),
+            "folder": hwdna.recorded(self.folder), "train_images": len(self.arrays[1]),
             "test_images": len(self.arrays[3])}
         self.ratios = []
         self.load_start = self.clock = None
@@ -541,7 +545,7 @@ def bench_precision(s):
     a, device = s.args, s.device
     model = a.model or DEFAULT_MODEL["precision"]
     batch = a.batch_size or recipes.config_for(model).batch_size
-    steps = a.steps or DEFAULT_STEPS["precision"]
+    steps = a.steps or default_steps("precision", device)
     started = s.start()
     print(f"== precision: {model}, batch {batch}, {steps} steps after {a.warmup} warm-up, "
           f"augmented, on {device}", flush=True)
@@ -577,8 +581,40 @@ def bench_precision(s):
              results)
 
 
-def matrix_rate(device, dtype, repeats=5):
-    """FLOP/s of a large square matrix product in ``dtype`` on ``device``: the fastest of ``repeats``."""
+def default_steps(name, device):
+    return (CUDA_STEPS if device.type == "cuda" else DEFAULT_STEPS)[name]
+
+
+def matrix_precision(device, dtype):
+    """The arithmetic of the training step's convolutions and matrix products: "bf16" or "fp16"
+    under autocast; without it on CUDA "tf32" when cuDNN or cuBLAS may round fp32 operands to
+    TF32 (cuDNN's default), else "fp32"."""
+    if dtype is not None:
+        return compute.precision_name(dtype)
+    if device.type == "cuda" and (torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32):
+        return "tf32"
+    return "fp32"
+
+
+@contextmanager
+def tf32_matmuls(on):
+    """Matrix products in TF32 within the block when ``on``; the setting restored afterwards."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = on or before
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def matrix_rate(device, dtype, repeats=5, tf32=False):
+    """FLOP/s of a large square matrix product in ``dtype`` on ``device``: the fastest of ``repeats``;
+    with ``tf32``, an fp32 product in TF32, as cuDNN runs fp32 convolutions by default."""
+    with tf32_matmuls(tf32):
+        return _matrix_rate(device, dtype, repeats)
+
+
+def _matrix_rate(device, dtype, repeats):
     n = MATMUL_SIDE[device.type]
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -617,12 +653,13 @@ def bench_floor(s):
     """Time per training step against its floor: the step's FLOPs at the chip's matrix-product rate."""
     a, device = s.args, s.device
     dtype = compute.amp_dtype(a.precision, device)
-    rate = matrix_rate(device, dtype or torch.float32)
+    matrix = matrix_precision(device, dtype)           # the rate the steps' convolutions can reach
+    rate = matrix_rate(device, dtype or torch.float32, tf32=matrix == "tf32")
     started = s.start()
-    steps = a.steps or DEFAULT_STEPS["floor"]
+    steps = a.steps or default_steps("floor", device)
     kind = compute.precision_name(dtype)
     print(f"== floor: {steps} steps after {a.warmup} warm-up, augmented, on {device}, {kind}; "
-          f"matrix product ({MATMUL_SIDE[device.type]}^2, {kind}): {rate / 1e12:,.3f} TFLOP/s", flush=True)
+          f"matrix product ({MATMUL_SIDE[device.type]}^2, {matrix}): {rate / 1e12:,.3f} TFLOP/s", flush=True)
     cpu_rates = cpu_matrix_rates(device) if device.type == "cpu" else None
     if cpu_rates:
         emulated = "" if hwdna.cpu_bf16_flags() else " (emulated: no bf16 flags)"
@@ -630,7 +667,7 @@ def bench_floor(s):
               f"bf16 {cpu_rates['bf16'] / 1e9:,.1f} GFLOP/s{emulated}", flush=True)
     compute.seed_everything(a.seed, device, a.deterministic)
     ds = s.device_data(device)
-    results = {"matrix_flop_per_s": rate, "precision": kind, "steps": steps}
+    results = {"matrix_flop_per_s": rate, "precision": kind, "matrix_precision": matrix, "steps": steps}
     if cpu_rates:
         results["cpu_matrix_flop_per_s"] = cpu_rates
     for model in ([a.model] if a.model else FLOOR_MODELS):
@@ -826,6 +863,47 @@ def bench_compile(s):
               "eager_other_cpus": eager_other, "compiled_other_cpus": compiled_other} | payback)
 
 
+FLOP_BATCH = 8                                      # images counted per network: FLOPs scale with the batch
+
+
+def forward_flops(model, x):
+    """FLOPs of one forward pass of ``model`` in evaluation mode, as torch's FlopCounterMode counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train()
+    return counter.get_total_flops()
+
+
+def bench_flops(s):
+    """Each network's compute per image, counted by torch.utils.flop_counter on one augmented batch:
+    a training step (forward and backward) and an evaluation pass (forward).  A run's training
+    compute is the first times its images times its epochs; report.py plots accuracy against it."""
+    a, device = s.args, s.device
+    models = [a.model] if a.model else list(recipes.RECIPES)
+    started = s.start()
+    print(f"== flops: {', '.join(models)}; counted on {FLOP_BATCH} augmented images by "
+          "torch.utils.flop_counter.FlopCounterMode (convolutions and matrix products)", flush=True)
+    ds = s.device_data(device)
+    results = {}
+    for model in models:
+        trainer = Trainer(model, device, a.seed)
+        x, y = next(pipeline_batches(ds, FLOP_BATCH, compute.data_generator(a.seed), augment=True))
+        train = step_flops(trainer, x, y) / len(y)
+        forward = forward_flops(trainer.model, x) / len(y)
+        epoch = train * engine.FULL_TRAIN
+        results[model] = {"train_flop_per_image": train, "forward_flop_per_image": forward,
+                          "params": sum(p.numel() for p in trainer.model.parameters())}
+        print(f"{model}: {train / 1e9:,.4f} GFLOP per training image (forward and backward), "
+              f"{forward / 1e9:,.4f} GFLOP per forward pass; {epoch / 1e15:,.4f} PFLOP per epoch of "
+              f"{engine.FULL_TRAIN:,} images", flush=True)
+        del trainer
+    s.record("flops", started, ",".join(models), FLOP_BATCH, device,
+             {"images_counted": FLOP_BATCH, "augment": True, "seed": a.seed,
+              "counter": "torch.utils.flop_counter.FlopCounterMode"}, results)
+
+
 def compile_payback(first_step_s, eager_step_s, compiled_step_s, run_steps):
     """What compiling costs and gains over a run of ``run_steps`` steps: the compile time (the first
     compiled step less an eager one), the steps after which the faster steps have paid it back
@@ -838,7 +916,8 @@ def compile_payback(first_step_s, eager_step_s, compiled_step_s, run_steps):
 
 
 RUN = {"floor": bench_floor, "devices": bench_devices, "pipeline": bench_pipeline, "overhead": bench_overhead,
-       "small": bench_small, "precision": bench_precision, "threads": bench_threads, "compile": bench_compile}
+       "small": bench_small, "precision": bench_precision, "threads": bench_threads, "compile": bench_compile,
+       "flops": bench_flops}
 
 
 # ---------------------------------------------------------------- command line
@@ -870,7 +949,7 @@ def build_parser():
       help="network of the devices, precision, compile, floor and threads benchmarks "
            f"(default: {DEFAULT_MODEL['devices']} for devices, {DEFAULT_MODEL['precision']} for precision, "
            f"{DEFAULT_MODEL['compile']} for compile, {' and '.join(FLOOR_MODELS)} for floor, every model "
-           "for threads)")
+           "for threads, every model for flops)")
     batches = ", ".join(f"{m} {r.config().batch_size}" for m, r in recipes.RECIPES.items())
     a("--batch-size", type=positive_int, default=None,
       help="mini-batch of the devices and precision benchmarks (default: the model's training "
@@ -880,7 +959,8 @@ def build_parser():
       help=f"timed training steps (default: devices {DEFAULT_STEPS['devices']}, overhead one epoch "
            f"(782 at batch 64), small --epochs epochs (12,500 steps each), precision "
            f"{DEFAULT_STEPS['precision']}, floor {DEFAULT_STEPS['floor']}, compile {DEFAULT_STEPS['compile']}, "
-           "threads " + ", ".join(f"{m} {n}" for m, n in THREAD_STEPS.items()) + " per cell); pipeline always "
+           "threads " + ", ".join(f"{m} {n}" for m, n in THREAD_STEPS.items()) + " per cell; on CUDA precision "
+           f"{CUDA_STEPS['precision']} and floor {CUDA_STEPS['floor']}); pipeline always "
            "times one epoch")
     a("--warmup", type=nonnegative_int, default=5,
       help="untimed steps (pipeline: batches) before each timed run; small --warmup 0 trains each net "

@@ -59,6 +59,7 @@ seed_int = number(int, f"a seed from 0 to {SEED_MAX}", low=0, high=SEED_MAX)
 smoothing = number(float, "a label smoothing from 0 to 1", low=0, high=1)
 ema_decay = number(float, "0 (off) or a decay from 0 to below 1", low=0, below=1)
 cutout_size = number(int, "a square side from 0 to 32 pixels", low=0, high=32)
+crop_pad = number(int, "a padding from 0 to 16 pixels", low=0, high=16)
 
 
 def seed_list(text):
@@ -125,13 +126,18 @@ def shared_parent(seed_help="random seed", device_help=None, suppress=False):
                           "warning (default: auto)")
     a("--seed", type=seed_int, default=recipes.DEFAULT_SEED,
       help=f"{seed_help} (default: {recipes.DEFAULT_SEED})")
-    data_dir = default_data_dir()
-    a("--data-dir", default=data_dir,
-      help=f"folder holding cifar-10-batches-py, or where to download it "
-           f"(default: $CIFAR10_DIR or ./data; now: {data_dir})")
-    a("--download", action=argparse.BooleanOptionalAction, default=True,
-      help="download CIFAR-10 when it is missing (default: on)")
+    add_data_flags(a)
     return p
+
+
+def add_data_flags(add):
+    """--data-dir and --download through ``add`` (a parser's ``add_argument`` or an ``_adder``)."""
+    data_dir = default_data_dir()
+    add("--data-dir", default=data_dir,
+        help=f"folder holding cifar-10-batches-py, or where to download it "
+             f"(default: $CIFAR10_DIR or ./data; now: {data_dir})")
+    add("--download", action=argparse.BooleanOptionalAction, default=True,
+        help="download CIFAR-10 when it is missing (default: on)")
 
 
 def build_training_parser(model, description=None, prog=None, suppress=False):
@@ -154,9 +160,11 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
     a("--lr", type=positive_float, default=d.lr,
       help=f"fixed learning rate, used without OneCycle (default: {d.lr})")
     a("--max-lr", type=positive_float, default=d.max_lr,
-      help=f"OneCycle peak learning rate (default: {d.max_lr})")
+      help=f"peak learning rate of OneCycle or --triangle (default: {d.max_lr})")
     a("--weight-decay", type=nonnegative_float, default=None,
-      help=f"L2 weight decay (default: {recipes.ONECYCLE_WEIGHT_DECAY:g} with OneCycle, 0 without)")
+      help="L2 weight decay (default: " + (f"{d.weight_decay:g}" if "weight_decay" in recipes.recipe(model).defaults
+                                           else f"{recipes.ONECYCLE_WEIGHT_DECAY:g} with OneCycle, 0 without")
+           + ")")
     a("--momentum", type=nonnegative_float, default=d.momentum,
       help=f"SGD momentum (default: {d.momentum})")
     a("--augment", action=argparse.BooleanOptionalAction, default=d.augment,
@@ -195,7 +203,17 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
            f"tensorboard/ (needs: pip install tensorboard) (default: {on_off(d.tensorboard)})")
     a("--log-every", type=positive_int, default=d.log_every,
       help=f"print the mean loss every N mini-batches (default: {d.log_every})")
+    a("--subset", type=nonnegative_int, default=d.subset, metavar="N",
+      help="a quick run: train on N training images and test on N test images (at most all), each a "
+           "choice seeded by --val-seed; such a run stays out of results.md's tables and leaves "
+           f"the top-level run_log.json alone; 0 = all (default: {d.subset})")
+    every = ", ".join(f"{k} {v}" for k, v in recipes.CHECKPOINT_EVERY_BY_DEVICE.items())
+    a("--checkpoint-every", type=nonnegative_int, default=d.checkpoint_every,
+      help="write checkpoint.pt (and the weights' sha256 into the epoch's record) every N epochs and "
+           "after the last; a resume continues from the last checkpoint; 0 = by device: "
+           f"{every} (default: {d.checkpoint_every})")
     add_recipe_options(p, d, suppress)
+    add_fast_options(p, d, suppress)
     a("--seeds", type=seed_list, metavar="S1,S2,...",
       help="train the recipe once per seed, one run folder each, then print the test accuracy's "
            "mean ± std (default: one run, with --seed)")
@@ -272,6 +290,37 @@ def _value_problem(action, value):
     return None
 
 
+def add_fast_options(p, d, suppress):
+    """The fast network's options (airbench94's tricks) as a group of ``p``; ``d`` is the model's
+    default Config."""
+    g = p.add_argument_group("fast-network options (airbench94's; off unless the model's recipe sets them)")
+    a = _adder(g, suppress)
+    a("--whiten", type=nonnegative_int, default=d.whiten, metavar="N",
+      help="set the network's 2x2 whitening conv from the patch covariance of the first N training "
+           f"images and freeze its weight (the fast network); 0 = off (default: {d.whiten})")
+    a("--whiten-bias-epochs", type=nonnegative_int, default=d.whiten_bias_epochs, metavar="E",
+      help=f"with --whiten, epochs in which the whitening conv's bias trains (default: {d.whiten_bias_epochs})")
+    a("--triangle", action=argparse.BooleanOptionalAction, default=d.triangle,
+      help="learning rate per batch: linear from 0.2 to 1 x --max-lr over the first 23%% of the "
+           f"steps, then linear down to 0.07 x (default: {on_off(d.triangle)})")
+    a("--bias-lr-scale", type=positive_float, default=d.bias_lr_scale, metavar="S",
+      help="learning rate x S for batch-norm parameters, their weight decay / S "
+           f"(default: {d.bias_lr_scale:g})")
+    a("--lookahead", type=nonnegative_int, default=d.lookahead, metavar="K",
+      help="every K steps pull the weights back to a slow average of them (decay 0.95^K x "
+           f"(progress)^3), and end on it; 0 = off (default: {d.lookahead})")
+    a("--alt-flip", action=argparse.BooleanOptionalAction, default=d.alt_flip,
+      help="with --augment, each image's flip is drawn once and reversed every epoch "
+           f"(default: {on_off(d.alt_flip)})")
+    a("--crop-padding", type=crop_pad, default=d.crop_padding, metavar="PX",
+      help=f"--augment's random crop pads each side by PX pixels (default: {d.crop_padding})")
+    a("--crop-reflect", action=argparse.BooleanOptionalAction, default=d.crop_reflect,
+      help=f"pad with the mirrored border instead of zeros (default: {on_off(d.crop_reflect)})")
+    a("--tta-translate", action=argparse.BooleanOptionalAction, default=d.tta_translate,
+      help="the final evaluation also classifies each image shifted one pixel up-left and "
+           f"down-right, weight 1/4 each (default: {on_off(d.tta_translate)})")
+
+
 def apply_recipe(args, given):
     """Set ``--recipe``'s options on ``args``, except those given as flags."""
     for key, value in recipes.recipe(args.model).options(args.recipe).items():
@@ -296,7 +345,8 @@ def chosen_model(default_model, argv):
 def config_from_args(args):
     wd = args.weight_decay
     if wd is None:
-        wd = recipes.ONECYCLE_WEIGHT_DECAY if args.onecycle else 0.0
+        wd = recipes.recipe(args.model).defaults.get(
+            "weight_decay", recipes.ONECYCLE_WEIGHT_DECAY if args.onecycle else 0.0)
     fields = {f.name for f in dataclasses.fields(recipes.Config)}
     values = {k: v for k, v in vars(args).items() if k in fields}
     return recipes.Config(**{**values, "weight_decay": wd})

@@ -6,6 +6,7 @@
 Nothing here reads data or builds a model; ``engine`` and ``benchmark`` call these for every run.
 """
 import os
+import platform
 import random
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -69,14 +70,38 @@ def synchronize(device):
 def amp_dtype(precision, device):
     """Autocast dtype for ``precision`` on ``device``; None means plain fp32."""
     if precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        if device.type == "cuda" and cuda_bf16_native():
             return torch.bfloat16
         return None
     if precision == "fp32":
         return None
     if precision == "fp16" and device.type == "cpu":
         raise UserError("--precision fp16 is for cuda and mps; on a CPU use bf16 or fp32")
+    if precision == "bf16" and device.type == "mps":
+        check_mps_bf16()
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def cuda_bf16_native():
+    """Whether the CUDA GPU computes bf16 in hardware (Ampere and later).  PyTorch's default
+    also counts emulated bf16, which pre-Ampere GPUs (V100, T4) run far slower than fp32."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+MPS_BF16_MACOS = 14          # bf16 on MPS (autocast among it) needs macOS 14 or later
+
+
+def check_mps_bf16(mac_version=None):
+    """Refuse bf16 on MPS under a macOS older than 14 (``mac_version``: platform.mac_ver()'s
+    first field, read when None; an unreadable version passes)."""
+    text = platform.mac_ver()[0] if mac_version is None else mac_version
+    try:
+        major = int(text.split(".")[0])
+    except ValueError:
+        return
+    if major < MPS_BF16_MACOS:
+        raise UserError(f"--precision bf16 on MPS needs macOS {MPS_BF16_MACOS} or later (this is macOS "
+                        f"{text}); use --precision fp16 or fp32")
 
 
 BF16_FLAGS = set(hwdna.BF16_FLAGS)

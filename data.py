@@ -290,16 +290,26 @@ def fingerprint(folder, arrays):
     }
 
 
-def crop_windows(x, padding=4):
-    """Every crop of a zero-padded copy of ``x`` and of its mirror image, as a view.
+def reflect_pad(x, padding):
+    """``x`` (..., H, W) padded by ``padding`` pixels on each side with its mirrored border
+    (the edge row itself not repeated), as ``F.pad(mode="reflect")``, for any dtype."""
+    def index(n):                                                    # e.g. n=4, p=2: 2 1 0 1 2 3 2 1
+        i = torch.arange(-padding, n + padding, device=x.device).abs()
+        return torch.where(i >= n, 2 * (n - 1) - i, i)
+    return x[..., index(x.shape[-2]), :][..., index(x.shape[-1])]
+
+
+def crop_windows(x, padding=4, reflect=False):
+    """Every crop of a padded copy of ``x`` and of its mirror image, as a view.
 
     x: (N, C, H, W) uint8.  Returns (2, N, C, 2p+1, 2p+1, H, W): [flip, n, c, dy, dx] is
     the H x W window at offset (dy, dx) of image n, mirrored when flip is 1.  Zero
-    padding equals torchvision's RandomCrop(padding=4) on raw pixels (black borders).
+    padding equals torchvision's RandomCrop(padding=4) on raw pixels (black borders);
+    ``reflect`` pads with the mirrored border instead (airbench's random translation).
     Costs two padded copies of the data; the windows themselves are not copied.
     """
     H, W = x.shape[-2:]
-    padded = torch.nn.functional.pad(x, (padding,) * 4)              # (N, C, H+2p, W+2p)
+    padded = reflect_pad(x, padding) if reflect else torch.nn.functional.pad(x, (padding,) * 4)
     both = torch.stack([padded, padded.flip(-1)])                    # (2, N, C, H+2p, W+2p)
     return both.unfold(3, H, 1).unfold(4, W, 1)                      # (2, N, C, 2p+1, 2p+1, H, W)
 
@@ -312,6 +322,29 @@ def take_crops(windows, index, shifts, flips, padding=4):
     """
     dx = torch.where(flips, 2 * padding - shifts[:, 1], shifts[:, 1])
     return windows[flips.long(), index, :, shifts[:, 0], dx]         # (N, C, H, W)
+
+
+def gather_crops(padded, index, shifts, flips, padding=4, chunk=1024):
+    """``take_crops`` without the 7-D window view: the same pixels, indexed out of the padded
+    images ``padded`` (N, C, H+2p, W+2p) ``chunk`` images at a time.
+
+    For backends where a gather through the 7-D strided view of ``crop_windows`` (two padded
+    copies, 480 MB for CIFAR-10's training images) is unproven (MPS): it holds one padded copy
+    and indexes with tensors of at most (chunk, C, H, W).  A mirrored crop at dx takes
+    columns dx + W - 1 - w.
+    """
+    C, Hp, Wp = padded.shape[1:]
+    H, W = Hp - 2 * padding, Wp - 2 * padding
+    device = padded.device
+    h, w, c = (torch.arange(k, device=device) for k in (H, W, C))
+    parts = []
+    for s in range(0, len(index), chunk):
+        n, (dy, dx), f = index[s:s + chunk], shifts[s:s + chunk].unbind(1), flips[s:s + chunk]
+        rows = dy[:, None] + h                                              # (n, H)
+        cols = dx[:, None] + torch.where(f[:, None], W - 1 - w, w)          # (n, W)
+        parts.append(padded[n[:, None, None, None], c[None, :, None, None],
+                            rows[:, None, :, None], cols[:, None, None, :]])  # (n, C, H, W)
+    return torch.cat(parts) if parts else padded[:0, :, :H, :W]
 
 
 def random_crop_flip(x, shifts, flips, padding=4):
@@ -336,6 +369,13 @@ def cut_out(x, centres, size, fill):
     return torch.where(square[:, None], fill.view(1, -1, 1, 1), x)       # (N, C, H, W)
 
 
+def alternating_flips(first, epoch):
+    """Each image's flip in ``epoch`` (from 1) under alternating flips: ``first`` (bool (N,),
+    drawn once at random) in odd epochs, its opposite in even ones, so every image is seen
+    both ways round in every pair of epochs (airbench's scheme)."""
+    return first ^ (epoch % 2 == 0)
+
+
 def validation_split(n, size, seed):
     """(held out, kept): sorted int64 indices of ``n`` training images, ``size`` of them held out.
 
@@ -348,6 +388,16 @@ def validation_split(n, size, seed):
                         "hold out fewer")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[:size].sort().values, perm[size:].sort().values
+
+
+def subset(n, size, seed):
+    """Sorted int64 indices of ``size`` of ``n`` images (all ``n`` when ``size`` >= ``n``), chosen
+    by a permutation of a CPU generator of its own seeded with ``seed`` (``--val-seed``): every
+    training seed and every rank gets the same images, in file order."""
+    if size >= n:
+        return torch.arange(n)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[:size].sort().values
 
 
 def share_positions(n, batch_size, rank, world):
@@ -372,18 +422,29 @@ class DeviceCIFAR10:
     """CIFAR-10 held as uint8 tensors on one device, yielding normalised float batches."""
 
     NORMALIZE_IMAGES = 256                                        # 3 MB of float32 per block
+    # Device types that crop by ``gather_crops`` instead of the 7-D window view (unverified there).
+    GATHER_CROPS = {"mps"}
 
     def __init__(self, x_train, y_train, x_test, y_test, device, memory_format=torch.contiguous_format,
-                 val=0, val_seed=0):
+                 val=0, val_seed=0, subset_size=0):
+        """``val``: training images held out as a validation split; ``subset_size`` (0 = all): train
+        on that many of the rest and test on as many test images (at most all), for a quick run."""
         self.device = torch.device(device)
         self.memory_format = memory_format                       # of the float batches it yields
         x_val, y_val = x_train[:0], y_train[:0]
         if val:                                                  # else the arrays as they are
             held, kept = (i.numpy() for i in validation_split(len(y_train), val, val_seed))
             x_train, y_train, x_val, y_val = x_train[kept], y_train[kept], x_train[held], y_train[held]
+        if subset_size:
+            if subset_size > len(y_train):
+                raise UserError(f"--subset {subset_size} is more than the {len(y_train)} training images; "
+                                "ask for fewer")
+            keep, tested = subset(len(y_train), subset_size, val_seed), subset(len(y_test), subset_size, val_seed)
+            x_train, y_train = x_train[keep.numpy()], y_train[keep.numpy()]
+            x_test, y_test = x_test[tested.numpy()], y_test[tested.numpy()]
         def to(a):
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        self.x_train, self.y_train = to(x_train), to(y_train)   # (N, 3, 32, 32) uint8, (N,): N = 50000 - val
+        self.x_train, self.y_train = to(x_train), to(y_train)   # (N, 3, 32, 32) uint8, (N,): 50000 - val, or subset
         self.x_val, self.y_val = to(x_val), to(y_val)           # (val, 3, 32, 32) uint8, (val,)
         self.x_test, self.y_test = to(x_test), to(y_test)       # (10000, 3, 32, 32) uint8, (10000,)
         # Cutout's fill: the mean pixel, which normalisation maps to 0 (within 0.005).
@@ -392,7 +453,7 @@ class DeviceCIFAR10:
         std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
         self._scale = 1.0 / (255.0 * std)                        # x_float = x_uint8 * scale + shift
         self._shift = -mean / std
-        self._windows = None                                     # crop views, made on first use
+        self._windows = {}  # by (padding, reflect): crop views (MPS: padded images)
 
     @classmethod
     def load(cls, folder, device, memory_format=torch.contiguous_format, val=0, val_seed=0):
@@ -411,7 +472,8 @@ class DeviceCIFAR10:
         full, rest = divmod(len(self), batch_size)
         return full + (rest // world > 0)
 
-    def epoch_tensors(self, generator, augment, positions=None, cutout=0):
+    def epoch_tensors(self, generator, augment, positions=None, cutout=0, padding=4, reflect=False,
+                      flips=None):
         """One epoch's shuffled (and augmented) uint8 images and labels.
 
         Draws from ``generator`` (a CPU torch.Generator), in this order: the epoch's
@@ -419,6 +481,9 @@ class DeviceCIFAR10:
         (a square's side in pixels, 0 = off), every image's Cutout centre, applied
         after the crop and flip.  So the result depends only on the generator's state,
         not on the device, and without Cutout the draws are those of before it existed.
+        The crop takes a window of the image padded by ``padding`` pixels (zeros, or its
+        mirrored border with ``reflect``).  ``flips`` (bool (N,), one per training image in
+        file order) fixes the epoch's flips instead of drawing them (alternating flips).
         ``positions`` (int64, from ``share_positions``) keeps only those places of the
         epoch's order: one rank's share.  Every image's draws are made, kept or not, so
         the generators of all ranks stay in step.
@@ -426,8 +491,11 @@ class DeviceCIFAR10:
         n = len(self)
         perm = torch.randperm(n, generator=generator)
         if augment:
-            shifts = torch.randint(0, 9, (n, 2), generator=generator)
-            flips = torch.randint(0, 2, (n,), generator=generator).bool()
+            shifts = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
+            if flips is None:
+                flips = torch.randint(0, 2, (n,), generator=generator).bool()
+            else:
+                flips = flips.cpu()[perm]                            # into the epoch's order
         if cutout:
             centres = torch.randint(0, self.x_train.shape[-1], (n, 2), generator=generator)
         if positions is not None:
@@ -439,25 +507,33 @@ class DeviceCIFAR10:
         perm = perm.to(self.device)
         if not augment:
             x = self.x_train[perm]
+        elif self.device.type in self.GATHER_CROPS and not reflect:
+            if (padding, reflect) not in self._windows:          # here: one padded copy
+                self._windows = {(padding, reflect): torch.nn.functional.pad(self.x_train, (padding,) * 4)}
+            x = gather_crops(self._windows[padding, reflect], perm, shifts.to(self.device),
+                             flips.to(self.device), padding)
         else:
-            if self._windows is None:
-                self._windows = crop_windows(self.x_train)
-            x = take_crops(self._windows, perm, shifts.to(self.device), flips.to(self.device))
+            if (padding, reflect) not in self._windows:
+                self._windows = {(padding, reflect): crop_windows(self.x_train, padding, reflect)}
+            x = take_crops(self._windows[padding, reflect], perm, shifts.to(self.device),
+                           flips.to(self.device), padding)
         if cutout:
             x = cut_out(x, centres.to(self.device), cutout, self._fill)
         return x, self.y_train[perm]
 
-    def train_batches(self, batch_size, generator, augment, rank=0, world=1, cutout=0):
+    def train_batches(self, batch_size, generator, augment, rank=0, world=1, cutout=0, padding=4,
+                      reflect=False, flips=None):
         """Yield (x, y) for one epoch: x float (B, 3, 32, 32) normalised, y int64 (B,).
 
         ``batch_size`` is the global batch: with ``world`` ranks, rank ``rank`` gets its
         ``batch_size // world`` rows of each (see ``share_positions``).  Normalises
         ``NORMALIZE_IMAGES`` images at a time (whole batches), so that small batches pay one
-        call per block rather than one per batch; the values are the same.
+        call per block rather than one per batch; the values are the same.  ``cutout``,
+        ``padding``, ``reflect`` and ``flips`` are ``epoch_tensors``'s.
         """
         share = batch_size // world
         positions = None if world == 1 else share_positions(len(self), batch_size, rank, world)
-        x, y = self.epoch_tensors(generator, augment, positions, cutout)
+        x, y = self.epoch_tensors(generator, augment, positions, cutout, padding, reflect, flips)
         block = max(1, self.NORMALIZE_IMAGES // share) * share
         for b in range(0, len(y), block):
             xb = self.normalize(x[b:b + block])

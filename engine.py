@@ -8,12 +8,15 @@ Every training script is a recipe plus ``engine.train(config)``:
 ``[epoch, batch] loss: x.xxx`` every ``log_every`` mini-batches (batch counted
 from 1), an epoch summary line, and at the end the per-class accuracy table.
 Each run lives in ``<out>/<run-id>/``: ``run_log.json`` (rewritten after every
-epoch), ``checkpoint.pt`` (after every epoch, for ``--resume``) and
+epoch), ``checkpoint.pt`` (every ``--checkpoint-every`` epochs, 1 but on CUDA, and after the
+last, for ``--resume``) and
 ``weights.pt`` (the final ``state_dict``; with ``--ema`` also ``weights_ema.pt``, the
 weight average that is evaluated).  On CPU, the same seed gives the same loss lines
 and bit-identical weights, also across an interruption and resume.  The recipe options
 (validation split, label smoothing, Nesterov, no decay on norms and biases, EMA,
-Cutout, flip TTA) are all off by default, and then change nothing that is computed.
+Cutout, flip TTA) and the fast network's options (patch whitening, triangular schedule,
+batch-norm learning-rate scale, lookahead, alternating flips, reflected translation,
+translation TTA) are all off by default, and then change nothing that is computed.
 
 Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment) the same loop
 runs on every rank with the model in DistributedDataParallel: ``batch_size`` is
@@ -50,7 +53,7 @@ from compute import (PRECISIONS, Choice, autocast, choose, cpu_bf16_warning, cpu
                      precision_name, refuse_emulated_resume, seed_everything, synchronize)
 from distributed import Ranks, SharedError, check_batch_split, process_group, stdout_silenced, torchrun_env
 from errors import UserError
-from models import build_model, count_parameters
+from models import build_model, count_parameters, whitening_weights
 import recipes
 from recipes import Config
 
@@ -58,11 +61,13 @@ __all__ = ["Config", "EXIT_INTERRUPTED", "train", "train_step", "evaluate"]
 
 # Config fields that define what a run computes: a resumed run may not change them.
 FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momentum",
-                   "augment", "onecycle", "seed", "precision", "val", "val_seed", "label_smoothing",
-                   "nesterov", "decay_norm_bias", "ema", "cutout", "tta", "recipe")
+                   "augment", "onecycle", "seed", "precision", "val", "val_seed", "subset", "label_smoothing",
+                   "nesterov", "decay_norm_bias", "ema", "cutout", "tta", "recipe", "whiten",
+                   "whiten_bias_epochs", "triangle", "bias_lr_scale", "lookahead", "alt_flip",
+                   "crop_padding", "crop_reflect", "tta_translate")
 # Where and how a run continues may change on resume.  Those from "compile" on change the order
 # of floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
-CHANGEABLE_ON_RESUME = ("device", "log_every", "data_dir", "download", "progress", "tensorboard",
+CHANGEABLE_ON_RESUME = ("device", "log_every", "checkpoint_every", "data_dir", "download", "progress", "tensorboard",
                         "compile", "channels_last", "threads", "onednn", "cuda_graph", "deterministic")
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
@@ -143,12 +148,29 @@ class StopFlag:
 
 # ---------------------------------------------------------------- evaluation and reports
 
+def tta_logits(model, x, tta=False, translate=False):
+    """The logits (B, 10) that classify ``x`` (B, 3, H, W): the model's; with ``tta`` the sum of
+    the image's and its mirror image's (same argmax as the mean); with ``translate`` as well,
+    twice that plus the same for the image shifted one pixel up-left and one down-right (reflected
+    borders): airbench's weights, 1/2 on the image and 1/4 on each shift."""
+    def views(v):
+        logits = model(v)
+        return logits.float() + model(v.flip(3)).float() if tta else logits
+    logits = views(x)
+    if translate:
+        padded = F.pad(x, (1,) * 4, mode="reflect")             # (B, 3, H+2, W+2)
+        H, W = x.shape[-2:]
+        logits = 2 * logits + views(padded[..., :H, :W]) + views(padded[..., 2:, 2:])
+    return logits
+
+
 @torch.no_grad()
-def evaluate(model, ds, dtype=None, ranks=None, split="test", tta=False):
+def evaluate(model, ds, dtype=None, ranks=None, split="test", tta=False, translate=False):
     """Accuracy on ``split`` ("test", or "val" for the validation split): overall %, per-class %
     (None for a class with no image), and the 10x10 confusion matrix.  With ``tta`` each image
-    is classified by the mean of its logits and its mirror image's.  With ``ranks`` of a
-    torchrun launch, each rank counts its share of the images and every rank returns the sum."""
+    is classified by the mean of its logits and its mirror image's, with ``translate`` also by
+    its one-pixel shifts (``tta_logits``).  With ``ranks`` of a torchrun launch, each rank counts
+    its share of the images and every rank returns the sum."""
     model.eval()
     rank, world = (ranks.rank, ranks.world) if ranks is not None else (0, 1)
     if ranks is not None:
@@ -157,11 +179,11 @@ def evaluate(model, ds, dtype=None, ranks=None, split="test", tta=False):
     confusion = torch.zeros(n * n, dtype=torch.int64, device=ds.device)
     for x, y in ds.eval_batches(split, rank=rank, world=world):
         with autocast(ds.device, dtype):
-            logits = model(x)                                   # (B, 10)
-            if tta:                                             # the sum: same argmax as the mean
-                logits = logits.float() + model(x.flip(3)).float()
-            pred = logits.argmax(1)
-        confusion += torch.bincount(y * n + pred, minlength=n * n)
+            pred = tta_logits(model, x, tta, translate).argmax(1)        # (B,)
+        # One-hot counts (B, 100) summed: exact, and made of ops every backend has (torch.bincount's
+        # support on MPS is unverified here).
+        cells = y * n + pred                                    # (B,)
+        confusion += (cells[:, None] == torch.arange(n * n, device=cells.device)).sum(0)
     if ranks is not None:
         ranks.sum(confusion)
     confusion = confusion.view(n, n).cpu()                 # rows: true class, cols: predicted
@@ -221,6 +243,39 @@ class WeightAverage:
         torch._foreach_lerp_(average, current, 1.0 - self.decay)
         for a, b in self._others:
             a.copy_(b)
+
+
+class Lookahead:
+    """airbench's lookahead: every ``every`` steps the weights are pulled back to a slow average.
+
+    At step s of ``total`` (s a multiple of ``every``) the average moves ``1 - decay`` of the way to
+    the trained weights, decay = 0.95**every * (s / total)**3, and the weights are set to it: early
+    on the average follows the weights closely, towards the end it holds them back more and more.
+    After the last step the weights become the average.  Floating-point tensors of the state_dict
+    (parameters and batch-norm statistics) take part; its state goes into each checkpoint.
+    """
+
+    BASE = 0.95                    # the per-step decay airbench's schedule starts from
+
+    def __init__(self, model, every, total):
+        self.every, self.total = every, total
+        self.average = copy.deepcopy(model).requires_grad_(False)
+        pairs = list(zip(self.average.state_dict().values(), model.state_dict().values()))
+        self._pairs = ([a for a, b in pairs if a.is_floating_point()],
+                       [b for a, b in pairs if b.is_floating_point()])
+
+    def decay(self, step):
+        return self.BASE ** self.every * (step / self.total) ** 3
+
+    @torch.no_grad()
+    def after_step(self, step):
+        """Call after optimizer step ``step`` (from 1)."""
+        average, current = self._pairs
+        if step % self.every == 0:
+            torch._foreach_lerp_(average, current, 1.0 - self.decay(step))
+            torch._foreach_copy_(current, average)
+        if step == self.total:
+            torch._foreach_copy_(current, average)
 
 
 def rng_state(gen, device):
@@ -326,6 +381,10 @@ def resumed_config(ckpt, cfg, explicit):
     done = ckpt["epoch"]
     epochs = saved.epochs
     if "epochs" in explicit and cfg.epochs != saved.epochs:
+        spans = [n for n, on in (("--triangle", saved.triangle), ("--lookahead", saved.lookahead)) if on]
+        if spans:
+            raise UserError(f"{' and '.join(spans)} span the run's {saved.epochs} epochs; "
+                            "drop --epochs or start a new run")
         if saved.onecycle:
             raise UserError(f"OneCycle fixes the schedule to the run's {saved.epochs} epochs; "
                             "drop --epochs or start a new run")
@@ -353,15 +412,33 @@ def train_step(model, optimizer, scaler, x, y, dtype=None, label_smoothing=0.0):
     return loss.detach()
 
 
+# --triangle: airbench's schedule, as fractions of --max-lr.
+TRIANGLE_START, TRIANGLE_PEAK_AT, TRIANGLE_END = 0.2, 0.23, 0.07
+
+
+def triangle_factor(step, total):
+    """The learning rate of step ``step`` (from 0) of ``total``, as a fraction of the peak: linear
+    from TRIANGLE_START up to 1 over the first TRIANGLE_PEAK_AT of the steps, then linear down to
+    TRIANGLE_END at the last."""
+    up = int(total * TRIANGLE_PEAK_AT)
+    if step < up:
+        return TRIANGLE_START + (1 - TRIANGLE_START) * step / up
+    return 1 + (TRIANGLE_END - 1) * (step - up) / (total - up)
+
+
 def make_schedule(cfg, optimizer, steps_per_epoch):
+    total = cfg.epochs * steps_per_epoch
+    if cfg.triangle:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: triangle_factor(step, total))
     if not cfg.onecycle:
         return None
-    return graphs.onecycle(optimizer, cfg.max_lr, cfg.epochs * steps_per_epoch)
+    return graphs.onecycle(optimizer, cfg.max_lr, total)
 
 
 def run_tag(cfg):
     return (cfg.model + ("-aug" if cfg.augment else "") + ("-onecycle" if cfg.onecycle else "")
             + ("-best" if cfg.recipe == "best" else "") + (f"-val{cfg.val}" if cfg.val else "")
+            + (f"-sub{cfg.subset}" if cfg.subset else "")
             + f"-e{cfg.epochs}")
 
 
@@ -386,8 +463,12 @@ def train_one_epoch(t, epoch, stop):
     """
     cfg, ranks = t.cfg, t.ranks
     t.model.train()
+    if cfg.whiten:                               # its bias trains for the first epochs only
+        t.model.whiten.bias.requires_grad_(epoch <= cfg.whiten_bias_epochs)
     losses, b = [], 0
-    batches = t.ds.train_batches(cfg.batch_size, t.gen, cfg.augment, ranks.rank, ranks.world, cfg.cutout)
+    flips = data.alternating_flips(t.first_flips, epoch) if t.first_flips is not None else None
+    batches = t.ds.train_batches(cfg.batch_size, t.gen, cfg.augment, ranks.rank, ranks.world, cfg.cutout,
+                                 cfg.crop_padding, cfg.crop_reflect, flips)
     if t.use_graph and t.graph is None:        # after any resume: it reads the optimizer's buffers
         t.graph = graphs.GraphStep(t.model, t.optimizer, t.schedule, cfg, t.dtype, t.ema)
     for b, (x, y) in enumerate(batches, 1):
@@ -397,6 +478,8 @@ def train_one_epoch(t, epoch, stop):
             losses.append(train_step(t.step_model, t.optimizer, t.scaler, x, y, t.dtype, cfg.label_smoothing))
             if t.ema is not None:
                 t.ema.update()
+            if t.lookahead is not None:
+                t.lookahead.after_step((epoch - 1) * t.steps + b)
         if t.schedule is not None:
             t.schedule.step()
         t.progress.step()
@@ -437,6 +520,8 @@ class Training:
     steps: int
     ranks: Ranks
     ema: WeightAverage = None                          # with --ema: the weights evaluated
+    lookahead: Lookahead = None                        # with --lookahead
+    first_flips: torch.Tensor = None                   # with --alt-flip: each image's flip in epoch 1
     use_graph: bool = False                            # the step as one program (graphs.GraphStep)
     graph_note: str = ""                               # why the plain step, when a graph was not taken
     graph: graphs.GraphStep = None                     # built at the first step, after any resume
@@ -447,8 +532,9 @@ class Training:
     loss_lines: list = dataclasses.field(default_factory=list)
     resumes: list = dataclasses.field(default_factory=list)
     done: int = 0                                      # epochs finished
-    saved: int = None                                  # the epoch of checkpoint.pt (None: none yet)
+    checkpointed: int = None                           # the epoch checkpoint.pt holds (None: none yet)
     completed: dict = None                             # an extended run's results before the extension
+    began: float = 0.0                                 # time.perf_counter() at the start of train()
     record: dict = None
     progress: monitor.Progress = None
     board: object = None
@@ -462,8 +548,9 @@ class Training:
     def resume_hint(self):
         # --epochs: an extended run stopped before its first new epoch still has the old count
         # in its checkpoint.
-        epochs = "" if self.cfg.onecycle else f" --epochs {self.cfg.epochs}"
-        return (f"resume with: {self.ranks.launcher} {self.script} "
+        spans = self.cfg.onecycle or self.cfg.triangle or self.cfg.lookahead   # fixed epochs
+        epochs = "" if spans else f" --epochs {self.cfg.epochs}"
+        return (f"resume with: {self.ranks.launcher} {hwdna.command_path(self.script)} "
                 f"--resume {hwdna.relative(self.run_dir)}{epochs}")
 
     def save_checkpoint(self):
@@ -478,8 +565,13 @@ class Training:
                 "scheduler": self.schedule.state_dict() if self.schedule is not None else None,
                 "scaler": self.scaler.state_dict(), "rng": rng_state(self.gen, self.device),
                 "ema": self.ema.model.state_dict() if self.ema is not None else None,
+                "lookahead": self.lookahead.average.state_dict() if self.lookahead is not None else None,
                 "history": self.history, "loss_lines": self.loss_lines})
-        self.saved = self.done
+        self.checkpointed = self.done
+
+    def checkpoint_due(self, epoch):
+        """Whether ``epoch`` writes a checkpoint: every --checkpoint-every epochs, and the last."""
+        return epoch % recipes.checkpoint_every(self.cfg, self.device.type) == 0 or epoch == self.cfg.epochs
 
     def write_log(self, status):
         self.record["status"] = status
@@ -498,7 +590,7 @@ class Training:
 
     def write_failed(self, exc):
         what = f"cannot write {hwdna.relative(exc.path)} ({exc.reason})"
-        if self.saved is None:
+        if self.checkpointed is None:
             # Not even epoch 0's checkpoint: no run to resume.  The folder holds nothing of it.
             for leftover in self.run_dir.glob(".*.tmp"):
                 leftover.unlink(missing_ok=True)
@@ -515,7 +607,7 @@ class Training:
                 runs.write_log(self.run_dir, self.record)
             except UserError:
                 pass             # the log stays "running"; the resume below rewrites it either way
-        return UserError(f"{what}; the checkpoint of epoch {self.saved} is kept: free some disk "
+        return UserError(f"{what}; the checkpoint of epoch {self.checkpointed} is kept: free some disk "
                          f"space, then {self.resume_hint}")
 
     def save(self):
@@ -548,35 +640,65 @@ def set_up(cfg, script, ranks, previous=None):
         print(slow, file=sys.stderr, flush=True)
     if cfg.nesterov and cfg.momentum <= 0:
         raise UserError("--nesterov needs momentum: give --momentum above 0 or drop --nesterov")
+    if cfg.triangle and cfg.onecycle:
+        raise UserError("--triangle and --onecycle are two schedules; choose one")
+    if cfg.alt_flip and not cfg.augment:
+        raise UserError("--alt-flip alternates --augment's flips; add --augment or drop --alt-flip")
     seed_everything(cfg.seed, device, cfg.deterministic)
 
     folder = data.locate(cfg.data_dir, allow_download=cfg.download)
     arrays = data.load_arrays(folder)
     memory_format = torch.channels_last if choice.channels_last else torch.contiguous_format
-    ds = data.DeviceCIFAR10(*arrays, device, memory_format=memory_format, val=cfg.val, val_seed=cfg.val_seed)
+    ds = data.DeviceCIFAR10(*arrays, device, memory_format=memory_format, val=cfg.val, val_seed=cfg.val_seed,
+                            subset_size=cfg.subset)
     # train_images: the images the run trains on (the files' training images less --val's).
     dataset = data.fingerprint(folder, arrays) | {
-        "folder": hwdna.relative(folder), "train_images": len(ds), "test_images": len(ds.y_test),
+        "folder": hwdna.recorded(folder), "train_images": len(ds), "test_images": len(ds.y_test),
         "val_images": len(ds.y_val)}
 
     model = build_model(cfg.model).to(device, memory_format=memory_format)
+    if cfg.whiten:
+        whiten(model, ds, cfg)
     if ranks.world > 1 and device.type == "cuda":
         # Batch norm over the global batch, as one process computes it (GPUs only in PyTorch;
         # on the CPU each rank normalises its own share).  Same state_dict keys.
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    optimizer = torch.optim.SGD(param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum,
+    lr = base_lr(cfg)
+    optimizer = torch.optim.SGD(param_groups(model, cfg), lr=lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     steps = ds.num_batches(cfg.batch_size, ranks.world)
     step_model = ranks.parallel(model)      # DDP averages the ranks' gradients in backward
     use_graph, graph_note = graph_choice(cfg, device, dtype, ranks.world)
+    gen = data_generator(cfg.seed)
+    # --alt-flip: every image's flip in epoch 1, the generator's first draw (a resume draws it
+    # again from the fresh generator, then restores the generator's state).
+    first_flips = torch.randint(0, 2, (len(ds),), generator=gen).bool() if cfg.alt_flip else None
     return Training(
         cfg=cfg, script=script, device=device, dtype=dtype, ds=ds, dataset=dataset, model=model,
         step_model=torch.compile(step_model) if cfg.compile else step_model, optimizer=optimizer,
         schedule=make_schedule(cfg, optimizer, steps),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype is torch.float16),
-        gen=data_generator(cfg.seed), steps=steps, ranks=ranks,
+        gen=gen, steps=steps, ranks=ranks,
         ema=WeightAverage(model, cfg.ema) if cfg.ema else None, use_graph=use_graph, graph_note=graph_note,
-        choice=choice)
+        choice=choice, lookahead=Lookahead(model, cfg.lookahead, cfg.epochs * steps) if cfg.lookahead else None,
+        first_flips=first_flips)
+
+
+def whiten(model, ds, cfg):
+    """--whiten N: set ``model.whiten``'s weight to whiten the 2x2 patches of the first N training
+    images (``models.whitening_weights``, computed on the CPU, so alike on every device) and
+    freeze it; its bias starts at zero and trains for --whiten-bias-epochs."""
+    layer = getattr(model, "whiten", None)
+    if not isinstance(layer, torch.nn.Conv2d):
+        raise UserError(f"--whiten: model {cfg.model!r} has no whitening layer; drop --whiten "
+                        "(the fast network has one)")
+    images = ds.normalize(ds.x_train[:cfg.whiten]).float().cpu().contiguous()   # (N, 3, 32, 32)
+    weights = whitening_weights(images, layer.kernel_size[0])
+    with torch.no_grad():
+        layer.weight.copy_(weights)
+        if layer.bias is not None:
+            layer.bias.zero_()
+    layer.weight.requires_grad_(False)
 
 
 def graph_choice(cfg, device, dtype, world):
@@ -604,14 +726,34 @@ def step_record(t):
     return rec
 
 
+def base_lr(cfg):
+    """The optimizer's learning rate before any schedule: --triangle's peak, which its schedule
+    scales, else --lr (OneCycle sets its own)."""
+    return cfg.max_lr if cfg.triangle else cfg.lr
+
+
 def param_groups(model, cfg):
     """The optimizer's parameters: one group, or with ``--no-decay-norm-bias`` two, the second
-    (batch-norm weights and biases, every bias: the tensors of one dimension) without weight decay."""
-    if cfg.decay_norm_bias:
-        return model.parameters()
+    (batch-norm weights and biases, every bias: the tensors of one dimension) without weight decay.
+    With ``--bias-lr-scale S`` the batch-norm parameters form a last group of their own at
+    ``base_lr`` times S and weight decay divided by S, so the decay each step applies (lr x decay)
+    stays."""
     params = list(model.parameters())
-    return [{"params": [p for p in params if p.ndim > 1]},
-            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    norms = []
+    if cfg.bias_lr_scale != 1:
+        norms = [p for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                 for p in m.parameters()]
+        params = [p for p in params if all(p is not q for q in norms)]
+    if cfg.decay_norm_bias:
+        groups = [{"params": params}]
+    else:
+        groups = [{"params": [p for p in params if p.ndim > 1]},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    if not norms:
+        return groups[0]["params"] if cfg.decay_norm_bias else groups
+    decay = cfg.weight_decay if cfg.decay_norm_bias else 0.0
+    return [g for g in groups if g["params"]] + [
+        {"params": norms, "lr": base_lr(cfg) * cfg.bias_lr_scale, "weight_decay": decay / cfg.bias_lr_scale}]
 
 
 def start_new(t):
@@ -622,6 +764,7 @@ def start_new(t):
         t.save_checkpoint()                              # epoch 0: a stop at once can resume
         return t.run_dir.name, t.started
     name, t.started = t.ranks.on_main(create)
+    t.checkpointed = 0                                   # on every rank: they branch on it alike
     t.run_dir = Path(t.cfg.out) / name
 
 
@@ -641,11 +784,13 @@ def restore(t, ckpt, ckpt_path):
         set_rng_state(ckpt["rng"], t.gen, t.device)
         if t.ema is not None:
             t.ema.model.load_state_dict(ckpt["ema"] or {})
+        if t.lookahead is not None:
+            t.lookahead.average.load_state_dict(ckpt["lookahead"] or {})
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError):
         raise UserError(f"{ckpt_path} does not fit this run's model or settings; "
                         "it is not a checkpoint of this run: start a new run") from None
     t.history, t.loss_lines, t.done, t.started = ckpt["history"], ckpt["loss_lines"], ckpt["epoch"], ckpt["started"]
-    t.saved = t.done
+    t.checkpointed = t.done
     t.completed = completed_results(t.run_dir)
     t.resumes = ckpt.get("resumes", []) + [{"after_epoch": t.done, "at": hwdna.now(),
                                             "device": t.device.type, "world_size": t.ranks.world,
@@ -678,20 +823,24 @@ def new_record(t):
         "precision_choice": {"requested": cfg.precision, "precision": precision_name(t.dtype),
                              "channels_last": t.choice.channels_last, "reason": t.choice.reason},
         "distributed": t.ranks.record(),
-        "config": dataclasses.asdict(cfg) | {"data_dir": hwdna.relative(cfg.data_dir),
-                                             "out": hwdna.relative(cfg.out)},
+        "config": dataclasses.asdict(cfg) | {"data_dir": hwdna.recorded(cfg.data_dir),
+                                             "out": hwdna.recorded(cfg.out)},
         "hardware": hwdna.describe(t.device), "dataset": t.dataset, "git": hwdna.git_commit(),
         "started": t.started, "finished": None, "results": t.completed, "history": t.history,
         "loss_lines": t.loss_lines, "resumes": t.resumes, "step": step_record(t),
     }
 
 
-def assess(t):
-    """(test result, validation result or None) of the evaluated model, as ``evaluate`` returns them."""
+def assess(t, final=True):
+    """(test result, validation result or None) of the evaluated model, as ``evaluate`` returns them.
+    --tta-translate's shifted views count in the ``final`` evaluation only (the run's result): they
+    triple its cost, and the epochs before the last are watched, not reported."""
     if t.ema is not None:
         t.ranks.broadcast_buffers(t.model)       # as evaluating the model itself would
-    result = evaluate(t.evaluated, t.ds, t.dtype, t.ranks, tta=t.cfg.tta)
-    val = evaluate(t.evaluated, t.ds, t.dtype, t.ranks, "val", t.cfg.tta) if t.cfg.val else None
+    translate = final and t.cfg.tta_translate
+    result = evaluate(t.evaluated, t.ds, t.dtype, t.ranks, tta=t.cfg.tta, translate=translate)
+    val = (evaluate(t.evaluated, t.ds, t.dtype, t.ranks, "val", t.cfg.tta, translate)
+           if t.cfg.val else None)
     return result, val
 
 
@@ -701,7 +850,8 @@ def overall(result):
 
 def evaluations(t, result, val):
     """{variant: {"val": %, "test": %}} for every evaluation of the final weights that needs no
-    training: the model and (with --ema) its weight average, each without and with flip TTA.
+    training: the model and (with --ema) its weight average, each without and with flip TTA
+(and with --tta-translate its shifted views).
 
     Only runs with a validation split (--val) compute them: they are the ablation's runs, and
     one training run then answers "+ EMA", "+ flip TTA" and both.  The variant the run's flags
@@ -716,8 +866,9 @@ def evaluations(t, result, val):
             if (ema, tta) == (t.ema is not None, bool(t.cfg.tta)):
                 test, v = result, val
             else:
-                test = evaluate(model, t.ds, t.dtype, t.ranks, tta=tta)
-                v = evaluate(model, t.ds, t.dtype, t.ranks, "val", tta)
+                translate = tta and t.cfg.tta_translate
+                test = evaluate(model, t.ds, t.dtype, t.ranks, tta=tta, translate=translate)
+                v = evaluate(model, t.ds, t.dtype, t.ranks, "val", tta, translate)
             out[recipes.variant_name(ema, tta)] = {"val": overall(v), "test": overall(test)}
     return out
 
@@ -726,7 +877,7 @@ def end_of_epoch(t, epoch, losses, train_time, other_cpus=None):
     """Evaluate, record the epoch, print its line, save the checkpoint and the run log.
     ``other_cpus``: the CPUs other processes kept busy while the epoch trained."""
     t1 = time.perf_counter()
-    result, val = assess(t)
+    result, val = assess(t, final=epoch == t.cfg.epochs)
     eval_time = time.perf_counter() - t1
     train_loss = t.ranks.mean(torch.stack(losses).float().mean()).item()
     t.history.append({
@@ -736,7 +887,9 @@ def end_of_epoch(t, epoch, losses, train_time, other_cpus=None):
         "lr": t.optimizer.param_groups[0]["lr"], "epoch_time_s": round(train_time, 3),
         "eval_time_s": round(eval_time, 3),
         "train_time_s": round(sum(h["epoch_time_s"] for h in t.history) + train_time, 3),
-        "weights_sha256": weights_digest(t.model), "load_average": hwdna.load_average(),
+        # Only with a checkpoint: on a GPU, 45 MB of weights to the host each epoch is not free.
+        "weights_sha256": weights_digest(t.model) if t.checkpoint_due(epoch) else None,
+        "load_average": hwdna.load_average(),
         "other_cpus": other_cpus,
     })
     t.ranks.on_main(lambda: t.board.epoch(t.history[-1]))
@@ -746,7 +899,11 @@ def end_of_epoch(t, epoch, losses, train_time, other_cpus=None):
           f"train time {train_time:.1f}s, eval time {eval_time:.1f}s", flush=True)
     t.done = epoch
     t.record["step"] = step_record(t)
-    t.ranks.on_main(t.save)
+    if t.checkpoint_due(epoch):
+        t.ranks.on_main(t.save)
+        t.checkpointed = epoch                   # on every rank: they branch on it alike
+    else:
+        t.ranks.on_main(lambda: t.write_log("running"))
     return result, val
 
 
@@ -760,6 +917,7 @@ def finish(t, result, val):
     """Write the weights and the final run log (rank 0); print the accuracy and the per-class table."""
     total_train = t.history[-1]["train_time_s"]
     variants = evaluations(t, result, val)        # every rank: evaluating is collective
+    wall = round(time.perf_counter() - t.began, 3)
 
     def write():
         with t.writes():
@@ -774,6 +932,7 @@ def finish(t, result, val):
             **result, "val_accuracy": overall(val), "train_time_s": total_train,
             "final_loss": t.loss_lines[-1][2] if t.loss_lines else t.history[-1]["train_loss"],
             "epochs": t.cfg.epochs, "weights_sha256": weights_digest(t.model),
+            "wall_time_s": wall,
             "weights_ema_sha256": weights_digest(t.ema.model) if t.ema is not None else None,
             "evaluations": variants,
         })
@@ -795,8 +954,8 @@ def finish(t, result, val):
     for name, acc in (variants or {}).items():
         print(f"evaluation {name}: val {acc['val']:.2f}%, test {acc['test']:.2f}%")
     print(class_table(result["per_class"]))
-    print(f"Training time: {total_train:.2f}s on {t.device} ({t.record['precision']}); "
-          f"run log: {hwdna.relative(t.run_dir / runs.LOG)}")
+    print(f"Training time: {total_train:.2f}s on {t.device} ({t.record['precision']}), wall time "
+          f"{wall:.2f}s; run log: {hwdna.relative(t.run_dir / runs.LOG)}")
 
 
 def train(cfg, script="train.py", resume=None, explicit=()):
@@ -804,6 +963,7 @@ def train(cfg, script="train.py", resume=None, explicit=()):
 
     Under torchrun every rank calls this: every rank loads the checkpoint it resumes.
     """
+    began = time.perf_counter()               # the run's wall time counts from here
     stop = StopFlag()
     launch = torchrun_env()
     rank, world = (launch[0], launch[1]) if launch else (0, 1)
@@ -819,7 +979,7 @@ def train(cfg, script="train.py", resume=None, explicit=()):
             check_batch_split(cfg.batch_size, world)
             with process_group(cfg.device, launch) as ranks, cpu_settings(cfg.threads, cfg.onednn):
                 try:
-                    return _run(cfg, script, ckpt, ckpt_path, stop, ranks)
+                    return _run(cfg, script, ckpt, ckpt_path, stop, ranks, began)
                 finally:
                     # The run (its DistributedDataParallel model among it) goes before the process
                     # group does: a DDP reducer outliving its group can abort the process at exit.
@@ -831,12 +991,13 @@ def train(cfg, script="train.py", resume=None, explicit=()):
             raise
 
 
-def _run(cfg, script, ckpt, ckpt_path, stop, ranks):
+def _run(cfg, script, ckpt, ckpt_path, stop, ranks, began):
     # A single process stops set-up (a download among it) at the first signal.  Under torchrun
     # the ranks meet in set-up's collectives, so there the flag waits for the first batch.
     previous = runs.read_log(ckpt_path.parent) if ckpt_path is not None else None
     with stop.at_once(not ranks.launched):
         t = set_up(cfg, script, ranks, previous)
+    t.began = began
     with peers_watched(t):
         return _train(t, cfg, ckpt, ckpt_path, stop, ranks)
 
@@ -864,8 +1025,8 @@ def peers_watched(t):
             except UserError:
                 pass
         reason = str(exc).split("] ", 1)[-1].split(". ")[0][:120]
-        kept = (f"the checkpoint of epoch {t.saved} in {hwdna.relative(t.run_dir)} is kept: {t.resume_hint}"
-                if t.saved is not None else "no checkpoint was written: start the run again")
+        kept = (f"the checkpoint of epoch {t.checkpointed} in {hwdna.relative(t.run_dir)} is kept: {t.resume_hint}"
+                if t.checkpointed is not None else "no checkpoint was written: start the run again")
         raise SharedError(f"another process of this run stopped ({reason}); {kept}") from None
 
 
@@ -903,14 +1064,17 @@ def _train(t, cfg, ckpt, ckpt_path, stop, ranks):
                 losses, b = train_one_epoch(t, epoch, stop)
         except DivergedError as exc:             # every rank sees the same (averaged) losses
             ranks.on_main(lambda: t.write_log("failed"))
-            rate = "--max-lr" if cfg.onecycle else "--lr"
+            rate = "--max-lr" if cfg.onecycle or cfg.triangle else "--lr"
             raise SharedError(f"{exc}; run {hwdna.relative(t.run_dir)} is marked failed (a resume keeps "
                               f"its rate, so it would diverge again): start a new run with a lower {rate}") from None
         if ranks.any(stop):
-            return _interrupted(t, f"at [{epoch}, {b}]; the checkpoint holds epoch {epoch - 1}")
+            return _interrupted(t, f"at [{epoch}, {b}]; the checkpoint holds epoch {t.checkpointed}")
         train_time, others = time.perf_counter() - t0, ranks.other_cpus(clock, hwdna.cpu_clock())
         result, val = end_of_epoch(t, epoch, losses, train_time, others)
         if epoch < cfg.epochs and ranks.any(stop):
+            if t.checkpointed < epoch:          # keep the finished epoch for the resume
+                ranks.on_main(t.save)
+                t.checkpointed = epoch
             return _interrupted(t, f"after epoch {epoch}")
     if result is None:                      # resumed after the last epoch: finish what was left
         result, val = assess(t)

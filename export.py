@@ -8,8 +8,8 @@ Writes ``<out>/<run-id>/model.pt2`` (``<out>/<model>-<digest>/`` for
 ``--weights``: the first 12 hex digits of the weights' sha256) and, last,
 ``model.json``: the class names in output order, the mean and std, the input
 shape and value range, the model, the run, the weights' sha256 (as in the run
-log), whether they are the run's weight average (``--ema``: what it evaluated), how
-the run used flip TTA (``--tta``), and the torch version.  Both are written atomically.
+log), whether they are the run's weight average (``--ema``: what it evaluated), whether
+the run used flip TTA (``--tta``; ``flip_tta_how`` then says how), and the torch version.  Both are written atomically.
 
 Loading needs torch and nothing of this repository:
 
@@ -64,9 +64,10 @@ def manifest(model_name, source, digest, batch):
         "kind": "export", "program": PROGRAM, "format": "torch.export ExportedProgram (.pt2)",
         "model": model_name, "run_id": source["run"], "weights": source["weights"],
         "weights_sha256": digest, "weight_average": source["ema"],
-        "flip_tta": (("the run's accuracy classified each image by the mean logits of the image and its "
-                      "mirror image (x.flip(3)); run the program on both to classify the same way")
-                     if source["tta"] else None),
+        "flip_tta": bool(source["tta"]),
+        **({"flip_tta_how": "the run's accuracy classified each image by the mean logits of the image and "
+                            "its mirror image (x.flip(3)); run the program on both to classify the same way"}
+           if source["tta"] else {}),
         "classes": list(data.CLASSES),
         "mean": list(data.MEAN), "std": list(data.STD),
         "input_shape": [n, 3, predict.SIZE, predict.SIZE], "input_dtype": "float32",

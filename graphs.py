@@ -15,8 +15,10 @@ Python-number hyperparameters that change between steps:
 * the batch is copied into static input buffers before each step.
 
 On CUDA the program is captured once (``torch.cuda.CUDAGraph``, after a few eager
-warm-up steps on a side stream, as PyTorch's CUDA-graph notes describe) and each step
-is then one copy of the batch and one replay.  On other devices it runs eagerly, which
+warm-up steps on a side stream, as PyTorch's CUDA-graph notes describe) for the shape of
+the first batch, and each step of that shape is then one copy of the batch and one
+replay; an epoch's short last batch runs the same program eagerly, and ``describe``
+counts those steps.  On other devices it runs eagerly, which
 is how the tests check it against the plain path.  Not for fp16 (the gradient scaler
 reads the host), DistributedDataParallel or ``--compile``: ``eligible`` says why not.
 """
@@ -37,6 +39,11 @@ def eligible(cfg, device, dtype, world):
         return "DistributedDataParallel synchronises ranks in backward"
     if cfg.compile:
         return "--compile takes the step instead"
+    fast = [flag for flag, on in (("--triangle", cfg.triangle), ("--lookahead", cfg.lookahead),
+                                  ("--bias-lr-scale", cfg.bias_lr_scale != 1),
+                                  ("--whiten-bias-epochs", cfg.whiten and cfg.whiten_bias_epochs)) if on]
+    if fast:
+        return f"the graph step has no {', '.join(fast)}"
     return ""
 
 
@@ -50,8 +57,8 @@ def onecycle(optimizer, max_lr, total_steps):
         optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=0.3, anneal_strategy="cos")
 
 
-def schedule_table(cfg, optimizer, schedule, total_steps, device):
-    """(learning rates, momenta): float32 device tensors with the value of every step.
+def schedule_table(cfg, optimizer, schedule, total_steps, device, dtype=torch.float32):
+    """(learning rates, momenta): ``dtype`` device tensors with the value of every step.
 
     With OneCycle, entry k is what the scheduler sets for step k (its ``last_epoch`` = k): its
     phases and end values come from a ``onecycle`` scheduler, and its cosine annealing is
@@ -60,7 +67,8 @@ def schedule_table(cfg, optimizer, schedule, total_steps, device):
     """
     group = optimizer.param_groups[0]
     if schedule is None:
-        lrs, moms = torch.tensor([group["lr"]]), torch.tensor([group["momentum"]])
+        lrs = torch.tensor([group["lr"]], dtype=torch.float64)
+        moms = torch.tensor([group["momentum"]], dtype=torch.float64)
     else:
         probe = torch.optim.SGD([torch.zeros(1)], lr=cfg.max_lr, momentum=cfg.momentum)
         sched = onecycle(probe, cfg.max_lr, total_steps)
@@ -78,7 +86,7 @@ def schedule_table(cfg, optimizer, schedule, total_steps, device):
                 out[here] = b + (a - b) / 2.0 * cos_out
             taken |= here
             start = end
-    return (lrs.to(device=device, dtype=torch.float32), moms.to(device=device, dtype=torch.float32))
+    return lrs.to(device=device, dtype=dtype), moms.to(device=device, dtype=dtype)
 
 
 class GraphStep:
@@ -93,7 +101,9 @@ class GraphStep:
         self.device = next(model.parameters()).device
         self.capture = self.device.type == "cuda" if capture is None else capture
         total = schedule.total_steps if schedule is not None else 1
-        self.lrs, self.moms = schedule_table(cfg, optimizer, schedule, total, self.device)
+        # float32 unless the model is float64 (the float64 check of the captured step)
+        self.float = torch.promote_types(torch.float32, next(model.parameters()).dtype)
+        self.lrs, self.moms = schedule_table(cfg, optimizer, schedule, total, self.device, self.float)
         start = schedule.last_epoch if schedule is not None else 0
         self.index = torch.tensor([start], dtype=torch.int64, device=self.device)
         self.scheduled = schedule is not None
@@ -112,7 +122,10 @@ class GraphStep:
             raise ValueError("GraphStep implements SGD without dampening")
         self.x = self.y = self.loss = None
         self.graph = None
-        self.steps = 0
+        self.steps = 0               # every step this program trained
+        self.warmed = 0              # eager warm-up steps of the program's shape, before capture
+        self.replays = 0             # steps replayed from the graph
+        self.other_shape_steps = 0   # steps on a batch of another shape, run eagerly
 
     def _program(self):
         """Forward, backward, SGD, EMA: every operand a tensor that lives across steps."""
@@ -148,26 +161,27 @@ class GraphStep:
         self._program()
 
     def step(self, x, y):
-        if self.x is None or x.shape != self.x.shape:
-            if self.graph is not None:           # a short last batch: run it eagerly
-                return self._eager_on(x, y)
+        """Train on (x, y).  The first batch fixes the program's shape: its buffers, warm-up and
+        capture are of that shape, and a batch of another shape (an epoch's short last batch)
+        runs the same program eagerly outside them, before capture as after."""
+        if self.x is None:
             self.x = torch.empty_like(x)
             self.y = torch.empty_like(y)
-            self.loss = torch.zeros((), dtype=torch.float32, device=self.device)
+            self.loss = torch.zeros((), dtype=self.float, device=self.device)
+        if x.shape != self.x.shape or y.shape != self.y.shape:
+            return self._eager_on(x, y)
         self.x.copy_(x)
         self.y.copy_(y)
         if not self.capture:
             self._eager()
-        elif self.graph is None and self.steps < WARMUP_STEPS:
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                self._eager()
-            torch.cuda.current_stream(self.device).wait_stream(side)
+        elif self.graph is None and self.warmed < WARMUP_STEPS:
+            self._warm_up()
+            self.warmed += 1
         else:
             if self.graph is None:
                 self._capture()
             self.graph.replay()
+            self.replays += 1
         self.steps += 1
         # The step did the optimizer's work: tell the scheduler so (it warns when stepped
         # before any optimizer.step).
@@ -177,14 +191,23 @@ class GraphStep:
     def _eager_on(self, x, y):
         """One step on a batch of another shape, outside the graph (the graph's buffers untouched)."""
         keep = self.x, self.y, self.loss
-        self.x, self.y, self.loss = x, y, torch.zeros((), dtype=torch.float32, device=self.device)
+        self.x, self.y, self.loss = x, y, torch.zeros_like(self.loss)
         try:
             self._eager()
             return self.loss.clone()
         finally:
             self.x, self.y, self.loss = keep
             self.steps += 1
+            self.other_shape_steps += 1
             self.optimizer._opt_called = True
+
+    def _warm_up(self):
+        """An eager step on a side stream, as PyTorch's notes ask before capture."""
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            self._eager()
+        torch.cuda.current_stream(self.device).wait_stream(side)
 
     def _capture(self):
         for params, *_ in self.groups:
@@ -197,4 +220,12 @@ class GraphStep:
         self.graph = graph
 
     def describe(self):
-        return {"captured": self.graph is not None, "capture": self.capture, "warmup_steps": WARMUP_STEPS}
+        """For the run log: whether the step was captured, for which batch, and how many steps
+        (since this process built the program) ran outside the graph for another shape."""
+        rec = {"captured": self.graph is not None, "capture": self.capture, "warmup_steps": WARMUP_STEPS,
+               "batch": None if self.x is None else len(self.x), "replays": self.replays,
+               "other_shape_steps": self.other_shape_steps}
+        if self.capture and self.other_shape_steps:
+            rec["note"] = (f"{self.other_shape_steps} steps on batches of another size than "
+                           f"{rec['batch']} (each epoch's short last batch) ran uncaptured")
+        return rec

@@ -195,5 +195,37 @@ def relative(path):
     return os.path.relpath(os.path.abspath(path), os.path.abspath(os.getcwd()))
 
 
+def recorded(path):
+    """``path`` as a log records it: relative to the project when inside it, else its name only.
+
+    Logs are committed: a folder outside the project (``~/.cache/cifar10``) is no business of
+    theirs, and the dataset is identified by its content anyway.  Symbolic links are kept as
+    given, as in ``relative``.
+    """
+    path = os.path.abspath(path)
+    # The project may be reached through a link: also try the folder's real path, the name as given.
+    for candidate in (path, os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))):
+        if _inside(candidate, str(ROOT)):
+            return os.path.relpath(candidate, ROOT)
+    return os.path.basename(path)
+
+
+def _inside(path, folder):
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:                          # another drive
+        return False
+
+
+def command_path(script):
+    """How to name the project's ``script`` in a command pasted where the user stands: relative to
+    the current folder when that is inside the project or holds it, else absolute."""
+    target = str(ROOT / script)
+    here = os.path.realpath(os.getcwd())
+    if _inside(here, str(ROOT)) or _inside(str(ROOT), here):
+        return os.path.relpath(target, here)
+    return target
+
+
 def now():
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -1,4 +1,4 @@
-"""The three CIFAR-10 networks, built by name from one registry.
+"""The four CIFAR-10 networks, built by name from one registry.
 
     >>> from models import build_model
     >>> build_model("resnet18")(torch.zeros(1, 3, 32, 32)).shape
@@ -10,6 +10,11 @@
 - ``resnet18``: ResNet-18 for 32x32 inputs (He et al., "Deep Residual Learning
   for Image Recognition", 2015): 3x3 stride-1 stem, no max-pool, BasicBlocks
   [2, 2, 2, 2], 10-way ``fc`` (11,173,962 parameters).
+- ``fast``: the small VGG-like network of airbench94 (Jordan, "94% on CIFAR-10 in 3.29
+  seconds on a single GPU", arXiv 2404.00498): a 2x2 patch-whitening conv, three
+  conv-pool-norm-GELU groups of widths 64/256/256, max-pool, ``fc`` scaled by 1/9
+  (1,972,792 parameters).  Its whitening weights come from training images
+  (``whitening_weights``), which the training loop passes in.
 """
 import torch
 from torch import nn
@@ -89,6 +94,88 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class ScaleFreeBatchNorm(nn.BatchNorm2d):
+    """Batch norm without a learned scale: the weight stays 1 (frozen), only the bias trains.
+
+    ``momentum`` here is the weight of the *old* running statistics, as airbench writes it
+    (PyTorch's ``momentum`` is the new batch's weight: 1 - that).
+    """
+
+    def __init__(self, channels, momentum=0.6, eps=1e-12):
+        super().__init__(channels, eps=eps, momentum=1 - momentum)
+        self.weight.requires_grad_(False)
+
+
+class ConvGroup(nn.Module):
+    """conv 3x3 -> max-pool 2 -> norm -> GELU -> conv 3x3 -> norm -> GELU; halves the side.
+
+    Both convs start as the identity on their first ``in`` output channels (Dirac init), the
+    rest as PyTorch's default, so at initialisation the group passes its input through.
+    """
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1 = ScaleFreeBatchNorm(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.norm2 = ScaleFreeBatchNorm(c_out)
+        with torch.no_grad():
+            for conv in (self.conv1, self.conv2):
+                nn.init.dirac_(conv.weight[:conv.in_channels])
+
+    def forward(self, x):                                 # (B, c_in, H, W)
+        x = F.gelu(self.norm1(self.pool(self.conv1(x))))  # (B, c_out, H/2, W/2)
+        return F.gelu(self.norm2(self.conv2(x)))
+
+
+class FastNet(nn.Module):
+    """airbench94's network: whitening conv, three ``ConvGroup``s, max-pool, scaled ``fc``.
+
+    ``whiten`` is a 2x2 valid conv with bias, 3 -> 24 channels: 12 patch-whitening filters and
+    their negatives.  It starts at PyTorch's default; a training run sets it from training
+    images (``whitening_weights``) and then keeps its weight fixed.
+    """
+
+    def __init__(self, widths=(64, 256, 256), num_classes=10, scale=1 / 9, whiten_kernel=2):
+        super().__init__()
+        whiten_width = 2 * 3 * whiten_kernel ** 2
+        self.whiten = nn.Conv2d(3, whiten_width, whiten_kernel, bias=True)
+        self.layer1 = ConvGroup(whiten_width, widths[0])
+        self.layer2 = ConvGroup(widths[0], widths[1])
+        self.layer3 = ConvGroup(widths[1], widths[2])
+        self.pool = nn.MaxPool2d(3)
+        self.fc = nn.Linear(widths[2], num_classes, bias=False)
+        self.scale = scale                                # small logits: a calmer start
+
+    def forward(self, x):                                 # (B, 3, 32, 32)
+        x = F.gelu(self.whiten(x))                        # (B, 24, 31, 31)
+        x = self.layer3(self.layer2(self.layer1(x)))      # (B, 256, 3, 3)
+        x = torch.flatten(self.pool(x), 1)                # (B, 256)
+        return self.fc(x) * self.scale                    # (B, num_classes)
+
+
+@torch.no_grad()
+def whitening_weights(images, kernel=2, eps=5e-4):
+    """Conv weights that whiten the ``kernel`` x ``kernel`` patches of ``images``.
+
+    images: (N, C, H, W) float, as the network sees them (normalised).  The covariance of every
+    patch (C*k*k values, uncentred) has eigenvectors v_i and eigenvalues l_i; filter i is
+    v_i / sqrt(l_i + eps), largest eigenvalue first, so its outputs over these patches have
+    variance l_i / (l_i + eps) ~ 1 and no correlation between filters.  The second half of the
+    filters is the first half negated, so a GELU after the conv keeps both signs.
+    Returns (2*C*k*k, C, k, k) float32.
+    """
+    c = images.shape[1]
+    patches = images.float().unfold(2, kernel, 1).unfold(3, kernel, 1)       # (N, C, H', W', k, k)
+    patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * kernel * kernel)   # (N*H'*W', C*k*k)
+    covariance = patches.T @ patches / len(patches)                          # (C*k*k, C*k*k)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)                # ascending
+    eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
+    filters = (eigenvectors / torch.sqrt(eigenvalues + eps)).T.reshape(-1, c, kernel, kernel)
+    return torch.cat([filters, -filters])
+
+
 def small_lenet():
     return LeNet(6, 16, 120, 84)
 
@@ -101,7 +188,12 @@ def resnet18():
     return ResNet(BasicBlock, [2, 2, 2, 2])
 
 
-MODELS = {"small": small_lenet, "large": large_lenet, "resnet18": resnet18}
+def fast():
+    return FastNet()
+
+
+MODELS = {"small": small_lenet, "large": large_lenet, "resnet18": resnet18, "fast": fast}
+
 
 def build_model(name):
     """Return a freshly initialised network; ``name`` is a key of ``MODELS``."""

@@ -24,6 +24,21 @@ def _clock(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _live_bar(tqdm, progress):
+    """A tqdm class whose postfix (images/s, loss, the run's ETA) is recomputed at every redraw
+    from tqdm's own smoothed step rate, so images/s is always steps/s times the batch."""
+    class LiveBar(tqdm):
+        @property
+        def format_dict(self):
+            d = super().format_dict
+            rate = d["rate"]
+            if rate is None and d["elapsed"]:                     # before tqdm's first smoothing
+                rate = (d["n"] - d["initial"]) / d["elapsed"]
+            d["postfix"] = progress.figures(d["n"], rate or 0.0)
+            return d
+    return LiveBar
+
+
 class Progress:
     """A tqdm bar per epoch when ``enabled`` (None: when stdout is a terminal)."""
 
@@ -34,6 +49,7 @@ class Progress:
         self.enabled = bool(enabled)
         self.epochs, self.steps, self.batch_size = epochs, steps, batch_size
         self.bar = None
+        self.loss = None                            # the last logged mean loss
         self.epoch_times = []                       # seconds per finished epoch, this session
 
     @contextmanager
@@ -42,14 +58,14 @@ class Progress:
             yield self
             return
         from tqdm import tqdm
-        self.start = start = time.perf_counter()
+        start = time.perf_counter()
+        self.current = epoch
         # shutil reads $COLUMNS/$LINES, then the terminal; one that reports no size gets 100x24
         # (tqdm would then draw nothing).
         size = shutil.get_terminal_size(fallback=(100, 24))
-        self.bar = tqdm(total=self.steps, desc=f"epoch {epoch}/{self.epochs}", unit="step",
-                        file=self.stream, ncols=size.columns or 100, nrows=size.lines or 24,
-                        leave=False, mininterval=0.5)
-        self.current = epoch
+        self.bar = _live_bar(tqdm, self)(
+            total=self.steps, desc=f"epoch {epoch}/{self.epochs}", unit="step", file=self.stream,
+            ncols=size.columns or 100, nrows=size.lines or 24, leave=False, mininterval=0.5)
         try:
             yield self
         finally:
@@ -61,18 +77,19 @@ class Progress:
         if self.bar is not None:
             self.bar.update()
 
-    def note(self, loss):
-        """Refresh the bar's figures (once per logging interval): images/s, loss, the run's ETA."""
-        if self.bar is None:
-            return
-        elapsed = time.perf_counter() - self.start
-        rate = self.bar.n / elapsed if elapsed > 0 else 0.0       # steps/s over this epoch
-        left_here = (self.steps - self.bar.n) / rate if rate else 0.0
+    def figures(self, done, rate):
+        """The bar's postfix after ``done`` steps of this epoch at ``rate`` steps/s (tqdm's smoothed
+        rate): images/s, the last logged loss, the whole run's ETA."""
+        left_here = (self.steps - done) / rate if rate else 0.0
         per_epoch = (sum(self.epoch_times) / len(self.epoch_times) if self.epoch_times
                      else (self.steps / rate if rate else 0.0))
         left = left_here + per_epoch * (self.epochs - self.current)
-        self.bar.set_postfix_str(f"{rate * self.batch_size:,.0f} img/s, loss {loss:.3f}, "
-                                 f"run ETA {_clock(left)}", refresh=False)
+        loss = f"loss {self.loss:.3f}, " if self.loss is not None else ""
+        return f"{rate * self.batch_size:,.0f} img/s, {loss}run ETA {_clock(left)}"
+
+    def note(self, loss):
+        """Keep the mean loss of the last logging interval for the bar to show."""
+        self.loss = loss
 
     def write(self, line):
         """Print a line: above the bar when there is one, else plainly."""

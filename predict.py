@@ -4,6 +4,7 @@
     python predict.py photo.jpg --model resnet18 --top 5    # the newest complete ResNet-18 run
     python predict.py photo.jpg --run 20261129-142840-small-e2 --json
     python predict.py photo.jpg --weights my_weights.pt --model large
+    python predict.py photos/ --recursive                   # every image in a folder and its subfolders
 
 Each image (PNG, JPEG or any other format Pillow reads, any size) is turned
 upright by its EXIF orientation, converted to RGB and resized to 32x32 with
@@ -15,7 +16,11 @@ is classified best.  A run trained with ``--ema`` classifies with its weight
 average and one with ``--tta`` by the mean logits of each image and its mirror
 image: the way the run measured its accuracy.
 
-Output: a line naming the model, then one line per image,
+A folder stands for the image files in it (by the extensions Pillow knows), in
+name order; ``--recursive`` takes its subfolders' too.
+
+Output: a line naming the model, the run, its test accuracy and what it trained
+on (a run of a few images or epochs shows as such), then one line per image,
 ``cat.jpg: cat 62.1%, dog 20.3%, frog 5.0%``; with ``--json``, one JSON
 document instead.  A file that cannot be read gets ``error: cannot read FILE
 (...)`` on stderr, the other images are still classified, and the exit status
@@ -37,7 +42,7 @@ from PIL import Image, ImageOps
 
 import data
 from compute import resolve_device
-from trained import add_source_flags, describe, trained_model
+from trained import add_source_flags, describe, measured, trained_model
 
 SIZE = 32                                   # CIFAR-10 images are 32x32
 MAX_TOP = len(data.CLASSES)
@@ -78,6 +83,37 @@ def as_rgb(img, fmt=None):
         kind = "32-bit integer" if img.mode == "I" else "floating-point"
         raise ValueError(f"{kind} pixels have no fixed range; save it with 8 or 16 bits per channel")
     return img.convert("RGB")
+
+
+def image_extensions():
+    """The file name endings Pillow reads (".png", ".jpg", ...), lower case."""
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def image_files(paths, recursive=False):
+    """(files to classify, {folder: why nothing in it was}): each path as given, and for a folder its
+    image files (by extension) in name order, with ``recursive`` its subfolders' too."""
+    extensions = image_extensions()
+    files, empty = [], {}
+    for path in paths:
+        if not os.path.isdir(path):
+            files.append(path)
+            continue
+        found, subfolders = [], False
+        for folder, dirs, names in os.walk(path):
+            dirs.sort()
+            subfolders = subfolders or bool(dirs)
+            found += [os.path.join(folder, n) for n in sorted(names)
+                      if os.path.splitext(n)[1].lower() in extensions
+                      and os.path.isfile(os.path.join(folder, n))]
+            if not recursive:
+                break
+        files += found
+        if not found:
+            more = "; --recursive looks in its subfolders" if subfolders and not recursive else ""
+            empty[path] = f"a folder with no image files{more}"
+            print(f"error: nothing to classify in {path} ({empty[path]})", file=sys.stderr)
+    return files, empty
 
 
 def why_unreadable(exc):
@@ -149,7 +185,10 @@ def format_line(path, top):
 def build_parser():
     p = cli.Parser(prog=Path(__file__).name, description=__doc__,
                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files to classify, or folders of them")
+    p.add_argument("--recursive", "-r", action="store_true",
+                   help="with a folder, classify the images in its subfolders too (default: off)")
     add_source_flags(p, "classify with")
     p.add_argument("--device", choices=cli.DEVICES, default="auto",
                    help="auto = MPS, then CUDA, then CPU; a missing device falls back with a "
@@ -167,17 +206,20 @@ def run_predict(args):
     if warning:
         print(warning, file=sys.stderr)
     model_name, model, source = trained_model(args, device)
-    images, read, failed = read_images(args.images)
+    paths, failed_folders = image_files(args.images, args.recursive)
+    images, read, failed = read_images(paths)
+    failed |= failed_folders
     probs = predict(model, images, device, source["tta"])
     tops = dict(zip(read, (top_classes(p, args.top) for p in probs)))
     if args.json:
         doc = {"kind": "predictions", "model": model_name, **source, "device": device.type,
                "images": [{"file": path, "error": failed[path]} if path in failed else
                           {"file": path, "top": [{"class": name, "probability": p} for name, p in tops[path]]}
-                          for path in args.images]}
+                          for path in [*paths, *failed_folders]]}
         print(json.dumps(doc, indent=2))
     else:
-        print(f"{model_name} ({describe(source)}) on {device.type}")
+        what = measured(source)
+        print(f"{model_name} ({describe(source)}) on {device.type}" + (f": {what}" if what else ""))
         for path in read:
             print(format_line(path, tops[path]))
     return 2 if failed else 0

@@ -39,6 +39,7 @@ class Config:
     threads: int = 0           # CPU threads for tensor ops; 0 = PyTorch's default
     onednn: bool = True        # CPU convolutions through oneDNN (else PyTorch's native kernels)
     log_every: int = 100
+    checkpoint_every: int = 0  # epochs between checkpoints; 0 = by device (CHECKPOINT_EVERY_BY_DEVICE)
     data_dir: str = "data"
     out: str = "runs"
     download: bool = True
@@ -48,6 +49,7 @@ class Config:
     # exactly what it did before they existed.
     val: int = 0               # training images held out as a validation split
     val_seed: int = 0          # the split's own permutation seed, apart from ``seed``
+    subset: int = 0            # train on this many training images, test on as many (a quick run); 0 = all
     label_smoothing: float = 0.0
     nesterov: bool = False
     decay_norm_bias: bool = True   # False: batch-norm and bias parameters get no weight decay
@@ -55,6 +57,17 @@ class Config:
     cutout: int = 0            # side in pixels of the square cut out of each training image; 0 = off
     tta: bool = False          # evaluate on the mean logits of each image and its mirror image
     recipe: str = "seed"       # "seed" or "best": which option set of ``Recipe`` the run started from
+    # The fast network's options (airbench94's tricks); each default is off, so a run that sets
+    # none computes exactly what it did before they existed.
+    whiten: int = 0            # first training images whose 2x2 patches set the frozen whitening conv; 0 = off
+    whiten_bias_epochs: int = 0  # epochs in which the whitening conv's bias trains (then frozen)
+    triangle: bool = False     # lr: linear from 0.2 to 1 x max_lr over 23% of the steps, then down to 0.07 x
+    bias_lr_scale: float = 1.0  # lr multiplier of batch-norm parameters (their lr x decay unchanged)
+    lookahead: int = 0         # steps between lookahead pulls towards a slow weight average; 0 = off
+    alt_flip: bool = False     # with augment: each image's flip drawn once, then reversed every epoch
+    crop_padding: int = 4      # augment's random crop: pixels of padding on each side
+    crop_reflect: bool = False  # ... padded with the mirrored border instead of zeros
+    tta_translate: bool = False  # the final evaluation also on one-pixel shifts (airbench's TTA level 2)
 
 
 DEFAULT_SEED = Config.seed
@@ -69,6 +82,16 @@ def variant_name(ema, tta):
 # (``benchmark.py precision --device cuda`` times the graph variants beside the plain ones)
 # shows the captured step faster; MPS and CPU have no capture.
 GRAPH_BY_DEFAULT = {"cuda": False, "mps": False, "cpu": False}
+
+
+# --checkpoint-every when not given (0), per device type: every epoch where an epoch takes
+# minutes; on CUDA an epoch of ResNet-18 takes seconds and a 90-135 MB checkpoint with fsync
+# would be a large share of it.  The last epoch always writes one.
+CHECKPOINT_EVERY_BY_DEVICE = {"cuda": 10, "mps": 1, "cpu": 1}
+
+
+def checkpoint_every(cfg, device_type):
+    return cfg.checkpoint_every or CHECKPOINT_EVERY_BY_DEVICE.get(device_type, 1)
 
 
 def graph_default_text():
@@ -161,6 +184,16 @@ PLAIN, AUGMENTED = {"augment": False, "onecycle": False}, {"augment": True, "one
 BEST_NOTES = {"small": "chosen on the validation split, three seeds per option",
               "large": "chosen on the validation split, three seeds per option",
               "resnet18": "PROVISIONAL, not yet chosen by an ablation"}
+# The fast network's training, airbench94's hyperparameters translated to this loop.  airbench
+# sums the loss over the batch and writes lr and weight decay per 1,024 examples, decoupled from
+# Nesterov momentum 0.85: lr 11.5 / (1024 (1 + 1/0.15)) on the summed loss is 1.5 on the mean
+# loss at batch 1,024, and its weight decay 0.0153 (same units) is 0.0153 / 11.5 of that lr.
+# It trains 9.9 epochs; here 10 (the schedule spans all of them).
+FAST_DEFAULTS = dict(
+    epochs=10, batch_size=1024, max_lr=1.5, weight_decay=0.0153 / 11.5, momentum=0.85, nesterov=True,
+    label_smoothing=0.2, triangle=True, bias_lr_scale=64.0, lookahead=5, whiten=5000,
+    whiten_bias_epochs=3, augment=True, crop_padding=2, crop_reflect=True, alt_flip=True, tta=True,
+    tta_translate=True, channels_last=True, log_every=10)   # 49 steps an epoch: a loss line every 10
 
 RECIPES = {
     "small": Recipe(
@@ -201,6 +234,12 @@ RECIPES = {
         # benchmark.py precision --device cpu --steps 4 --warmup 1 on a 2-core Xeon with AMX: fp32
         # 63 images/s, bf16 + channels-last 210.  The LeNets have no such measurement: fp32.
         cpu_bf16="ResNet-18 trained 3.3x fp32's images/s in bf16 + channels-last on a 2-core Xeon with AMX"),
+    "fast": Recipe(
+        model="fast", name="airbench94 network", script="train_fast.py",
+        summary="airbench94's net (2x2 patch whitening, conv groups 64/256/256, GELU, logits x 1/9)",
+        defaults=FAST_DEFAULTS,
+        feature_layers=("whiten", "layer1", "layer2", "layer3"),
+        shown_layers=("whiten", "layer1", "layer2", "layer3")),
 }
 
 

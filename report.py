@@ -33,6 +33,8 @@ from pathlib import Path
 import atomic
 import plots
 import recipes
+from compare import backends_markdown, backends_problem, compare_runs, machine_pairs
+from compare import markdown as comparison_markdown
 from errors import UserError
 from runs import (BUSY_MARGIN, DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, configurations, is_number,
                   load_runs, representative, resolve_sample, sample_std, training_options)
@@ -330,6 +332,12 @@ class Report:
     @cached_property
     def bench(self):
         return [r for r in self.runs if r.kind == "benchmark"]
+
+    @cached_property
+    def backends(self):
+        """Complete backends.py records of the form it writes (``compare.backends_problem``)."""
+        return [r for r in self.runs if r.kind == "backends" and r.status == "complete"
+                and backends_problem(r.rec) is None]
 
     @cached_property
     def machines(self):
@@ -658,7 +666,17 @@ def repro_values(rs):
     add("Final weights sha256", [r.results.get("weights_sha256") for r in rs], sha_text)
     if any(r.cfg.get("ema") for r in rs):
         add("Weight average (EMA) sha256", [r.results.get("weights_ema_sha256") for r in rs], sha_text)
-    return rows, next((m for m in ("✗", "not recorded") if m in [r[-1] for r in rows]), "✓")
+    return rows, rerun_match(rs)
+
+
+def rerun_match(rs):
+    """✓, ✗ or "not recorded" for reruns ``rs``: compare.py's verdict on the first run against each
+    other one (✗ unless identical), "not recorded" when a final weights digest is missing from a log."""
+    cmps = [compare_runs(rs[0], r) for r in rs[1:]]
+    if any(c["verdict"]["kind"] != "identical" for c in cmps):
+        return "✗"
+    finals = [c["numbers"]["final_weights"].get("weights_sha256") for c in cmps]
+    return "not recorded" if any(f is None or f["equal"] is None for f in finals) else "✓"
 
 
 def other_models(rep):
@@ -754,11 +772,38 @@ def hardware(rep):
     if same:
         by_machine = {rep.machine(r): r for r in sorted(same[0], key=lambda r: r.run_id)}
         intro += (f" One computation ({model_name(same[0][0].model)}, {config_label(same[0][0])}, seed "
-                  f"{same[0][0].seed}) took " + " and ".join(f"{secs(r.at().time)} on {m} ({rep.keys[r.run_id]})"
-                                                              for m, r in sorted(by_machine.items())) + ".")
+                  f"{same[0][0].seed}) took " + " and ".join(
+                      f"{secs(r.at().time)}{BUSY_MARK if r.at().busy else ''} on {m} ({rep.keys[r.run_id]})"
+                      for m, r in sorted(by_machine.items())) + "."
+                  + (f" {BUSY_MARK} Timed on a busy machine (every epoch)."
+                     if any(r.at().busy for r in by_machine.values()) else ""))
     return section(2, "Hardware DNA", intro, table(["Machine", "Chip", "CPU family and model", "Kernels' ISA", "CPUs",
                                                    "GPU", "OS", "Python", "PyTorch", "torchvision", "NumPy", "Runs"],
                                                   rows))
+
+
+def machine_comparisons(rep):
+    """The same computation on two machines or software stacks: compare.py on each such pair."""
+    pairs = machine_pairs(rep.done)
+    if not pairs:
+        return ""
+    by_id = {r.run_id: r for r in rep.done}
+    parts = [f"**{rep.machine(by_id[c['a']['run_id']])} against {rep.machine(by_id[c['b']['run_id']])}**: "
+             f"`python compare.py {c['a']['run_id']} {c['b']['run_id']}`\n\n{comparison_markdown(c)}" for c in pairs]
+    return section(3, "Same Computation, Two Machines",
+                   "Complete runs of one configuration, seed and dataset made on more than one machine or software "
+                   "stack, one run of each compared with `compare.py` (which prints the same): the fields that "
+                   "differ, where the numbers part, and the verdict.", *parts)
+
+
+def backend_comparisons(rep):
+    """One trained network's weights on two backends (backends.py records), the newest per model."""
+    recs = {r.model: r for r in rep.backends}          # run-id order: the newest per model
+    if not recs:
+        return section(3, "Same Weights, Two Backends", "How far one network's activations and predictions part "
+                       f"between CPU fp32 and bf16: {NOT_MEASURED}. {run_cmd('python backends.py')}")
+    return "\n\n".join(section(3, f"Same Weights, Two Backends: {model_name(m)}", *backends_markdown(r.rec))
+                       for m, r in recs.items())
 
 
 def activations(rep):
@@ -766,10 +811,11 @@ def activations(rep):
     pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
     intro = ("`visualize_activations.py` hooks layers of a trained network during a forward pass and saves "
              "feature-map grids as PNGs to `activations/`.")
+    command = "python visualize_activations.py --out activations"     # by default a run's maps stay in its folder
     if not pngs:
-        return section(2, "Activation Visualization", intro, run_cmd("python visualize_activations.py"))
+        return section(2, "Activation Visualization", intro, run_cmd(command))
     overview = [p for p in pngs if p.stem.endswith("overview")] or pngs
-    return section(2, "Activation Visualization", intro + " Regenerate them with `python visualize_activations.py`;"
+    return section(2, "Activation Visualization", intro + f" Regenerate them with `{command}`;"
                    " every map is linked in details.", *activation_stats(rep, folder),
                    "\n\n".join(f"![{p.stem}]({rep.link(p, rep.out_dir)})" for p in overview))
 
@@ -810,7 +856,8 @@ def model(name):
 
 
 RESULTS = [summary, model("small"), model("large"), compare(0), reproducibility, compare(1), compare(2), seed_vs_best,
-           other_models, architectures, ablation_summary, hardware, activations, plots_section]
+           other_models, architectures, ablation_summary, hardware, machine_comparisons, backend_comparisons,
+           activations, plots_section]
 
 
 # ---------------------------------------------------------------- results/details.md
@@ -952,6 +999,9 @@ def reproducibility_all(rep):
         on = data_label(rs[0])
         verdict = {"✓": "identical: bit for bit", "✗": "the runs differ",
                    "not recorded": "identical where every run recorded the value (older logs)"}[match]
+        if match == "✗":
+            verdict += "; " + "; ".join(f"Run {i}: {c['verdict']['text']}" for i, c in enumerate(
+                (compare_runs(rs[0], r) for r in rs[1:]), 2) if c["verdict"]["kind"] != "identical")
         parts.append(f"**{model_name(rs[0].model)}, {config_label(rs[0])}, seed {rs[0].seed}, {rep.machine(rs[0])}"
                      f"{' — ' + on if on else ''}** ({rep.refs(rs)}): {verdict}.\n\n"
                      + table(["Metric"] + [f"Run {i}" for i in range(1, len(rs) + 1)] + ["Match"], rows))
@@ -1224,7 +1274,11 @@ def run_index(rep):
             ["Key", "Run", "Benchmark", "Model", "Batch size", "Device", "Machine", "Status"],
             [[rep.keys[r.run_id], f"`{r.run_id}`", r.rec.get("benchmark") or "—", r.rec.get("model") or "—",
               r.rec.get("batch_size") or "—", r.device, rep.machine(r), r.status] for r in rep.bench]))
-    other = [r for r in rep.runs if r.kind not in ("train", "benchmark")]
+    backends = rep.backends
+    if backends:
+        parts.append("Backend records (`python backends.py`), shown in results.md's Hardware DNA: "
+                     + ", ".join(f"`{r.run_id}` ({r.model}, run `{r.rec['source']['run']}`)" for r in backends) + ".")
+    other = [r for r in rep.runs if r.kind not in ("train", "benchmark") and r not in backends]
     if other:
         parts.append("Other records (not used): " + ", ".join(f"`{r.run_id}` ({r.kind})" for r in other) + ".")
     return section(2, "Run Index", *parts)

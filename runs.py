@@ -115,7 +115,7 @@ def find_complete(run, runs_dir, known_models):
     if not has_result(record):
         raise UserError(f"run {cand.name} is {record.get('status')!r}, not complete, so it has no "
                         "final weights yet; pass its checkpoint with --weights "
-                        f"{cand / CHECKPOINT} to see the last finished epoch")
+                        f"{cand / CHECKPOINT} --model {record['model']} to see the last finished epoch")
     if not (cand / WEIGHTS).is_file():
         raise UserError(f"run {cand.name} is complete but {cand / WEIGHTS} is missing")
     return cand, record["model"]
@@ -606,19 +606,29 @@ def load_runs(runs_dir, warn):
     runs = []
     for path in sorted(runs_dir.glob(f"*/{LOG}")):
         try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:     # RecursionError: nesting
-            warn(f"warning: skipping {path}: unreadable run log ({type(exc).__name__})")
-            continue
-        if not isinstance(rec, dict):
-            warn(f"warning: skipping {path}: not a run log (a JSON object was expected)")
-            continue
-        problem = log_problem(rec)
-        if problem:
-            warn(f"warning: skipping {path}: {problem}, not what a run log holds")
-            continue
-        runs.append(Run(rec, path))
+            runs.append(read_run(path))
+        except BadLog as exc:
+            warn(f"warning: skipping {path}: {exc}")
     return sorted(runs, key=lambda r: (r.run_id, str(r.path)))
+
+
+class BadLog(ValueError):
+    """A file that is not a run log this project writes; the message says why."""
+
+
+def read_run(path):
+    """The run log at ``path`` as a ``Run``; ``BadLog`` when it cannot be read or a field has a
+    type no run log of this project writes (``log_problem``)."""
+    try:
+        rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:     # RecursionError: nesting
+        raise BadLog(f"unreadable run log ({type(exc).__name__})") from None
+    if not isinstance(rec, dict):
+        raise BadLog("not a run log (a JSON object was expected)")
+    problem = log_problem(rec)
+    if problem:
+        raise BadLog(f"{problem}, not what a run log holds")
+    return Run(rec, Path(path))
 
 
 # ---------------------------------------------------------------- choosing runs

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+import hwdna
 import recipes
 import runs
 from errors import UserError
@@ -28,11 +29,9 @@ def _fits(model, state):
         isinstance(state[k], torch.Tensor) and own[k].shape == state[k].shape for k in own)
 
 
-def load_weights(model_name, path, device, from_run=False):
-    """``model_name``'s network with the state_dict in ``path`` (or a checkpoint's), on ``device``.
-
-    ``from_run``: the model was named by a run's log, so --model is no way out of a mismatch.
-    """
+def read_weights(path, device):
+    """(state_dict in ``path``, the model a training checkpoint names or None): a weights.pt, or a
+    run's checkpoint.pt, whose weights are those of its last finished epoch."""
     path = Path(path)
     try:
         with warnings.catch_warnings():      # torch's warning about a plain pickle: the error says it
@@ -40,11 +39,40 @@ def load_weights(model_name, path, device, from_run=False):
             state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise UserError(f"no weights file {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder; pass its weights.pt or checkpoint.pt, or the run with --run") from None
     except Exception as exc:  # truncated zip, not a torch file, pickle refused by weights_only
         raise UserError(f"{path} is truncated or not a weights file ({type(exc).__name__}); "
                         "train the model again or pass another file") from None
+    named = None
     if isinstance(state, dict) and state.get("format") == 1 and "model" in state:
-        state = state["model"]  # a training checkpoint.pt: the weights of its last finished epoch
+        config = state.get("config")
+        named = config.get("model") if isinstance(config, dict) else None
+        state = state["model"]
+    return state, named if named in MODELS else None
+
+
+def load_weights(model_name, path, device, from_run=False):
+    """``model_name``'s network with the state_dict in ``path`` (or a checkpoint's), on ``device``."""
+    return named_weights(model_name, path, device, from_run)[1]
+
+
+def named_weights(model_name, path, device, from_run=False):
+    """(model name, network on ``device``) of the state_dict in ``path`` (or a checkpoint's).
+
+    ``model_name`` None: the model a checkpoint names, else the one model the weights fit.
+    ``from_run``: the model was named by a run's log, so --model is no way out of a mismatch.
+    """
+    path = Path(path)
+    state, named = read_weights(path, device)
+    if model_name is None:
+        fitting = [m for m in MODELS if isinstance(state, dict) and _fits(build_model(m), state)]
+        model_name = named or (fitting[0] if len(fitting) == 1 else None)
+        if model_name is None and fitting:
+            raise UserError(f"{path} fits several networks ({', '.join(fitting)}); pass --model")
+        if model_name is None:
+            raise UserError(f"{path} holds no network's weights: they fit none of the models "
+                            f"({', '.join(MODELS)})")
     model = build_model(model_name)
     if not isinstance(state, dict) or not _fits(model, state):
         others = [m for m in MODELS if m != model_name and isinstance(state, dict)
@@ -58,7 +86,7 @@ def load_weights(model_name, path, device, from_run=False):
             hint = f"they fit none of the models ({', '.join(MODELS)})"
         raise UserError(f"{path} does not hold {model_name} weights: {hint}")
     model.load_state_dict(state)
-    return model.to(device)
+    return model_name, model.to(device)
 
 
 def untrained_model(model_name, seed, device):
@@ -76,11 +104,12 @@ def add_source_flags(p, purpose):
                      help="a complete training run's id in --runs, or its folder (default: the newest "
                           "complete run in --runs, of --model when given, else of any model)")
     src.add_argument("--weights", metavar="PATH",
-                     help="a weights.pt (or a run's checkpoint.pt) of --model, which is then required "
+                     help="a weights.pt, or a run's checkpoint.pt (its last finished epoch); the network "
+                          "is the checkpoint's, or the one model the weights fit, unless --model says "
                           "(default: none; see --run)")
     p.add_argument("--model", choices=list(recipes.RECIPES), default=None,
-                   help=f"network to {purpose}: with --weights, the one they belong to; otherwise "
-                        "restricts the choice of run (default: the run's model)")
+                   help=f"network to {purpose}: with --weights, the one they belong to (found out when not "
+                        "given); otherwise restricts the choice of run (default: the run's model)")
     p.add_argument("--runs", default="runs", help="folder of training runs (default: runs)")
 
 
@@ -101,13 +130,11 @@ def run_weights(run_dir):
 
 
 def trained_model(args, device):
-    """(model name, network on ``device`` in eval mode, {"run": run id or None, "weights": path})."""
+    """(model name, network on ``device`` in eval mode, source: where its weights came from and how
+    its run evaluated them; see ``load_run``)."""
     if args.weights is not None:
-        if args.model is None:
-            raise UserError(f"--weights needs --model to say which network they belong to "
-                            f"({', '.join(recipes.RECIPES)})")
-        model = load_weights(args.model, args.weights, device)
-        return args.model, model.eval(), {"run": None, "weights": str(args.weights), "ema": False,
+        model_name, model = named_weights(args.model, args.weights, device)
+        return model_name, model.eval(), {"run": None, "weights": str(args.weights), "ema": False,
                                           "tta": False}
     run_dir, model_name = chosen_run(args.run, args.runs, args.model)
     return (model_name, *load_run(model_name, run_dir, device))
@@ -125,31 +152,53 @@ def chosen_run(run, runs_dir, model=None, others="--run or --weights"):
     run_dir = runs.latest_complete(runs_dir, model)
     if run_dir is None:
         which = f"{model} " if model else ""
-        script = recipes.RECIPES[model or "small"].script
-        out = "" if Path(runs_dir) == Path("runs") else f" --out {runs_dir}"
         raise UserError(f"no complete {which}run with weights in {runs_dir}; train one with: "
-                        f"python {script}{out} (or pass {others})")
+                        f"{train_hint(model or 'small', runs_dir)} (or pass {others})")
     return runs.find_complete(str(run_dir), runs_dir, recipes.RECIPES)
+
+
+# A short training run that goes through the whole path (train, evaluate, save), for a first look.
+QUICK_FLAGS = "--epochs 1 --subset 2000"
+QUICK_EPOCHS = 2                 # the tutorial LeNet's recipe: a minute or two on a CPU as it is
+
+
+def train_hint(model, runs_dir):
+    """The command that trains ``model`` into ``runs_dir``, pasted where the user stands; for a
+    recipe of more than ``QUICK_EPOCHS`` epochs (minutes to hours on a CPU), also a quick one."""
+    recipe = recipes.RECIPES[model]
+    out = "" if Path(runs_dir) == Path("runs") else f" --out {runs_dir}"
+    full = f"python {hwdna.command_path(recipe.script)}{out}"
+    if recipe.config().epochs <= QUICK_EPOCHS:
+        return full
+    return f"{full} ({recipe.config().epochs} epochs), or a quick one to look at: {full} {QUICK_FLAGS}"
 
 
 def load_run(model_name, run_dir, device):
     """(network in eval mode, source) of a complete run: the weights its accuracy measured.
 
+    source: "run" (id), "weights" (path), "ema" and "tta" (how the run evaluated), and what the
+    run measured and trained on: "test_accuracy" (%), "test_images", "train_images", "dataset".
     A run being extended (``runs.has_result``) still holds the weights of its last completion;
-    they are checked against its log's digest, since the extension rewrites them as it completes.
+    they are checked against its log's digest, since the extension rewrites them as it completes,
+    and "epochs" says how many epochs they trained.
     """
     path, ema, tta = run_weights(run_dir)
     model = load_weights(model_name, path, device, from_run=True)
-    source = {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta}
     record = runs.read_log(run_dir) or {}
+    results = record.get("results") if isinstance(record.get("results"), dict) else {}
+    dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
+    source = {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta,
+              "test_accuracy": results.get("overall_accuracy"), "test_images": results.get("total"),
+              "train_images": dataset.get("train_images"), "dataset": dataset.get("source")}
     if not runs.is_complete_training(record):
         from engine import weights_digest
-        results, cfg = record["results"], record.get("config") or {}
+        cfg = record.get("config") or {}
         if weights_digest(model) != results.get("weights_ema_sha256" if ema else "weights_sha256"):
             epochs = "" if cfg.get("onecycle") else f" --epochs {cfg.get('epochs')}"
+            script = hwdna.command_path(str(record.get("script")))
             raise UserError(f"run {run_dir.name} is {record.get('status')!r}: its extension wrote {path} "
-                            f"but did not complete; complete it with: python {record.get('script')} "
-                            f"--resume {run_dir}{epochs}")
+                            f"but did not complete; complete it with: python {script} "
+                            f"--resume {hwdna.relative(run_dir)}{epochs}")
         source["epochs"] = results.get("epochs")
     return model.eval(), source
 
@@ -162,3 +211,15 @@ def describe(source):
                            (f"as complete after {source.get('epochs')} epochs, before its unfinished "
                             "extension", source.get("epochs"))) if on]
     return f"run {source['run']}" + "".join(f", {x}" for x in how)
+
+
+def measured(source):
+    """What the source's run measured and trained on, in words ("" for a weights file): so a run
+    trained on a few images is seen for what it is before its answers are read."""
+    acc, tested, trained = (source.get(k) for k in ("test_accuracy", "test_images", "train_images"))
+    if not isinstance(acc, (int, float)):
+        return ""
+    parts = [f"{acc:.2f}% test accuracy" + (f" on {tested:,} images" if isinstance(tested, int) else "")]
+    if isinstance(trained, int):
+        parts.append(f"trained on {trained:,} images" + (f" of {source['dataset']}" if source.get("dataset") else ""))
+    return ", ".join(parts)

@@ -3,7 +3,8 @@
     python visualize_activations.py                           # latest complete ResNet-18 run in runs/
     python visualize_activations.py --model large --class cat
     python visualize_activations.py --run 20261129-142840-small-e2 --index 7 --layers conv2
-    python visualize_activations.py --untrained --layers conv1 layer4   # a freshly initialised ResNet-18
+    python visualize_activations.py --untrained --layers conv1 layer4 --out maps   # a freshly initialised ResNet-18
+    python visualize_activations.py --out activations --run RUN_ID    # rewrite the report's committed maps
 
 Forward hooks on the named layers (``model.get_submodule(name)``) record each
 layer's output during one eval-mode forward pass.  For ResNet-18, ``conv1`` is
@@ -11,8 +12,10 @@ the stem convolution before batch norm and ReLU, so it has few exact zeros;
 ``layer1``..``layer4`` end in a ReLU.  For the LeNets, ``conv1`` and ``conv2``
 are the convolutions themselves: their outputs before ReLU and pooling.
 
-Written into ``--out`` (default ``activations/``), replacing earlier files of the
-same model: ``<model>_<layer>.png`` (the input image and every channel's map,
+Written into ``--out``, by default the run's own folder (``runs/RUN_ID/activations/``);
+``--weights`` and ``--untrained`` need ``--out``.  The maps committed in ``activations/``
+are the report's: only ``--out activations`` rewrites them.  Earlier files of the same
+model in that folder are replaced: ``<model>_<layer>.png`` (the input image and every channel's map,
 each map scaled to its own range), ``<model>_overview.png`` (every layer: first
 eight channels and the channel mean) and ``<model>_stats.json`` (the printed
 table, the image and where the weights came from).  Figures are drawn
@@ -35,7 +38,7 @@ import data
 import recipes
 from compute import resolve_device
 from errors import UserError
-from trained import chosen_run, describe, load_run, load_weights, untrained_model
+from trained import chosen_run, describe, load_run, named_weights, untrained_model
 
 DEFAULT_MODEL = "resnet18"
 OVERVIEW_CHANNELS = 8
@@ -264,19 +267,36 @@ def build_parser():
                       help="test image index (default: 0)")
     pick.add_argument("--class", dest="class_name", choices=data.CLASSES,
                       help="use the first test image of this class instead (default: none)")
-    a("--out", default="activations", help="folder for the PNGs and stats (default: activations)")
+    a("--out", default=None,
+      help="folder for the PNGs and stats; activations/ holds the report's maps (default: the run's "
+           "folder's activations/; --weights and --untrained need --out)")
     return p
 
 
 def resolve_weights(args, device):
-    """(model name, network on ``device``, description of where the weights came from)."""
-    model_name = args.model if args.run is not None else args.model or DEFAULT_MODEL
+    """(model name, network on ``device``, description of where the weights came from, the run's
+    folder or None)."""
     if args.untrained:
-        return model_name, untrained_model(model_name, args.seed, device), f"untrained, seed {args.seed}"
+        model_name = args.model or DEFAULT_MODEL
+        return model_name, untrained_model(model_name, args.seed, device), f"untrained, seed {args.seed}", None
     if args.weights is not None:
-        return model_name, load_weights(model_name, args.weights, device), f"weights {args.weights}"
+        model_name, model = named_weights(args.model, args.weights, device)
+        return model_name, model, f"weights {args.weights}", None
+    model_name = args.model if args.run is not None else args.model or DEFAULT_MODEL
     run_dir, model_name = chosen_run(args.run, args.runs, model_name, others="--run, --weights, or --untrained")
-    return model_name, *from_run(model_name, run_dir, device)
+    return model_name, *from_run(model_name, run_dir, device), run_dir
+
+
+def out_folder(args, run_dir):
+    """Where the figures go: --out, else the run's own ``activations/`` (never the report's maps
+    in the project's ``activations/`` unless --out names it)."""
+    if args.out is not None:
+        return Path(args.out)
+    if run_dir is None:
+        flag = "--untrained" if args.untrained else "--weights"
+        raise UserError(f"{flag}: say where the maps go with --out FOLDER "
+                        "(--out activations rewrites the report's maps)")
+    return Path(run_dir) / "activations"
 
 
 def from_run(model_name, run_dir, device):
@@ -290,7 +310,8 @@ def visualize(args):
     device, warning = resolve_device(args.device)
     if warning:
         print(warning, file=sys.stderr)
-    model_name, model, source = resolve_weights(args, device)
+    model_name, model, source, run_dir = resolve_weights(args, device)
+    out = out_folder(args, run_dir)
     layers = list(dict.fromkeys(n for names in (args.layers or [default_layers(model_name)])
                                 for n in names))
 
@@ -309,7 +330,6 @@ def visualize(args):
     print(f"{model_name} ({source}) on {device}; {_caption(image).replace(chr(10), ', ')}")
     print(format_table(rows))
 
-    out = Path(args.out)
     written = []
     for row in rows:
         path = out / f"{model_name}_{row['layer']}.png"

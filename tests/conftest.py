@@ -1,6 +1,7 @@
 """Shared test fixtures: tiny synthetic CIFAR-10 in the real on-disk pickle layout."""
 import pickle
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -51,6 +52,16 @@ def make_cifar(root, n_train=200, n_test=100, seed=0):
 def tiny_data(tmp_path_factory):
     """A read-only-by-convention tiny dataset shared by the whole session (200 train, 100 test)."""
     return make_cifar(tmp_path_factory.mktemp("cifar"))
+
+
+@pytest.fixture(autouse=True)
+def signals_restored():
+    """A run stopped in-process leaves SIGINT and SIGTERM ignored (``engine.StopFlag``, on its way
+    out); put them back, or every process started later (tests/spawn.py's helper) inherits that."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
 
 
 @pytest.fixture

@@ -324,3 +324,24 @@ def test_compile_payback_arithmetic():
     assert benchmark.compile_payback(65.0, 5.0, 4.999, 15_640)["pays"] is False          # 60,000 steps
     slower = benchmark.compile_payback(65.0, 5.0, 5.5, 15_640)
     assert slower["payback_steps"] is None and slower["pays"] is False
+
+
+def test_flops_counts_each_network_per_image_as_the_layer_formulas_give(tiny_data, workdir, capsys):
+    assert run(tiny_data, workdir, "flops", "--device", "cpu") == 0
+    out = capsys.readouterr().out
+    rec = records(workdir)["flops"]
+    check_record(rec, "flops", tiny_data)
+    res = rec["results"]
+    assert set(res) == set(recipes.RECIPES)
+    # The tutorial LeNet, by hand (2 FLOP per multiply-add): conv1 2*6*28*28*75, conv2 2*16*10*10*150,
+    # fc 2*(400*120 + 120*84 + 84*10).  A training step is the forward, the weights' gradients (as much
+    # again) and the inputs' gradients of every layer but the first (the images need none).
+    forward = 2 * (6 * 28 * 28 * 75 + 16 * 10 * 10 * 150 + 400 * 120 + 120 * 84 + 84 * 10)
+    conv1 = 2 * 6 * 28 * 28 * 75
+    assert res["small"]["forward_flop_per_image"] == forward == 1_303_440
+    assert res["small"]["train_flop_per_image"] == 3 * forward - conv1
+    assert res["small"]["params"] == 62_006 and res["resnet18"]["params"] == 11_173_962
+    # ResNet-18 needs about 21x the wide LeNet's compute per image, the fast network about 5x
+    assert 20 < res["resnet18"]["train_flop_per_image"] / res["large"]["train_flop_per_image"] < 25
+    assert 4 < res["fast"]["train_flop_per_image"] / res["large"]["train_flop_per_image"] < 6
+    assert re.search(r"fast: [\d.]+ GFLOP per training image \(forward and backward\)", out)

@@ -121,7 +121,8 @@ def test_sigterm_to_rank_1_stops_both_and_the_resumed_run_is_identical(two_ranks
     assert proc.returncode != 0, out
     assert err.count("interrupted ") == 1                    # rank 0 says it, and no project traceback
     assert not any(f"{m}.py" in err for m in ("engine", "distributed", "compute", "cli")), err
-    assert "resume with: torchrun --standalone --nproc_per_node 2 train_small.py --resume runs/" in err
+    assert (f"resume with: torchrun --standalone --nproc_per_node 2 {ROOT / 'train_small.py'} --resume runs/"
+            in err)
     cut, log = only_run(tmp_path / "runs")
     assert log["status"] == "interrupted" and not (cut / "weights.pt").exists()
     assert torch.load(cut / "checkpoint.pt", weights_only=True)["epoch"] in (0, 1, 2)

@@ -17,12 +17,12 @@ from test_recipe_options import ProbeBN as Probe
 STEPS = 12
 
 
-def setup(cfg, seed=0):
+def setup(cfg, seed=0, steps=STEPS):
     torch.manual_seed(seed)
     model = Probe()
     opt = torch.optim.SGD(engine.param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
-    sched = engine.make_schedule(cfg, opt, STEPS // cfg.epochs)
+    sched = engine.make_schedule(cfg, opt, steps // cfg.epochs)
     ema = engine.WeightAverage(model, cfg.ema) if cfg.ema else None
     return model, opt, sched, ema
 
@@ -183,3 +183,56 @@ def test_no_deterministic_is_recorded(tiny_data, tmp_path, capsys):
         assert log["step"]["deterministic_algorithms"] is False
     finally:
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+class FakeGraph:
+    """Stands in for torch.cuda.CUDAGraph: replay runs the captured program eagerly."""
+
+    def __init__(self, step):
+        self.step, self.shape = step, tuple(step.x.shape)
+
+    def replay(self):
+        self.step.replayed.append(tuple(self.step.x.shape))
+        self.step._eager()
+
+
+class FakeCapture(graphs.GraphStep):
+    """GraphStep's capture path on a CPU: warm-up and capture without CUDA streams or graphs."""
+
+    def __init__(self, *args):
+        super().__init__(*args, capture=True)
+        self.warm, self.replayed = [], []
+
+    def _warm_up(self):
+        self.warm.append(tuple(self.x.shape))
+        self._eager()
+
+    def _capture(self):
+        self.graph = FakeGraph(self)
+
+
+@pytest.mark.parametrize("full", [2, 3, 5])
+def test_capture_is_of_a_full_batch_and_every_later_full_batch_replays(full):
+    """Epochs of ``full`` full batches of 16 and a short one of 5: warm-up and capture take
+    full batches only (even when an epoch has 3 or fewer), every full batch after capture
+    replays, the short ones run eagerly, and describe() counts both."""
+    cfg = dataclasses.replace(CONFIGS["onecycle, nesterov, no decay on norms, EMA, smoothing"], epochs=3)
+    epochs = cfg.epochs
+    data = [(x[:5], y[:5]) if i % (full + 1) == full else (x, y)
+            for i, (x, y) in enumerate(batches((full + 1) * epochs))]
+    plain, fake = setup(cfg, steps=len(data)), setup(cfg, steps=len(data))
+    eager = graphs.GraphStep(*plain[:3], cfg, None, plain[3])
+    step = FakeCapture(*fake[:3], cfg, None, fake[3])
+    for x, y in data:
+        a, b = eager.step(x, y), step.step(x, y)
+        plain[2].step()
+        fake[2].step()
+        assert torch.equal(a, b)                          # the same program, whichever way it ran
+    assert step.warm == [(16, 3, 8, 8)] * graphs.WARMUP_STEPS and step.graph.shape == (16, 3, 8, 8)
+    assert step.replayed == [(16, 3, 8, 8)] * (full * epochs - graphs.WARMUP_STEPS)
+    rec = step.describe()
+    assert rec["captured"] is True and rec["batch"] == 16 and rec["other_shape_steps"] == epochs
+    assert rec["replays"] == full * epochs - graphs.WARMUP_STEPS and "uncaptured" in rec["note"]
+    assert eager.describe()["captured"] is False and "note" not in eager.describe()
+    for v, w in zip(plain[0].state_dict().values(), fake[0].state_dict().values()):
+        assert torch.equal(v, w)

@@ -137,7 +137,7 @@ def test_kill_at_the_weights_write_is_completed_by_resume(tiny_data, tmp_path, r
 def test_sigterm_as_the_run_folder_appears(tiny_data, tmp_path, reference):
     proc = child(tmp_path, ARGS + ["--data-dir", str(tiny_data)], new_dir_hook="send(1)")
     assert proc.returncode == 130 and "Traceback" not in proc.stderr
-    assert "resume with: python train_small.py --resume" in proc.stderr
+    assert f"resume with: python {ROOT / 'train_small.py'} --resume" in proc.stderr    # pasted from here
     run_dir = only_run(tmp_path / "runs")
     assert no_temp_files(run_dir) and log_of(run_dir)["status"] == "interrupted"
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 0
@@ -156,7 +156,7 @@ def test_resume_hint_of_a_stopped_extended_run_works(tiny_data, tmp_path):
     assert proc.returncode == 130, proc.stderr
     hint = re.search(r"resume with: python (\S+) (.*)$", proc.stderr, re.M)
     assert hint and "--epochs 3" in hint.group(2)
-    follow = spawn.run([sys.executable, str(ROOT / hint.group(1)), *hint.group(2).split(),
+    follow = spawn.run([sys.executable, hint.group(1), *hint.group(2).split(),          # as pasted here
                         "--data-dir", str(tiny_data)], cwd=tmp_path, capture_output=True,
                        text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert follow.returncode == 0, follow.stderr
@@ -282,8 +282,8 @@ def test_full_disk_inside_torch_save_is_one_line(tiny_data, workdir, capsys, mon
     code, _, err = run(train_small, capsys, "--epochs", "2", "--data-dir", str(tiny_data),
                        "--out", "runs", "--device", "cpu")
     assert_error(code, err, r"cannot write .*checkpoint.pt \(No space left on device\); the checkpoint "
-                            r"of epoch 0 is kept: free some disk space, then resume with: "
-                            r"python train_small.py --resume runs/")
+                            r"of epoch 0 is kept: free some disk space, then resume with: python "
+                            rf"{re.escape(str(ROOT / 'train_small.py'))} --resume runs/")
     assert err.count("free some") == 1
     run_dir = only_run(workdir / "runs")
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 0

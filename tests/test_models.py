@@ -6,7 +6,7 @@ from recipes import RECIPES
 
 
 @pytest.mark.parametrize("name, params", [("small", 62_006), ("large", 1_982_602),
-                                          ("resnet18", 11_173_962)])
+                                          ("resnet18", 11_173_962), ("fast", 1_972_792)])
 def test_parameter_counts_and_output_shape(name, params):
     model = build_model(name)
     assert count_parameters(model) == params

@@ -16,7 +16,7 @@ import export
 import predict
 import train_small
 import visualize_activations
-from conftest import run
+from conftest import ROOT, run
 from engine import weights_digest
 from trained import load_weights, trained_model
 
@@ -102,7 +102,10 @@ def test_predict_prints_top3_per_image(trained, pictures, workdir, capsys):
     code, out, err = run(predict, capsys, str(pictures.png), str(pictures.jpg), *trained.flags)
     assert code == 0 and err == ""
     header, *lines = out.splitlines()
-    assert header == f"small (run {trained.id}) on cpu"
+    log = json.loads((trained.run_dir / "run_log.json").read_text())
+    # the run, its accuracy and what it trained on, before any answer is read
+    assert header == (f"small (run {trained.id}) on cpu: {log['results']['overall_accuracy']:.2f}% test accuracy "
+                      f"on 100 images, trained on 200 images of {log['dataset']['source']}")
     assert [parse_line(line)[0] for line in lines] == [str(pictures.png), str(pictures.jpg)]
     for line in lines:
         top = parse_line(line)[1]
@@ -170,7 +173,7 @@ def test_default_is_the_newest_complete_run(trained, pictures, tmp_path, workdir
     code, out, err = run(predict, capsys, str(pictures.png), "--runs", str(runs_dir), "--model", "large")
     assert code == 2 and out == ""
     assert err == (f"error: no complete large run with weights in {runs_dir}; train one with: "
-                   f"python train_large.py --out {runs_dir} (or pass --run or --weights)\n")
+                   f"python {ROOT / 'train_large.py'} --out {runs_dir} (or pass --run or --weights)\n")
 
 
 def test_weights_with_model(trained, pictures, workdir, capsys):
@@ -187,7 +190,7 @@ def test_weights_with_model(trained, pictures, workdir, capsys):
     (["--top", "11"], "argument --top: 11 is not a whole number from 1 to 10"),
     (["--device", "tpu"], "argument --device: invalid choice"),
     (["--run", "x", "--weights", "y"], "not allowed with argument"),
-    (["--weights", "w.pt"], "--weights needs --model"),
+    (["--weights", "w.pt"], "no weights file w.pt"),
     (["--weights", "w.pt", "--model", "small"], "no weights file w.pt"),
     (["--run", "nope"], "no run 'nope' in"),
     (["--run", "RUN", "--model", "large"], "trained small, not large; drop --model"),
@@ -219,6 +222,7 @@ def test_export_writes_the_program_and_its_json(trained, exported):
     assert meta["value_range"].startswith("uint8 pixels scaled to [0,1], then normalised")
     assert (meta["model"], meta["run_id"]) == ("small", trained.id)
     assert meta["weights_sha256"] == log["results"]["weights_sha256"]
+    assert meta["flip_tta"] is False and "flip_tta_how" not in meta        # a boolean, never null
     assert meta["torch_version"] == torch.__version__
 
 
@@ -285,8 +289,8 @@ def test_trained_model_is_in_eval_mode(trained):
     args = predict.build_parser().parse_args(["x.png", *trained.flags])
     name, model, source = trained_model(args, torch.device("cpu"))
     assert name == "small" and not model.training
-    assert source == {"run": trained.id, "weights": str(trained.run_dir / "weights.pt"), "ema": False,
-                      "tta": False}
+    assert source.items() >= {"run": trained.id, "weights": str(trained.run_dir / "weights.pt"), "ema": False,
+                              "tta": False, "train_images": 200, "test_images": 100}.items()
 
 
 # ---------------------------------------------------------------- a run that evaluated otherwise
@@ -300,8 +304,8 @@ def averaged(tmp_path_factory, tiny_data):
 def test_a_run_with_ema_and_tta_is_used_as_it_was_evaluated(averaged, pictures, workdir, capsys):
     args = predict.build_parser().parse_args(["x.png", *averaged.flags])
     _, model, source = trained_model(args, torch.device("cpu"))
-    assert source == {"run": averaged.id, "weights": str(averaged.run_dir / "weights_ema.pt"), "ema": True,
-                      "tta": True}
+    assert source.items() >= {"run": averaged.id, "weights": str(averaged.run_dir / "weights_ema.pt"),
+                              "ema": True, "tta": True}.items()
     log = json.loads((averaged.run_dir / "run_log.json").read_text())
     assert weights_digest(model) == log["results"]["weights_ema_sha256"] != log["results"]["weights_sha256"]
     code, out, err = run(predict, capsys, str(pictures.png), str(pictures.jpg), "--json", "--top", "10",
@@ -318,7 +322,7 @@ def test_a_run_with_ema_and_tta_is_used_as_it_was_evaluated(averaged, pictures, 
         got = torch.tensor([next(t["probability"] for t in image["top"] if t["class"] == c) for c in data.CLASSES])
         assert torch.allclose(got, want, atol=1e-5) and not torch.allclose(got, plain, atol=1e-5)
     code, out, _ = run(predict, capsys, str(pictures.png), *averaged.flags)
-    assert out.splitlines()[0] == f"small (run {averaged.id}, its weight average, flip TTA) on cpu"
+    assert out.splitlines()[0].startswith(f"small (run {averaged.id}, its weight average, flip TTA) on cpu: ")
 
 
 def test_export_of_a_run_with_ema_and_tta_says_so(averaged, tmp_path):
@@ -326,7 +330,7 @@ def test_export_of_a_run_with_ema_and_tta_says_so(averaged, tmp_path):
     meta = json.loads((tmp_path / averaged.id / "model.json").read_text())
     log = json.loads((averaged.run_dir / "run_log.json").read_text())
     assert meta["weight_average"] is True and meta["weights_sha256"] == log["results"]["weights_ema_sha256"]
-    assert "mirror image" in meta["flip_tta"]
+    assert meta["flip_tta"] is True and "mirror image" in meta["flip_tta_how"]
     program = torch.export.load(tmp_path / averaged.id / "model.pt2").module()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -335,7 +339,8 @@ def test_export_of_a_run_with_ema_and_tta_says_so(averaged, tmp_path):
 
 def test_activations_of_a_run_with_ema_are_the_weight_averages(averaged):
     args = visualize_activations.build_parser().parse_args(["--run", averaged.id, "--runs", str(averaged.runs)])
-    name, model, described = visualize_activations.resolve_weights(args, torch.device("cpu"))
+    name, model, described, run_dir = visualize_activations.resolve_weights(args, torch.device("cpu"))
+    assert run_dir == averaged.run_dir
     log = json.loads((averaged.run_dir / "run_log.json").read_text())
     assert name == "small" and weights_digest(model) == log["results"]["weights_ema_sha256"]
     assert described == f"run {averaged.id}, its weight average"

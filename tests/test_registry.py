@@ -1,11 +1,13 @@
 """One registry: a model added to models.MODELS and recipes.RECIPES reaches every entry point."""
 import json
+import re
 
 import pytest
 import torch
 from torch import nn
 
 import benchmark
+import data
 import export
 import models
 import predict
@@ -54,13 +56,31 @@ def test_a_new_recipe_reaches_every_entry_point(probe, tiny_data, workdir, capsy
     code, _, err = run(benchmark, capsys, "devices", "--model", "probe", "--devices", "cpu",
                        "--steps", "2", "--warmup", "1", "--out", "bench", *common)
     assert code == 0, err
+    (bench,) = (workdir / "bench").glob("*/run_log.json")
+    bench = json.loads(bench.read_text())
+    assert (bench["benchmark"], bench["model"], bench["batch_size"]) == ("devices", "probe", 20)   # its recipe's batch
+    assert bench["results"]["steps"] == 2 and bench["results"]["devices"]["cpu"]["images_per_s"] > 0
 
-    code, out, err = run(predict, capsys, str(workdir / "maps" / "probe_conv1.png"), "--model", "probe",
-                         "--runs", "runs", "--device", "cpu")
+    image = workdir / "maps" / "probe_conv1.png"
+    code, out, err = run(predict, capsys, str(image), "--model", "probe", "--runs", "runs", "--device", "cpu")
     assert code == 0, err
+    head, line = out.splitlines()
+    # the newest probe run's weights, named with its accuracy and its data
+    assert head.startswith(f"probe (run {run_dir.name}) on cpu: ") and "test accuracy on 100 images" in head
+    top = re.fullmatch(re.escape(str(image)) + r": (\w+) ([\d.]+)%, (\w+) ([\d.]+)%, (\w+) ([\d.]+)%", line)
+    names, shares = top.groups()[::2], [float(v) for v in top.groups()[1::2]]
+    assert len(set(names)) == 3 and set(names) <= set(data.CLASSES) and shares == sorted(shares, reverse=True)
 
     code, _, err = run(export, capsys, "--run", run_dir.name, "--runs", "runs", "--out", "exports")
     assert code == 0, err
+    manifest = json.loads((workdir / "exports" / run_dir.name / "model.json").read_text())
+    assert (manifest["model"], manifest["run_id"]) == ("probe", run_dir.name)
+    assert manifest["weights_sha256"] == log["results"]["weights_sha256"]
+    program = torch.export.load(workdir / "exports" / run_dir.name / "model.pt2").module()
+    net = Probe()
+    net.load_state_dict(torch.load(run_dir / "weights.pt", weights_only=True))
+    x = torch.randn(3, 3, 32, 32)
+    assert torch.allclose(program(x), net.eval()(x), atol=1e-5)        # the run's network, exported
 
     code, _, err = run(report, capsys, "--runs", "runs", "--output", "doc/results.md", "--no-plots")
     assert code == 0, err

@@ -474,7 +474,7 @@ def test_no_runs_writes_both_documents_with_the_commands_to_fill_them(tmp_path):
     assert md.count("not measured yet") >= 8
     for command in ["python train_small.py --epochs 2", "python train_large.py --epochs 20",
                     "python train_large.py --epochs 40 --augment", "python train_resnet.py --epochs 40",
-                    "python visualize_activations.py"]:
+                    "python visualize_activations.py --out activations"]:
         assert f"`{command}" in md, command
     assert "python train_large.py --augment --onecycle --epochs 40 --val 5000" in details
     assert not list((tmp_path / "results").glob("*.png"))

@@ -8,6 +8,7 @@ from matplotlib.image import imread
 
 import data
 import visualize_activations as va
+from conftest import ROOT
 from errors import UserError
 from models import build_model
 from recipes import RECIPES
@@ -128,7 +129,8 @@ def test_pick_image():
 # ---------------------------------------------------------------- command line
 
 def test_untrained_resnet18_end_to_end(tiny_data, workdir, capsys):
-    code, out, err = run_main(capsys, "--untrained", "--data-dir", tiny_data, "--device", "cpu")
+    code, out, err = run_main(capsys, "--untrained", "--data-dir", tiny_data, "--device", "cpu",
+                              "--out", "activations")
     assert code == 0, err
     folder = workdir / "activations"
     for layer in ("conv1", "layer1", "layer2", "layer3"):
@@ -174,11 +176,13 @@ def test_no_weights_names_the_training_command(tiny_data, workdir, capsys):
     code, out, err = run_main(capsys, "--data-dir", tiny_data)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1
+    script = ROOT / "train_resnet.py"          # named as it is pasted from here
     assert err == ("error: no complete resnet18 run with weights in runs; train one with: "
-                   "python train_resnet.py (or pass --run, --weights, or --untrained)\n")
+                   f"python {script} (40 epochs), or a quick one to look at: python {script} --epochs 1 "
+                   "--subset 2000 (or pass --run, --weights, or --untrained)\n")
     assert not (workdir / "activations").exists()
     code, _, err = run_main(capsys, "--model", "large", "--runs", "elsewhere", "--data-dir", tiny_data)
-    assert code == 2 and "python train_large.py --out elsewhere" in err
+    assert code == 2 and f"python {ROOT / 'train_large.py'} --out elsewhere" in err
 
 
 def test_run_id_uses_that_runs_weights_and_model(tiny_data, workdir, capsys):
@@ -186,7 +190,8 @@ def test_run_id_uses_that_runs_weights_and_model(tiny_data, workdir, capsys):
     code, out, err = run_main(capsys, "--run", run_dir.name, "--data-dir", tiny_data, "--class", "cat")
     assert code == 0, err
     assert "run 20260101-000000-small-e2" in out
-    assert {p.name for p in (workdir / "activations").glob("*.png")} == {
+    assert not (workdir / "activations").exists()             # the maps go with their run
+    assert {p.name for p in (run_dir / "activations").glob("*.png")} == {
         "small_conv1.png", "small_conv2.png", "small_overview.png"}
     # the figures' numbers come from the run's weights, not a fresh network
     x_test, y_test = data.load_arrays(tiny_data / "cifar-10-batches-py")[2:]
@@ -196,7 +201,7 @@ def test_run_id_uses_that_runs_weights_and_model(tiny_data, workdir, capsys):
     model = build_model("small")
     model.load_state_dict(torch.load(run_dir / "weights.pt", weights_only=True))
     _, acts = va.capture(model, ds.normalize(ds.x_test), ["conv1", "conv2"])
-    stats = json.loads((workdir / "activations" / "small_stats.json").read_text())
+    stats = json.loads((run_dir / "activations" / "small_stats.json").read_text())
     assert stats["layers"] == va.layer_stats(acts)
     assert stats["image"]["index"] == index and stats["image"]["true"] == "cat"
 
@@ -211,8 +216,9 @@ def test_default_is_the_latest_complete_run_of_the_model(tiny_data, workdir, cap
     code, out, err = run_main(capsys, "--model", "small", "--data-dir", tiny_data, "--layers", "conv2")
     assert code == 0, err
     assert "run 20260102-000000-small-e2" in out
-    assert [p.name for p in (workdir / "activations").glob("*.png")] != []
-    assert not (workdir / "activations" / "small_conv1.png").exists()
+    maps = runs / "20260102-000000-small-e2" / "activations"
+    assert [p.name for p in maps.glob("*.png")] != []
+    assert not (maps / "small_conv1.png").exists()
 
 
 def test_run_errors_are_one_line(tiny_data, workdir, capsys):
@@ -229,33 +235,47 @@ def test_run_errors_are_one_line(tiny_data, workdir, capsys):
         (["--untrained", "--class", "cow"], "invalid choice"),
     ]
     for argv, expected in cases:
-        code, _, err = run_main(capsys, *argv, "--data-dir", tiny_data)
+        code, _, err = run_main(capsys, *argv, "--data-dir", tiny_data, "--out", "maps")
         assert code == 2, argv
         assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, (argv, err)
 
 
 def test_wrong_or_corrupt_weights(tiny_data, workdir, capsys):
     torch.save(build_model("large").state_dict(), workdir / "large.pt")
-    code, _, err = run_main(capsys, "--weights", "large.pt", "--model", "small", "--data-dir", tiny_data)
+    code, _, err = run_main(capsys, "--weights", "large.pt", "--model", "small", "--data-dir", tiny_data,
+                            "--out", "maps")
     assert code == 2 and err.count("\n") == 1
     assert "does not hold small weights" in err and "--model large" in err
     (workdir / "bad.pt").write_bytes(b"not a torch file")
-    code, _, err = run_main(capsys, "--weights", "bad.pt", "--model", "small", "--data-dir", tiny_data)
+    code, _, err = run_main(capsys, "--weights", "bad.pt", "--model", "small", "--data-dir", tiny_data,
+                            "--out", "maps")
     assert code == 2 and "bad.pt is truncated or not a weights file" in err
     torch.save({"fc.weight": torch.zeros(2)}, workdir / "odd.pt")
-    code, _, err = run_main(capsys, "--weights", "odd.pt", "--data-dir", tiny_data)
+    code, _, err = run_main(capsys, "--weights", "odd.pt", "--data-dir", tiny_data, "--out", "maps")
     assert code == 2 and "fit none of the models" in err
     code, _, err = run_main(capsys, "--weights", "large.pt", "--model", "large", "--data-dir", tiny_data,
-                            "--layers", "conv1")
+                            "--layers", "conv1", "--out", "maps")
     assert code == 0, err
+    stats = json.loads((workdir / "maps" / "large_stats.json").read_text())
+    assert [(r["layer"], r["channels"]) for r in stats["layers"]] == [("conv1", 64)]
+    code, _, err = run_main(capsys, "--weights", "large.pt", "--data-dir", tiny_data, "--layers", "conv1")
+    assert code == 2 and err == ("error: --weights: say where the maps go with --out FOLDER "
+                                 "(--out activations rewrites the report's maps)\n")
 
 
 def test_checkpoint_is_accepted_as_weights(tiny_data, workdir, capsys):
-    torch.save({"format": 1, "config": {}, "model": build_model("small").state_dict()},
-               workdir / "checkpoint.pt")
+    torch.manual_seed(3)
+    model = build_model("small")
+    torch.save({"format": 1, "config": {}, "model": model.state_dict()}, workdir / "checkpoint.pt")
     code, _, err = run_main(capsys, "--weights", "checkpoint.pt", "--model", "small",
-                            "--data-dir", tiny_data, "--layers", "conv1")
+                            "--data-dir", tiny_data, "--layers", "conv1", "--out", "maps")
     assert code == 0, err
+    # the figures' numbers are the checkpoint's network's on test image 0
+    x_test, y_test = data.load_arrays(tiny_data / "cifar-10-batches-py")[2:]
+    ds = data.DeviceCIFAR10(x_test[:0], y_test[:0], x_test[:1], y_test[:1], "cpu")
+    _, acts = va.capture(model, ds.normalize(ds.x_test), ["conv1"])
+    stats = json.loads((workdir / "maps" / "small_stats.json").read_text())
+    assert stats["layers"] == va.layer_stats(acts) and stats["image"]["index"] == 0
 
 
 def test_unwritable_out(tiny_data, workdir, capsys):
@@ -270,7 +290,7 @@ def test_missing_device_falls_back_with_a_warning(tiny_data, workdir, capsys):
     if wanted is None:
         pytest.skip("both mps and cuda are present")
     code, out, err = run_main(capsys, "--untrained", "--model", "small", "--device", wanted,
-                              "--data-dir", tiny_data, "--layers", "conv1")
+                              "--data-dir", tiny_data, "--layers", "conv1", "--out", "maps")
     assert code == 0
     assert f"device {wanted!r} is not available" in err
 
