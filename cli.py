@@ -15,6 +15,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import hwdna
 import recipes
 from errors import UserError
 
@@ -413,8 +414,8 @@ def series_stop(script, argv, seeds, accuracies):
 
 
 def command(script, argv):
-    """The command line that runs ``script`` with ``argv``, as a user would type it."""
-    return shlex.join(["python", script, *argv])
+    """The command line that runs ``script`` with ``argv``, as a user would type it where they stand."""
+    return shlex.join(["python", hwdna.command_path(script), *argv])
 
 
 def train_main(model, argv, description, script):

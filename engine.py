@@ -581,11 +581,14 @@ class Training:
 
     @contextmanager
     def writes(self):
-        """A write into the run folder that fails (a full disk) ends the run with one line that
-        says what is kept and the command that goes on from there."""
+        """A write into the run folder that fails for a full disk ends the run with one line that
+        says what is kept and the command that goes on from there (other failures, such as a folder
+        that cannot be written, keep their own advice)."""
         try:
             yield
         except atomic.WriteError as exc:
+            if not exc.full:
+                raise
             raise self.write_failed(exc) from None
 
     def write_failed(self, exc):
@@ -942,9 +945,10 @@ def finish(t, result, val):
                 atomic.write_json(hwdna.ROOT / runs.LOG, t.record)
             except atomic.WriteError as exc:
                 log = hwdna.relative(t.run_dir / runs.LOG)
+                fix = "free some disk space" if exc.full else "make it writable"
                 raise UserError(f"cannot write {hwdna.relative(exc.path)} ({exc.reason}); run "
-                                f"{t.run_dir.name} is complete and {log} says so: free some disk "
-                                f"space, then copy {log} over it") from None
+                                f"{t.run_dir.name} is complete and {log} says so: {fix}, "
+                                f"then copy {log} over it") from None
         t.board.finish(t.cfg, result, t.cfg.epochs)
     t.ranks.on_main(write)
     print(f"Accuracy of the network on the {result['total']} test images: "
