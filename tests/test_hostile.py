@@ -351,6 +351,28 @@ def test_a_disk_that_fills_at_any_write_leaves_a_run_the_printed_command_complet
     assert log_of(run_dir)["results"]["weights_sha256"] == one_epoch_reference
 
 
+@pytest.mark.parametrize("nth", [3, 4, 6])
+def test_a_full_disk_between_sparse_checkpoints_resumes_from_the_last_one(nth, tiny_data, workdir, capsys,
+                                                                          monkeypatch, reference):
+    """With --checkpoint-every 2 the writes are: checkpoint 0, log, epoch 1's log (no checkpoint),
+    checkpoint 2, log, weights, log.  A full disk at epoch 1's log or epoch 2's checkpoint keeps
+    checkpoint 0, and says so; the printed command trains on from there to the same weights."""
+    args = ["--epochs", "2", "--checkpoint-every", "2", "--data-dir", str(tiny_data), "--out", "runs",
+            "--device", "cpu"]
+    with monkeypatch.context() as mp:
+        fill_disk_at(mp, nth, True)
+        code, _, err = run(train_small, capsys, *args)
+    kept = 2 if nth == 6 else 0
+    assert_error(code, err, rf"\(No space left on device\); the checkpoint of epoch {kept} is kept: free some "
+                            r"disk space, then resume with: python \S*train_small.py --resume \S+ --epochs 2$")
+    run_dir = only_run(workdir / "runs")
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == kept
+    code, _, err = follow(err.strip(), capsys)
+    assert code == 0, err
+    assert log_of(run_dir)["status"] == "complete" and no_temp_files(run_dir)
+    assert log_of(run_dir)["results"]["weights_sha256"] == reference
+
+
 # ---------------------------------------------------------------- extending a complete run
 
 def test_a_stopped_extension_keeps_the_complete_result_in_use(one_epoch, tiny_data, capsys, monkeypatch):
@@ -550,7 +572,9 @@ BAD_CONFIG = {
     "model": ["nope", 3], "momentum": [-0.5, float("inf")], "weight_decay": [-1e-4, None],
     "val": [-3, "5000"], "val_seed": [-1], "label_smoothing": [2.0, -0.1], "ema": [1.0, -0.5],
     "threads": [-1, "2"], "log_every": [0], "augment": ["yes", 1], "cuda_graph": ["auto"],
-    "recipe": ["fastest"], "max_lr": [0.0],
+    "recipe": ["fastest"], "max_lr": [0.0], "subset": [-1, "2000"], "checkpoint_every": [-2, 1.0],
+    "whiten": [-1], "crop_padding": [99], "bias_lr_scale": [0.0], "triangle": ["on"], "lookahead": [-1],
+    "alt_flip": [2],
 }
 
 
@@ -759,14 +783,15 @@ def _errors(err):
     return [l for l in err.splitlines() if l.strip()]
 
 
+@pytest.mark.parametrize("suffix", ["png", "tif"])
 @pytest.mark.parametrize("high", [65535, 40000, 1000])
-def test_a_16_bit_png_is_scaled_not_clipped(high, tmp_path):
+def test_a_16_bit_image_is_scaled_not_clipped(high, suffix, tmp_path):
     import predict
     from PIL import Image
     grey = np.linspace(0, high, 32 * 32).reshape(32, 32).astype(np.uint16)
-    Image.fromarray(grey).save(tmp_path / "g.png")
-    assert Image.open(tmp_path / "g.png").mode.startswith("I")
-    got = predict.load_image(tmp_path / "g.png")
+    Image.fromarray(grey).save(tmp_path / f"g.{suffix}")
+    assert Image.open(tmp_path / f"g.{suffix}").mode.startswith("I")
+    got = predict.load_image(tmp_path / f"g.{suffix}")
     want = np.round(grey.astype(np.float64) * 255 / 65535).astype(np.uint8)
     assert all(np.array_equal(got[c].numpy(), want) for c in range(3))
 
