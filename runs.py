@@ -138,10 +138,9 @@ BUSY_MARGIN = 0.5
 
 
 def training_options(cfg):
-    """{option: value} of ``cfg``'s recipe options that change training, where they are off the
-    seed's recipe (a run's config or a recipe's ``best``)."""
-    return {k: cfg[k] for k, v in recipes.OPTIONS.items()
-            if k not in EVALUATION_OPTIONS and k in cfg and cfg[k] != v}
+    """{option: value} of ``cfg``'s options that change training, where they are off its model's
+    recipe (a run's config, or a recipe's ``best`` with its "model")."""
+    return {k: v for k, v in recipes.off_recipe(cfg).items() if k not in EVALUATION_OPTIONS}
 
 
 def is_number(v):
@@ -327,9 +326,8 @@ class Run:
 
     @property
     def options(self):
-        """The recipe options (``recipes.OPTIONS``) that differ from the seed's recipe, as text."""
-        return ", ".join(f"{k} {self.cfg[k]}" for k, v in recipes.OPTIONS.items()
-                         if k in self.cfg and self.cfg[k] != v)
+        """The options that leave the model's recipe (``recipes.off_recipe``), as text."""
+        return ", ".join(f"{k} {v}" for k, v in recipes.off_recipe(self.cfg).items())
 
     @property
     def val(self):
