@@ -320,6 +320,13 @@ def add_fast_options(p, d, suppress):
     a("--tta-translate", action=argparse.BooleanOptionalAction, default=d.tta_translate,
       help="the final evaluation also classifies each image shifted one pixel up-left and "
            f"down-right, weight 1/4 each (default: {on_off(d.tta_translate)})")
+    a("--dirac", action=argparse.BooleanOptionalAction, default=d.dirac,
+      help="the fast network's convs start as the identity on their input channels; --no-dirac: "
+           f"PyTorch's default init (default: {on_off(d.dirac)})")
+    a("--norm-scale", action=argparse.BooleanOptionalAction, default=d.norm_scale,
+      help=f"the fast network's batch norms learn a scale too (default: {on_off(d.norm_scale)})")
+    a("--logit-scale", type=positive_float, default=d.logit_scale, metavar="X",
+      help=f"the fast network's logits are multiplied by X; 1 = unscaled (default: {d.logit_scale:.4g})")
 
 
 def apply_recipe(args, given):
@@ -427,6 +434,7 @@ def train_main(model, argv, description, script):
         args = build_training_parser(chosen, description, prog=script).parse_args(argv)
         given = given_flags(chosen, argv)
         apply_recipe(args, given)
+        config_from_args(args).architecture()   # a shape switch the network lacks: refused first
         import engine                       # torch: only once the command line is sound
         if args.seeds is None:
             try:

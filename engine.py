@@ -64,7 +64,7 @@ FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momen
                    "augment", "onecycle", "seed", "precision", "val", "val_seed", "subset", "label_smoothing",
                    "nesterov", "decay_norm_bias", "ema", "cutout", "tta", "recipe", "whiten",
                    "whiten_bias_epochs", "triangle", "bias_lr_scale", "lookahead", "alt_flip",
-                   "crop_padding", "crop_reflect", "tta_translate")
+                   "crop_padding", "crop_reflect", "tta_translate", "dirac", "norm_scale", "logit_scale")
 # Where and how a run continues may change on resume.  Those from "compile" on change the order
 # of floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
 CHANGEABLE_ON_RESUME = ("device", "log_every", "checkpoint_every", "data_dir", "download", "progress", "tensorboard",
@@ -659,7 +659,7 @@ def set_up(cfg, script, ranks, previous=None):
         "folder": hwdna.recorded(folder), "train_images": len(ds), "test_images": len(ds.y_test),
         "val_images": len(ds.y_val)}
 
-    model = build_model(cfg.model).to(device, memory_format=memory_format)
+    model = build_model(cfg.model, **cfg.architecture()).to(device, memory_format=memory_format)
     if cfg.whiten:
         whiten(model, ds, cfg)
     if ranks.world > 1 and device.type == "cuda":

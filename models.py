@@ -101,28 +101,30 @@ class ScaleFreeBatchNorm(nn.BatchNorm2d):
     (PyTorch's ``momentum`` is the new batch's weight: 1 - that).
     """
 
-    def __init__(self, channels, momentum=0.6, eps=1e-12):
+    def __init__(self, channels, momentum=0.6, eps=1e-12, learn_scale=False):
         super().__init__(channels, eps=eps, momentum=1 - momentum)
-        self.weight.requires_grad_(False)
+        self.weight.requires_grad_(learn_scale)
 
 
 class ConvGroup(nn.Module):
     """conv 3x3 -> max-pool 2 -> norm -> GELU -> conv 3x3 -> norm -> GELU; halves the side.
 
-    Both convs start as the identity on their first ``in`` output channels (Dirac init), the
-    rest as PyTorch's default, so at initialisation the group passes its input through.
+    With ``dirac`` both convs start as the identity on their first ``in`` output channels (Dirac
+    init), the rest as PyTorch's default, so at initialisation the group passes its input through;
+    ``norm_scale`` lets the norms learn a scale too (both for the ablation).
     """
 
-    def __init__(self, c_in, c_out):
+    def __init__(self, c_in, c_out, dirac=True, norm_scale=False):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(2)
-        self.norm1 = ScaleFreeBatchNorm(c_out)
+        self.norm1 = ScaleFreeBatchNorm(c_out, learn_scale=norm_scale)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.norm2 = ScaleFreeBatchNorm(c_out)
-        with torch.no_grad():
-            for conv in (self.conv1, self.conv2):
-                nn.init.dirac_(conv.weight[:conv.in_channels])
+        self.norm2 = ScaleFreeBatchNorm(c_out, learn_scale=norm_scale)
+        if dirac:
+            with torch.no_grad():
+                for conv in (self.conv1, self.conv2):
+                    nn.init.dirac_(conv.weight[:conv.in_channels])
 
     def forward(self, x):                                 # (B, c_in, H, W)
         x = F.gelu(self.norm1(self.pool(self.conv1(x))))  # (B, c_out, H/2, W/2)
@@ -137,13 +139,13 @@ class FastNet(nn.Module):
     images (``whitening_weights``) and then keeps its weight fixed.
     """
 
-    def __init__(self, widths=(64, 256, 256), num_classes=10, scale=1 / 9, whiten_kernel=2):
+    def __init__(self, widths=(64, 256, 256), num_classes=10, scale=1 / 9, whiten_kernel=2, dirac=True,
+                 norm_scale=False):
         super().__init__()
         whiten_width = 2 * 3 * whiten_kernel ** 2
         self.whiten = nn.Conv2d(3, whiten_width, whiten_kernel, bias=True)
-        self.layer1 = ConvGroup(whiten_width, widths[0])
-        self.layer2 = ConvGroup(widths[0], widths[1])
-        self.layer3 = ConvGroup(widths[1], widths[2])
+        groups = zip((whiten_width, *widths[:2]), widths)
+        self.layer1, self.layer2, self.layer3 = (ConvGroup(i, o, dirac, norm_scale) for i, o in groups)
         self.pool = nn.MaxPool2d(3)
         self.fc = nn.Linear(widths[2], num_classes, bias=False)
         self.scale = scale                                # small logits: a calmer start
@@ -188,19 +190,20 @@ def resnet18():
     return ResNet(BasicBlock, [2, 2, 2, 2])
 
 
-def fast():
-    return FastNet()
+def fast(dirac=True, norm_scale=False, logit_scale=1 / 9):
+    return FastNet(scale=logit_scale, dirac=dirac, norm_scale=norm_scale)
 
 
 MODELS = {"small": small_lenet, "large": large_lenet, "resnet18": resnet18, "fast": fast}
 
 
-def build_model(name):
-    """Return a freshly initialised network; ``name`` is a key of ``MODELS``."""
-    try:
-        return MODELS[name]()
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+def build_model(name, **architecture):
+    """Return a freshly initialised network; ``name`` is a key of ``MODELS``; ``architecture``:
+    its builder's shape switches (the fast network's ``dirac``, ``norm_scale``, ``logit_scale``,
+    which runs set through ``recipes.Config.architecture``)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](**architecture)
 
 
 def count_parameters(model):

@@ -89,6 +89,36 @@ def draw_confusion(confusion, title):
     return fig
 
 
+def draw_compute(points, title):
+    """Test accuracy against training compute (left, PFLOP) and against minutes per run (right): each
+    point a (network, label, pflop, minutes, machine, accuracy) of ``points``; a colour per network,
+    on the right a marker per machine (times compare only within one machine).  Both x axes log."""
+    plt = _pyplot()
+    fig, (ax_flop, ax_time) = plt.subplots(1, 2, figsize=(10, 4.6), layout="constrained")
+    networks = list(dict.fromkeys(p[0] for p in points))
+    machines = list(dict.fromkeys(p[4] for p in points if p[3] is not None))
+    markers = "osD^v<>p*h"
+    for network, label, pflop, minutes, machine, acc in points:
+        colour = f"C{networks.index(network) % 10}"
+        ax_flop.plot(pflop, acc, "o", color=colour, ms=6)
+        ax_flop.annotate(label, (pflop, acc), textcoords="offset points", xytext=(4, -9), fontsize=6)
+        if minutes is not None:
+            ax_time.plot(minutes, acc, markers[machines.index(machine) % len(markers)], color=colour, ms=6)
+            ax_time.annotate(label, (minutes, acc), textcoords="offset points", xytext=(4, -9), fontsize=6)
+    ax_flop.set(xscale="log", xlabel="training compute (PFLOP, log scale)", ylabel="test accuracy (%)",
+                title="Accuracy against training compute")
+    ax_time.set(xscale="log", xlabel="minutes per run (log scale)", ylabel="test accuracy (%)",
+                title="Accuracy against time, marker = machine")
+    for ax in (ax_flop, ax_time):
+        ax.grid(alpha=0.3, which="both")
+    handles = [plt.Line2D([], [], ls="", marker="o", color=f"C{i % 10}", label=n) for i, n in enumerate(networks)]
+    handles += [plt.Line2D([], [], ls="", marker=markers[i % len(markers)], color="grey", label=m)
+                for i, m in enumerate(machines)]
+    fig.suptitle(title)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    return fig
+
+
 def write_plots(figures, plot_dir, dpi):
     """Draw and save each (file name, draw function) of ``figures`` into ``plot_dir``.
 

@@ -68,9 +68,26 @@ class Config:
     crop_padding: int = 4      # augment's random crop: pixels of padding on each side
     crop_reflect: bool = False  # ... padded with the mirrored border instead of zeros
     tta_translate: bool = False  # the final evaluation also on one-pixel shifts (airbench's TTA level 2)
+    # The fast network's shape switches (models.ARCHITECTURE), at the network's own design; other
+    # networks refuse a change.  For the ablation: each one off in turn.
+    dirac: bool = True         # its convs start as the identity on their input channels
+    norm_scale: bool = False   # its batch norms learn a scale too
+    logit_scale: float = 1 / 9  # its logits are multiplied by this
+
+    def architecture(self):
+        """``models.build_model``'s shape switches for ``model`` (none but the fast network's); a
+        switch changed for a network without it is a UserError."""
+        own = ARCHITECTURE.get(self.model, ())
+        changed = [k for k in ARCHITECTURE["fast"] if k not in own and getattr(self, k) != getattr(Config, k)]
+        if changed:
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise UserError(f"{flags}: model {self.model!r} has no such switch; drop it (the fast network has)")
+        return {k: getattr(self, k) for k in own}
 
 
 DEFAULT_SEED = Config.seed
+# Each network's shape switches (Config fields passed to models.build_model).
+ARCHITECTURE = {"fast": ("dirac", "norm_scale", "logit_scale")}
 
 
 def variant_name(ema, tta):
@@ -253,6 +270,20 @@ def recipe(model):
 
 def config_for(model, **overrides):
     return recipe(model).config(**overrides)
+
+
+# The fast network's options and shape switches.  With OPTIONS, a run's value off its model's
+# recipe makes the run a variant of that recipe (an ablation row), never a sample of it.
+FAST_OPTIONS = ("whiten", "whiten_bias_epochs", "triangle", "bias_lr_scale", "lookahead", "alt_flip",
+                "crop_padding", "crop_reflect", "tta_translate", "dirac", "norm_scale", "logit_scale")
+
+
+def off_recipe(cfg):
+    """{option: value} of a run's config (a dict) where it leaves its model's recipe, over OPTIONS and
+    FAST_OPTIONS; an option the log lacks (it predates the option) counts as the recipe's."""
+    model = cfg.get("model")
+    base = config_for(model) if model in RECIPES else Config()
+    return {k: cfg[k] for k in (*OPTIONS, *FAST_OPTIONS) if k in cfg and cfg[k] != getattr(base, k)}
 
 
 def targets():

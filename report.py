@@ -20,6 +20,7 @@ that cannot be read is skipped with a warning on stderr.
 import cli  # first, so that a Ctrl-C while torch loads ends quietly
 cli.quiet_interrupt_while_loading()
 import argparse
+import itertools
 import json
 import math
 import os
@@ -33,11 +34,12 @@ from pathlib import Path
 import atomic
 import plots
 import recipes
+from ablation import ablations, evaluation_text, mean_sd, options_key, options_text, paired_change
 from compare import backends_markdown, backends_problem, compare_runs, machine_pairs
 from compare import markdown as comparison_markdown
 from errors import UserError
-from runs import (BUSY_MARGIN, DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, by_seed, configurations, is_number,
-                  load_runs, representative, resolve_sample, sample_std, training_options)
+from runs import (BUSY_MARGIN, DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, configurations, group, is_number,
+                  load_runs, representative, resolve_sample)
 
 CLASSES = plots.CLASSES
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}
@@ -71,19 +73,23 @@ COMPARISONS = [
 PER_CLASS_DELTAS = {"large": [("Δ aug (40 ep)", "aug 40", "40 ep"), ("Δ OneCycle", "aug+OneCycle 40", "aug 40"),
                               ("Δ best", "best 40", "aug+OneCycle 40")],
                     "small": [("Δ best", "best 2", "2 ep")]}
+# The targets an earlier results.md set the seed's rows, superseded by the seed's own figures
+# (``recipes.Target``): (model, flags, epochs, bar %).
+EARLIER_TARGETS = [("small", {}, 2, 50), ("large", PLAIN, 20, 70), ("large", AUG, 40, 75), ("large", CYCLE, 40, 85),
+                   ("resnet18", {}, 40, 90)]
 LARGE_LAYERS = [["conv1", "3→64 (5x5)"], ["conv2", "64→128 (5x5)"], ["fc1", "3200→512"],
                 ["fc2", "512→256"], ["fc3", "256→10"]]
 
 
 # ---------------------------------------------------------------- formatting
 
-def pct(v):
-    return "—" if v is None else f"{v:.2f}%"
+def pct(v, digits=2, none="—"):
+    return none if v is None else f"{v:.{digits}f}%"
 
 
-def pc(v):
-    """A class's accuracy; n/a for a class with no test image."""
-    return "n/a" if v is None else f"{v:.1f}%"
+def pc(per_class, name):
+    """A class's accuracy in a per-class table: n/a for a class with no test image, — for one not there."""
+    return pct(per_class[name], 1, "n/a") if name in per_class else "—"
 
 
 def secs(v):
@@ -119,10 +125,6 @@ def mean_text(stat, n):
     return f"{m:.2f}%" if sd is None else f"{m:.2f} ± {sd:.2f}% (n={n})"
 
 
-def mean_sd(xs):
-    return sum(xs) / len(xs), sample_std(xs)
-
-
 def params_text(n):
     return f"{n:,}" if isinstance(n, int) else "—"
 
@@ -138,11 +140,6 @@ def table(headers, rows):
     lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
              "|" + "|".join("-" * (len(cell(h)) + 2) for h in headers) + "|"]
     return "\n".join(lines + ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows])
-
-
-def anchor(heading):
-    """GitHub's anchor for a heading."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
 def section(level, heading, *parts):
@@ -188,33 +185,11 @@ def extremes(base, new):
     return "; ".join(parts)
 
 
-OPTION_TEXT = {
-    "label_smoothing": lambda v: f"label smoothing {v}",
-    "nesterov": lambda v: "Nesterov" if v else "no Nesterov",
-    "decay_norm_bias": lambda v: "weight decay on norms and biases" if v else "no weight decay on norms and biases",
-    "cutout": lambda v: f"Cutout {v} px",
-}
-
-
-def options_key(cfg):
-    """``cfg``'s training options as a sorted tuple: the key that groups an ablation's runs."""
-    return tuple(sorted(training_options(cfg).items(), key=str))
-
-
-def options_text(options):
-    return ", ".join(OPTION_TEXT[k](v) if k in OPTION_TEXT else f"{k} {v}" for k, v in options)
-
-
-def evaluation_text(ema, tta):
-    """"EMA 0.999 + flip TTA" ("" for the model alone)."""
-    return " + ".join(x for x in (f"EMA {ema}" if ema else "", "flip TTA" if tta else "") if x)
-
-
 def settings_text(cfg):
     """The recipe options of ``cfg`` off the seed's recipe: training options, split, evaluation."""
     val = cfg.get("val")
     parts = (options_text(options_key(cfg)), f"{val:,} held out" if is_number(val) and val > 0 else "",
-             evaluation_text(cfg.get("ema"), cfg.get("tta")))
+             evaluation_text(cfg.get("ema"), cfg.get("tta"), cfg.get("tta_translate")))
     return ", ".join(x for x in parts if x)
 
 
@@ -247,16 +222,16 @@ def config_label(run, options=True):
 
 def at_recipe_defaults(run, options=None):
     """The run's batch size, learning rate, weight decay and momentum are its recipe's, and its recipe
-    options are ``options`` (default: none, the seed's)."""
+    options are its recipe's (the seed's but for a network with options of its own), or ``options``."""
     recipe = recipes.recipe(run.model)
     d = recipe.config()
     weight_decay = (d.weight_decay if "weight_decay" in recipe.defaults
                     else recipes.ONECYCLE_WEIGHT_DECAY if run.onecycle else d.weight_decay)
     lr_key = "max_lr" if run.onecycle else "lr"
-    c, options = run.cfg, options or {}
+    c, options = run.cfg, {k: getattr(d, k) for k in (*recipes.OPTIONS, *recipes.FAST_OPTIONS)} | (options or {})
     return (run.batch_size == d.batch_size and c.get(lr_key) == getattr(d, lr_key)
             and c.get("weight_decay") == weight_decay and c.get("momentum") == d.momentum
-            and all(c.get(k, v) == options.get(k, v) for k, v in recipes.OPTIONS.items()))
+            and all(c.get(k, v) == v for k, v in options.items()))
 
 
 def seed_recipe(model, flags):
@@ -309,35 +284,18 @@ class Report:
     runs_label: str = "runs"
     draw_plots: bool = True
 
-    @cached_property
-    def train(self):
-        return [r for r in self.runs if r.kind == "train"]
-
-    @cached_property
-    def done(self):
-        return [r for r in self.train if r.complete and r.epochs > 0]
-
-    @cached_property
-    def main(self):
-        return [r for r in self.done if r.full_official]
-
-    @cached_property
-    def ablation(self):
-        return [r for r in self.done if r.ablation]
-
-    @cached_property
-    def other(self):
-        return [r for r in self.done if not r.full_official and not r.ablation]
-
-    @cached_property
-    def bench(self):
-        return [r for r in self.runs if r.kind == "benchmark"]
-
-    @cached_property
-    def backends(self):
-        """Complete backends.py records of the form it writes (``compare.backends_problem``)."""
-        return [r for r in self.runs if r.kind == "backends" and r.status == "complete"
-                and backends_problem(r.rec) is None]
+    def __post_init__(self):
+        """The runs by what they are for: training runs, the complete ones, those on the whole official
+        set (results.md's tables), with a validation split (the ablation), on other data; benchmark
+        records; backends.py records of the form it writes (``compare.backends_problem``)."""
+        self.train = [r for r in self.runs if r.kind == "train"]
+        self.done = [r for r in self.train if r.complete and r.epochs > 0]
+        self.main = [r for r in self.done if r.full_official]
+        self.ablation = [r for r in self.done if r.ablation]
+        self.other = [r for r in self.done if not r.full_official and not r.ablation]
+        self.bench = [r for r in self.runs if r.kind == "benchmark"]
+        self.backends = [r for r in self.runs if r.kind == "backends" and r.status == "complete"
+                         and backends_problem(r.rec) is None]
 
     @cached_property
     def machines(self):
@@ -362,15 +320,9 @@ class Report:
         history; and which of them were continued with --resume."""
         runs = [getattr(x, "run", x) for x in items]
         nums = sorted({int(self.keys[r.run_id][1:]) for r in runs})
-        spans, start = [], None
-        for i, n in enumerate(nums):
-            start = n if start is None else start
-            if i + 1 == len(nums) or nums[i + 1] != n + 1:
-                spans.append(f"r{start}" if start == n else f"r{start}–r{n}")
-                start = None
-        text = ", ".join(spans)
-        derived = {c.epoch for c in items if getattr(c, "derived", False)}
-        text += "".join(f" @ epoch {k}" for k in sorted(derived))
+        spans = [[n for _, n in g] for _, g in itertools.groupby(enumerate(nums), lambda x: x[1] - x[0])]
+        text = ", ".join(f"r{g[0]}" + (f"–r{g[-1]}" if len(g) > 1 else "") for g in spans)
+        text += "".join(f" @ epoch {k}" for k in sorted({c.epoch for c in items if getattr(c, "derived", False)}))
         notes = [(f"{self.keys[r.run_id]} " if len(nums) > 1 else "") + resumed_text(r)
                  for r in runs if r.rec.get("resumes")]
         return text + (f" ({'; '.join(notes)})" if notes else "")
@@ -410,11 +362,11 @@ class Report:
             return next((row.sample for row in self.rows if row.kind == "best" and row.model == model), None)
         return sample_of([r for r in self.main if seed_recipe(model, flags)(r)], epochs)
 
-    def time_text(self, s):
-        """'1290.12s on EPYC B' (``runs.Sample``: the mean over the seeds timed on that machine), † busy."""
-        if s is None or s.time is None:
-            return "—"
-        return f"{secs(s.time)}{BUSY_MARK if s.busy else ''} on {self.machine(s.timed_runs[0])}"
+    def time_text(self, s, rule=None):
+        """'1290.12s on EPYC B' (``runs.Sample``: the mean over the seeds timed on that machine), † busy;
+        by the per-epoch rule, or ``rule`` (``whole_run``)."""
+        t, busy, runs = (rule or per_epoch)(s) if s is not None else (None, None, None)
+        return "—" if t is None else f"{secs(t)}{BUSY_MARK if busy else ''} on {self.machine(runs[0])}"
 
     def link(self, path, doc_dir):
         return Path(os.path.relpath(path, doc_dir)).as_posix()
@@ -423,9 +375,17 @@ class Report:
     def details_path(self):
         return self.plot_dir / DETAILS_NAME
 
+    def details(self, anchor="", text="details"):
+        """A link from results.md to results/details.md (at ``anchor``)."""
+        return f"[{text}]({self.link(self.details_path, self.out_dir)}{'#' + anchor if anchor else ''})"
+
+    def params(self, model):
+        """The largest parameter count a run of ``model`` logged, or None."""
+        return max((r.params for r in self.train if r.model == model and isinstance(r.params, int)), default=None)
+
     def model_heading(self, model):
-        params = sorted({r.params for r in self.train if r.model == model and isinstance(r.params, int)})
-        return f"{model_name(model)} ({params_text(params[-1])} params)" if params else model_name(model)
+        n = self.params(model)
+        return f"{model_name(model)} ({params_text(n)} params)" if n else model_name(model)
 
 
 def machine_key(run):
@@ -462,18 +422,13 @@ def summary(rep):
         few = f" ({s.n} of the {BEST_SEEDS} seeds the target asks)" if row.kind == "best" and s.n < BEST_SEEDS else ""
         rows.append([row.name, row.epochs, row.bar_text, accuracy_text(s) + few, points(s.accuracy - row.bar),
                      rep.time_text(s), rep.refs(s.cells)])
-    labels = sorted(set(rep.machines.values()))
-    n_other = len(rep.other) + len(rep.ablation)
     where = (f"Hardware and data: {len(rep.main)} complete runs on the whole official CIFAR-10 ({FULL_TRAIN:,} "
-             f"training / {FULL_TEST:,} test images), devices "
-             f"{', '.join(sorted({r.device for r in rep.main})) or '—'}, "
-             f"on the machines {', '.join(labels) or '—'} ([Hardware DNA](#hardware-dna)); {n_other} more "
-             f"runs on other data or with a validation split, and every table's runs, are in "
-             f"[details]({rep.link(rep.details_path, rep.out_dir)}).")
-    parts = [table(["Row", "Epochs", "Seed", "Ours", "Δ", "Time per run", "Runs"], rows), where, reading_note(rep)]
-    if missing:
-        parts.append(f"Not measured yet: {', '.join(f'`{c}`' for c in missing)}.")
-    return section(2, "Summary", *parts)
+             f"training / {FULL_TEST:,} test images), devices {', '.join(sorted({r.device for r in rep.main})) or '—'}"
+             f", on the machines {', '.join(sorted(set(rep.machines.values()))) or '—'} ([Hardware DNA](#hardware-dna)"
+             f"); {len(rep.other) + len(rep.ablation)} more runs on other data or with a validation split, and every "
+             f"table's runs, are in {rep.details()}.")
+    return section(2, "Summary", table(["Row", "Epochs", "Seed", "Ours", "Δ", "Time per run", "Runs"], rows), where,
+                   reading_note(rep), f"Not measured yet: {', '.join(f'`{c}`' for c in missing)}." if missing else "")
 
 
 def reading_note(rep):
@@ -486,68 +441,61 @@ def reading_note(rep):
             f"idle unless other processes kept {BUSY_MARGIN:g} CPUs or more busy during it (older logs: unless "
             f"the 1-minute load average exceeded the CPU count + {BUSY_MARGIN:g}); {BUSY_MARK} every epoch busy, "
             "the median of them all. Times compare only on one machine. r12: a run of the "
-            f"[run index]({rep.link(rep.details_path, rep.out_dir)}#run-index).")
+            f"{rep.details('run-index', 'run index')}.")
 
 
-def per_class_columns(rep, model):
-    """{label: sample} of the model's summary rows, short labels: '20 ep', 'aug 40', 'best 40'."""
-    out = {}
-    for row in rep.rows:
-        if row.model != model or row.sample is None:
-            continue
-        t = row.name.split("+")
-        label = ("best" if row.kind == "best" else "aug+OneCycle" if len(t) > 2 else "aug" if len(t) > 1 else "")
-        out[f"{label} {row.epochs}".strip() if label else f"{row.epochs} ep"] = row.sample
-    if model == "large" and (s := rep.column("large", PLAIN, 40)):
-        out["40 ep"] = s
-    return out
+def class_table(cols, deltas=()):
+    """(A per-class table, its key findings): a column per (label, {class: %}) of ``cols``, then a column
+    per (label, i, j) of ``deltas``, column i less column j, each with its findings (``extremes``)."""
+    pcs = [p for _, p in cols]
+    rows = [[c] + [pc(p, c) for p in pcs] + [delta(pcs[i][c] - pcs[j][c]) if None not in (
+        pcs[i].get(c), pcs[j].get(c)) else "—" for _, i, j in deltas] for c in class_names(*pcs)]
+    return (table(["Class"] + [lab for lab, _ in cols] + [lab for lab, _, _ in deltas], rows),
+            [extremes(pcs[j], pcs[i]) for _, i, j in deltas])
 
 
 def per_class_table(rep, model):
-    """One per-class table per model: its rows side by side, with the Δ columns of ``PER_CLASS_DELTAS``."""
-    cols = per_class_columns(rep, model)
+    """One per-class table per model: its summary rows side by side ('20 ep', 'aug 40', 'best 40'), with
+    the Δ columns of ``PER_CLASS_DELTAS``."""
+    cols = {}
+    for row in rep.rows:
+        if row.model == model and row.sample is not None:
+            t = row.name.split("+")
+            label = "best" if row.kind == "best" else "aug+OneCycle" if len(t) > 2 else "aug" if len(t) > 1 else ""
+            cols[f"{label} {row.epochs}" if label else f"{row.epochs} ep"] = row.sample
+    if model == "large" and (s := rep.column("large", PLAIN, 40)):
+        cols["40 ep"] = s
     order = [c for c in ("2 ep", "10 ep", "20 ep", "40 ep") if c in cols] + [c for c in cols if "ep" not in c]
-    deltas = [(lab, a, b) for lab, a, b in PER_CLASS_DELTAS.get(model, []) if a in cols and b in cols]
-    if not order:
-        return ""
-    pcs = {c: cols[c].per_class for c in order}
-    rows = [[k] + [pc(pcs[c].get(k)) if k in pcs[c] else "—" for c in order]
-            + [delta(pcs[a][k] - pcs[b][k]) if pcs[a].get(k) is not None and pcs[b].get(k) is not None else "—"
-               for _, a, b in deltas] for k in class_names(*pcs.values())]
-    text = table(["Class"] + order + [lab for lab, _, _ in deltas], rows)
-    found = [f"{lab}: {extremes(pcs[b], pcs[a])}" for lab, a, b in deltas]
-    return text + ("\n\n**Key findings:** " + "; ".join(found) + "." if found else "")
+    deltas = [(lab, order.index(a), order.index(b)) for lab, a, b in PER_CLASS_DELTAS.get(model, [])
+              if a in cols and b in cols]
+    text, found = class_table([(c, cols[c].per_class) for c in order], deltas)
+    findings = "; ".join(f"{lab}: {f}" for (lab, _, _), f in zip(deltas, found))
+    return text + (f"\n\n**Key findings:** {findings}." if found else "") if order else ""
 
 
 def model_section(rep, model):
     """A model's section: its network, its per-class table over its rows, its plots' place."""
     summary_ = recipes.recipe(model).summary
-    blurb = DESCRIPTIONS.get(model) or summary_[:1].upper() + summary_[1:] + "."
-    parts = [blurb, table(["Layer", "Config"], LARGE_LAYERS) if model == "large" else ""]
+    parts = [DESCRIPTIONS.get(model) or summary_[:1].upper() + summary_[1:] + ".",
+             table(["Layer", "Config"], LARGE_LAYERS) if model == "large" else ""]
     if not any(r.model == model for r in rep.main):
         return section(2, rep.model_heading(model), *parts, run_cmd(command(model)))
     if text := per_class_table(rep, model):
         parts += ["Per-class test accuracy of the summary's rows (the mean over their seeds):", text]
-    if model == "small":
-        parts.append(tutorial_loop(rep))
-    if model == "large":
-        parts.append(device_line(rep))
+    parts.append(tutorial_loop(rep) if model == "small" else device_line(rep) if model == "large" else "")
     return section(2, rep.model_heading(model), *parts)
 
 
 def tutorial_loop(rep):
-    groups = tutorial_loop_records(rep)
-    if not groups:
-        return ""
     rows = []
-    for (chip, epochs), by in sorted(groups.items()):
-        ours = mean_sd([by[k].results["ours_accuracy"] for k in by])
-        tut = mean_sd([by[k].results["tutorial_accuracy"] for k in by])
+    for (_, epochs), by in sorted(tutorial_loop_records(rep).items()):
+        ours, tut = (mean_sd([r.results[k] for r in by.values()]) for k in ("ours_accuracy", "tutorial_accuracy"))
         rows.append([rep.machine(next(iter(by.values()))), epochs, mean_text(ours, len(by)), mean_text(tut, len(by)),
                      points(ours[0] - tut[0])])
     return ("Against the PyTorch tutorial's own loop (`python benchmark.py small --warmup 0 --seed S`: the same "
             "initial weights and data, its PIL/`DataLoader` pipeline and normalisation; per seed in details):\n\n"
-            + table(["Machine", "Epochs", "This project's loop", "The tutorial's loop", "Difference"], rows))
+            + table(["Machine", "Epochs", "This project's loop", "The tutorial's loop", "Difference"], rows)
+            if rows else "")
 
 
 def tutorial_loop_records(rep):
@@ -565,30 +513,40 @@ def tutorial_loop_records(rep):
 def device_line(rep):
     devices = sorted({r.device for r in rep.main if r.model == "large"}, key=lambda d: DEVICE_ORDER.get(d, 9))
     if len(devices) > 1:
-        return f"Devices compared (2 epochs) in [details]({rep.link(rep.details_path, rep.out_dir)}#device-comparison)."
+        return f"Each device's runs: {rep.details('configurations', 'Configurations')} (each names its device)."
     return (f"Device comparison (the seed's MPS vs CPU): only {', '.join(devices) or 'no'} runs so far; "
-            f"r{run_cmd(command('large', 2, device='cuda'))[1:]} "
-            "Throughput benchmarks are in "
-            f"[details]({rep.link(rep.details_path, rep.out_dir)}#benchmarks).")
+            f"r{run_cmd(command('large', 2, device='cuda'))[1:]} Throughput benchmarks are in "
+            f"{rep.details('benchmarks')}.")
 
 
-def comparison(rep, heading, model, intro, columns, step=2, level=2):
-    """The seed's comparison tables: one column per (label, flags, epochs), accuracy pooled over seeds,
-    each time with its machine; a change only between neighbours timed on one machine."""
-    cells = [rep.column(model, flags, k) for _, flags, k in columns]
+def per_epoch(s):
+    """(time, busy, runs timed) of a ``runs.Sample`` by the per-epoch rule, the reading note's."""
+    return s.time, s.busy, s.timed_runs
+
+
+def whole_run(s):
+    """The same by the earlier whole-run rule (``runs.Sample.whole_run_time``)."""
+    return s.whole_run_time
+
+
+def comparison(rep, heading, model, intro, columns, step=2, level=2, cells=None, rule=per_epoch):
+    """The seed's comparison tables: one column per (label, flags, epochs) (or per sample of ``cells``),
+    accuracy pooled over seeds, each time with its machine; a change only between neighbours timed on
+    one machine."""
+    cells = cells or [rep.column(model, flags, k) for _, flags, k in columns]
     if not any(cells):
         return section(level, heading, intro, run_cmd(*sorted({command(model, k, **f) for _, f, k in columns
                                                                if f != "best"})))
-    rows = [["**Overall Accuracy**"] + [accuracy_text(c) if c else NOT_MEASURED for c in cells],
-            ["**Time**"] + [rep.time_text(c) if c else "—" for c in cells],
-            ["**Final Loss**"] + [loss(c.final_loss) if c else "—" for c in cells],
-            ["Runs"] + [rep.refs(c.cells) if c else "—" for c in cells]]
+    rows = [[name] + [(fmt(c) if c else empty) for c in cells] for name, fmt, empty in (
+        ("**Overall Accuracy**", accuracy_text, NOT_MEASURED), ("**Time**", lambda c: rep.time_text(c, rule), "—"),
+        ("**Final Loss**", lambda c: loss(c.final_loss), "—"), ("Runs", lambda c: rep.refs(c.cells), "—"))]
     changes = []
-    pairs = [(i, i + 1) for i in range(0, len(columns) - 1, step)]
-    for (la, _, _), (lb, _, _), a, b in [(columns[i], columns[j], cells[i], cells[j]) for i, j in pairs]:
+    for i in range(0, len(columns) - 1, step):
+        (la, _, _), (lb, _, _), a, b = columns[i], columns[i + 1], cells[i], cells[i + 1]
         if a and b and a.accuracy is not None and b.accuracy is not None:
-            same = a.time and b.time and rep.machine(a.timed_runs[0]) == rep.machine(b.timed_runs[0])
-            ratio = f", time ×{b.time / a.time:.2f} on {rep.machine(a.timed_runs[0])}" if same else ""
+            (ta, _, ra), (tb, _, rb) = rule(a), rule(b)
+            same = ta and tb and rep.machine(ra[0]) == rep.machine(rb[0])
+            ratio = f", time ×{tb / ta:.2f} on {rep.machine(ra[0])}" if same else ""
             lossed = (f", final loss {round(100 * (b.final_loss - a.final_loss) / a.final_loss) + 0:+d}%"
                       if a.final_loss and b.final_loss is not None else "")
             changes.append(f"{lb} against {la}: {points(b.accuracy - a.accuracy)}{lossed}{ratio}")
@@ -622,32 +580,23 @@ def reproducibility(rep):
         return section(2, "Reproducibility", "Two runs with one configuration and seed on one machine should log "
                        f"the same losses and weights. {run_cmd(command('large', 2))} twice.")
     rs = max(groups, key=lambda g: (g[0].model == "large", g[0].full_official, g[0].epochs, g[0].run_id))
-    verdicts = [repro_values(g)[1] for g in groups]
-    same = sum(v == "✓" for v in verdicts)
-    rows, _ = repro_values(rs)
-    head = f"{model_name(rs[0].model)}, {config_label(rs[0])}, seed {rs[0].seed}, on {rep.machine(rs[0])}: " \
-           f"{rep.refs(rs)}."
-    return section(2, "Reproducibility", head, table(["Metric"] + [f"Run {i}" for i in range(1, len(rs) + 1)]
-                                                     + ["Match"], rows),
+    same = sum(rerun_match(g) == "✓" for g in groups)
+    return section(2, "Reproducibility", f"{model_name(rs[0].model)}, {config_label(rs[0])}, seed {rs[0].seed}, on "
+                   f"{rep.machine(rs[0])}: {rep.refs(rs)}.", repro_table(rs),
                    f"Of {len(groups)} groups of reruns (same configuration, seed and machine), {same} reproduce bit "
-                   f"for bit in every value both logged: [every group]"
-                   f"({rep.link(rep.details_path, rep.out_dir)}#reproducibility).")
+                   f"for bit in every value both logged: {rep.details('reproducibility', 'every group')}.")
 
 
 def rerun_groups(rep):
-    groups = {}
-    for r in rep.done:
-        groups.setdefault(r.recipe, []).append(r)
     order = model_order()
-    return sorted((sorted(g, key=lambda r: r.run_id) for g in groups.values() if len(g) >= 2),
-                  key=lambda g: (order.index(g[0].model) if g[0].model in order else 9, g[0].run_id))
+    return sorted((sorted(g, key=lambda r: r.run_id) for g in group(rep.done, lambda r: r.recipe).values()
+                   if len(g) >= 2), key=lambda g: (order.index(g[0].model) if g[0].model in order else 9, g[0].run_id))
 
 
-def repro_values(rs):
-    """([metric, run 1, run 2, ..., match] rows, overall match) of reruns ``rs``: the first loss line,
-    the last of the middle epoch and of the last epoch, the accuracy and the weights."""
-    lines, rows = rs[0].loss_lines, []
-    marks = []
+def repro_table(rs):
+    """The reruns ``rs`` side by side: the first loss line, the last of the middle epoch and of the last
+    epoch, the accuracy and the weights, each with ✓ when every run logged the same value."""
+    lines, rows, marks = rs[0].loss_lines, [], []
     if lines:
         mid = [x for x in lines if x[0] == max(1, rs[0].epochs // 2)]
         marks = list(dict.fromkeys([lines[0][:2]] + ([mid[-1][:2]] if mid else []) + [lines[-1][:2]]))
@@ -666,7 +615,7 @@ def repro_values(rs):
     add("Final weights sha256", [r.results.get("weights_sha256") for r in rs], sha_text)
     if any(r.cfg.get("ema") for r in rs):
         add("Weight average (EMA) sha256", [r.results.get("weights_ema_sha256") for r in rs], sha_text)
-    return rows, rerun_match(rs)
+    return table(["Metric"] + [f"Run {i}" for i in range(1, len(rs) + 1)] + ["Match"], rows)
 
 
 def rerun_match(rs):
@@ -680,71 +629,105 @@ def rerun_match(rs):
 
 
 def other_models(rep):
-    """A section for each model past the two LeNets (ResNet-18, and any network the recipes add)."""
+    """A section for each model past the two LeNets (ResNet-18, and any network the recipes add), with
+    its per-class figures against the wide LeNet + OneCycleLR's at equal epochs."""
     out = []
     for model in [m for m in model_order(rep.main) if m not in ("small", "large")]:
         runs = [r for r in rep.main if r.model == model]
-        text = model_section(rep, model)
         samples = configurations(runs)
         top = best_sample(samples)
         if top is None:
-            out.append(text)
+            out.append(model_section(rep, model))
             continue
         longest = max(r.epochs for r in runs)
         aims = max((t.epochs for t in recipes.recipe(model).targets), default=longest)
-        note = (f"Only short runs so far (at most {longest} epochs). {run_cmd(command(model, aims))}"
-                if longest < aims else "")
-        parts = [f"Most accurate configuration: {accuracy_text(top)}, {config_label(top.run)}, "
-                 f"{rep.time_text(top)} ({rep.refs(top.cells)}).", note]
+        parts = [model_section(rep, model), f"Most accurate configuration: {accuracy_text(top)}, "
+                 f"{config_label(top.run)}, {rep.time_text(top)} ({rep.refs(top.cells)}).",
+                 f"Only short runs so far (at most {longest} epochs). {run_cmd(command(model, aims))}"
+                 if longest < aims else ""]
         wides = configurations([r for r in rep.main if seed_recipe("large", CYCLE)(r)])
         pair = next(((s, w) for s in sorted(samples, key=lambda s: (-s.run.epochs, -(s.accuracy or 0)))
                      for w in [best_sample([w for w in wides if w.run.epochs == s.run.epochs])] if w), None)
         if pair:
             s, w = pair
-            cols = [(f"Large CNN ({accuracy_text(w)})", w.per_class), (f"{model_name(model)} ({accuracy_text(s)})",
-                                                                     s.per_class)]
-            rows = [[c] + [pc(p.get(c)) for _, p in cols]
-                    + [delta(s.per_class[c] - w.per_class[c]) if None not in (s.per_class.get(c), w.per_class.get(c))
-                       else "—"] for c in class_names(w.per_class, s.per_class)]
-            parts += [f"### Comparison vs Large LeNet-style CNN + OneCycleLR ({s.run.epochs} epochs)",
-                      table(["Class"] + [lab for lab, _ in cols] + ["Δ"], rows),
-                      f"Runs: {rep.refs(w.cells)} and {rep.refs(s.cells)}. **Key findings:** "
-                      f"{extremes(w.per_class, s.per_class)}."]
-        out.append(text + "\n\n" + "\n\n".join(p for p in parts if p))
+            text, (found,) = class_table([(f"Large CNN ({accuracy_text(w)})", w.per_class),
+                                          (f"{model_name(model)} ({accuracy_text(s)})", s.per_class)], [("Δ", 1, 0)])
+            parts += [f"### Comparison vs Large LeNet-style CNN + OneCycleLR ({s.run.epochs} epochs)", text,
+                      f"Runs: {rep.refs(w.cells)} and {rep.refs(s.cells)}. **Key findings:** {found}."]
+        out.append("\n\n".join(p for p in parts if p))
     return "\n\n".join(out)
+
+
+def own_rows(rep, model):
+    """(label, sample) of ``model``'s summary rows measured so far ('40 ep aug+1cycle', 'best 40 ep'); a
+    network with none: its own recipe's most accurate configuration."""
+    rows = [(("best " if row.kind == "best" else "") + f"{row.epochs} ep" + SHORT_FLAGS.get(
+        (row.sample.run.augment, row.sample.run.onecycle), "") * (row.kind == "seed"), row.sample)
+            for row in rep.rows if row.model == model and row.sample]
+    own = best_sample(configurations([r for r in rep.main if seed_recipe(model, {})(r)])) if not rows else None
+    return rows or ([(f"{own.run.epochs} ep", own)] if own else [])
+
+
+SHORT_FLAGS = {(True, False): " aug", (True, True): " aug+1cycle", (False, True): " 1cycle"}
 
 
 def architectures(rep):
     rows = []
     for model, recipe in recipes.RECIPES.items():
         seed = [row for row in rep.rows if row.model == model and row.kind == "seed"]
-        top = best_sample([row.sample for row in seed if row.sample]) if seed else None
+        top = best_sample([row.sample for row in seed if row.sample] if seed else    # a network with no seed row:
+                          configurations([r for r in rep.main if seed_recipe(model, {})(r)]))   # its own recipe
         bst = next((row.sample for row in rep.rows if row.model == model and row.kind == "best"), None)
-        params = sorted({r.params for r in rep.train if r.model == model and isinstance(r.params, int)})
-        rows.append([recipe.name, params_text(params[-1]) if params else "—",
-                     f"{accuracy_text(top)}, {top.run.epochs} ep" if top else NOT_MEASURED,
-                     f"{accuracy_text(bst)}, {bst.run.epochs} ep" if bst else NOT_MEASURED,
-                     seed[-1].name if seed else "—", recipe.summary])
+        rows.append([recipe.name, params_text(rep.params(model))] + [
+            f"{accuracy_text(s)}, {s.run.epochs} ep, {rep.time_text(s)}" if s else NOT_MEASURED for s in (top, bst)]
+            + [seed[-1].name if seed else "its own recipe (no seed row)", recipe.summary])
+    flops = flop_per_image(rep)
+    plot = (f" Accuracy against training compute and against minutes: {compute_caption(rep, flops)} "
+            f"([plot]({rep.link(rep.plot_dir / 'compute.png', rep.out_dir)}))." if flops else "")
     return section(2, "Architecture Comparison", "Each model's most accurate row of the seed's recipes and its "
-                   "`--recipe best`, each at its own epochs.",
+                   "`--recipe best`, each at its own epochs, with its time per run and machine." + plot,
                    table(["Model", "Params", "Seed's recipes: best row", "`--recipe best`", "Row", "Network"], rows))
+
+
+def flop_per_image(rep):
+    """{model: training FLOP per image} of the newest ``benchmark.py flops`` record, and its run ({} if none)."""
+    rec = max((b for b in rep.bench if b.status == "complete" and b.rec.get("benchmark") == "flops"),
+              key=lambda b: b.run_id, default=None)
+    return {m: v["train_flop_per_image"] for m, v in rec.rec["results"].items()} | {"record": rec} if rec else {}
+
+
+def compute_caption(rep, flops):
+    return (f"a run's compute is its network's FLOP per training image (counted by torch.utils.flop_counter, "
+            f"{rep.keys[flops['record'].run_id]}) x training images x epochs; its time by the per-epoch rule, "
+            "comparable only on one machine (one marker)")
+
+
+def compute_points(rep, flops):
+    """(network, label, PFLOP, minutes or None, machine, accuracy) of each network's summary rows."""
+    out = []
+    for model in recipes.RECIPES:
+        for label, s in own_rows(rep, model):
+            if model in flops and s.accuracy is not None:
+                t, _, timed = per_epoch(s)
+                pflop = flops[model] * s.run.rec["dataset"]["train_images"] * s.run.epochs / 1e15
+                out.append((model_name(model), label, pflop, t / 60 if t else None,
+                            rep.machine(timed[0]) if t else None, s.accuracy))
+    return out
 
 
 def ablation_summary(rep):
     rows = []
-    for (model, base), ab_rows in ablations(rep):
+    for (model, _), ab_rows in ablations(rep.ablation, model_order(rep.ablation)):
         named = next((r for r in ab_rows if r.named), None)
         seed = next((r for r in ab_rows if r.label == "seed's recipe"), None)
         if named and seed:
             rows.append([model_name(model), named.label.replace(" (`--recipe best`)", ""), named.n,
                          points(paired_change(named, seed, 0)[0]), points(paired_change(named, seed, 1)[0])])
-    if not rows:
-        return ""
     return section(2, "Recipe Ablation (Validation Split)",
                    "Each recipe option against the seed's recipe on a validation split (`--val 5000`), judged on "
                    "validation accuracy, paired by seed; the row `--recipe best` trains and evaluates:",
                    table(["Model", "`--recipe best` over the seed's recipe", "Seeds", "Δ val", "Δ test"], rows),
-                   f"Every row: [details]({rep.link(rep.details_path, rep.out_dir)}#recipe-ablation).")
+                   f"Every row: {rep.details('recipe-ablation')}.") if rows else ""
 
 
 def hardware(rep):
@@ -753,16 +736,13 @@ def hardware(rep):
              "associative, and backends sum in different orders, so one seed on two machines ends with different "
              "weights; and one computation takes different times on two CPUs of one name, so each machine has a "
              "label of its own.")
-    by = {}
-    for r in rep.done + [b for b in rep.bench if b.status == "complete"]:
-        by.setdefault(rep.machine(r), []).append(r)
+    by = group(rep.done + [b for b in rep.bench if b.status == "complete"], rep.machine)
     if not by:
         return section(2, "Hardware DNA", intro, run_cmd(command("small")))
     rows = []
     for label, rs in sorted(by.items()):
         def vals(field, missing="not recorded"):
-            v = sorted({str(r.hw.get(field)) for r in rs if r.hw.get(field) not in (None, "")})
-            return ", ".join(v) if v else missing
+            return ", ".join(sorted({str(r.hw.get(field)) for r in rs if r.hw.get(field) not in (None, "")})) or missing
         rows.append([label, vals("chip"), vals("cpu_model_id"), vals("cpu_capability"), vals("cpu_count"),
                      vals("gpu", "—"), f"{vals('os')} {vals('os_release')} {vals('architecture')}"]
                     + [vals(k) for k in ("python", "torch", "torchvision", "numpy")]
@@ -784,16 +764,14 @@ def hardware(rep):
 
 def machine_comparisons(rep):
     """The same computation on two machines or software stacks: compare.py on each such pair."""
-    pairs = machine_pairs(rep.done)
-    if not pairs:
-        return ""
     by_id = {r.run_id: r for r in rep.done}
     parts = [f"**{rep.machine(by_id[c['a']['run_id']])} against {rep.machine(by_id[c['b']['run_id']])}**: "
-             f"`python compare.py {c['a']['run_id']} {c['b']['run_id']}`\n\n{comparison_markdown(c)}" for c in pairs]
+             f"`python compare.py {c['a']['run_id']} {c['b']['run_id']}`\n\n{comparison_markdown(c)}"
+             for c in machine_pairs(rep.done)]
     return section(3, "Same Computation, Two Machines",
                    "Complete runs of one configuration, seed and dataset made on more than one machine or software "
                    "stack, one run of each compared with `compare.py` (which prints the same): the fields that "
-                   "differ, where the numbers part, and the verdict.", *parts)
+                   "differ, where the numbers part, and the verdict.", *parts) if parts else ""
 
 
 def backend_comparisons(rep):
@@ -806,21 +784,24 @@ def backend_comparisons(rep):
                        for m, r in recs.items())
 
 
-def activations(rep):
+def activation_pngs(rep):
     folder = rep.out_dir / "activations"
-    pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    return sorted(folder.glob("*.png")) if folder.is_dir() else []
+
+
+def activations(rep):
+    pngs, command = activation_pngs(rep), "python visualize_activations.py --out activations"
     intro = ("`visualize_activations.py` hooks layers of a trained network during a forward pass and saves "
-             "feature-map grids as PNGs to `activations/`.")
-    command = "python visualize_activations.py --out activations"     # by default a run's maps stay in its folder
+             "feature-map grids as PNGs to `activations/`.")          # by default a run's maps stay in its folder
     if not pngs:
         return section(2, "Activation Visualization", intro, run_cmd(command))
     overview = [p for p in pngs if p.stem.endswith("overview")] or pngs
     return section(2, "Activation Visualization", intro + f" Regenerate them with `{command}`;"
-                   " every map is linked in details.", *activation_stats(rep, folder),
+                   " every map is linked in details.", *activation_stats(rep.out_dir / "activations"),
                    "\n\n".join(f"![{p.stem}]({rep.link(p, rep.out_dir)})" for p in overview))
 
 
-def activation_stats(rep, folder):
+def activation_stats(folder):
     """Per-layer tables from ``activations/<model>_stats.json`` (written by visualize_activations.py)."""
     out = []
     for path in sorted(folder.glob("*_stats.json")):
@@ -829,15 +810,15 @@ def activation_stats(rep, folder):
             layers = [x for x in rec.get("layers", []) if isinstance(x, dict)]
         except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
             continue
-        if not layers:
-            continue
         img = rec.get("image") if isinstance(rec.get("image"), dict) else {}
-        head = (f"**{model_name(rec.get('model'))}** ({rec.get('source', '?')}, {rec.get('device', '?')}; test image "
-                f"{img.get('index', '?')}: true {img.get('true', '?')}, predicted {img.get('predicted', '?')}):")
         rows = [[x.get("layer", "?"), x.get("channels", "—"), x.get("resolution", "—"),
                  f"{x['mean']:.3f}" if is_number(x.get("mean")) else "—",
                  f"{100 * x['zeros']:.1f}%" if is_number(x.get("zeros")) else "—"] for x in layers]
-        out.append(head + "\n\n" + table(["Layer", "Channels", "Resolution", "Mean activation", "Exact zeros"], rows))
+        if rows:
+            out.append(f"**{model_name(rec.get('model'))}** ({rec.get('source', '?')}, {rec.get('device', '?')}; "
+                       f"test image {img.get('index', '?')}: true {img.get('true', '?')}, predicted "
+                       f"{img.get('predicted', '?')}):\n\n"
+                       + table(["Layer", "Channels", "Resolution", "Mean activation", "Exact zeros"], rows))
     return out
 
 
@@ -846,9 +827,8 @@ def plots_section(rep):
         return ""
     if not rep.draw_plots:
         return section(2, "Plots", "Not drawn this time (`--no-plots`); `python report.py` draws them.")
-    figs = figures(rep)
     return section(2, "Plots", *[f"![{f.alt}]({rep.link(rep.plot_dir / f.name, rep.out_dir)})\n\n{f.caption}"
-                                 for f in figs])
+                                 for f in figures(rep)])
 
 
 def model(name):
@@ -869,52 +849,42 @@ def details_intro(rep):
             "the run index (rN, bN). results.md's reading note holds here too.")
 
 
+def samples_table(rep, samples, runs, key=False):
+    """A row per configuration's ``Sample``: its figures over its seeds, and how many of ``runs`` it has."""
+    head = ["Key"] * key + ["Model", "Configuration", "Accuracy", "Time per run", "Final loss"] + ["Seeds"] * key
+    rows = [[k] * key + [model_name(s.run.model), config_label(s.run), accuracy_text(s), rep.time_text(s),
+                         loss(s.final_loss)] + [", ".join(str(c.seed) for c in s.cells)] * key
+            + [rep.refs(s.cells), sum(r.configuration == s.run.configuration for r in runs)] for k, s in samples]
+    return table(head + ["Runs", "Runs of this config"], rows)
+
+
 def configurations_section(rep):
     if not rep.configurations:
         return ""
-    rows = [[k, model_name(s.run.model), config_label(s.run), accuracy_text(s), rep.time_text(s),
-             loss(s.final_loss), ", ".join(str(c.seed) for c in s.cells), rep.refs(s.cells),
-             sum(r.configuration == s.run.configuration for r in rep.main)] for k, s in rep.configurations.items()]
     parts = ["Every configuration of the runs on the whole official CIFAR-10, over its seeds (each seed's fastest "
-             "run stands for it).",
-             table(["Key", "Model", "Configuration", "Accuracy", "Time per run", "Final loss", "Seeds", "Runs",
-                    "Runs of this config"], rows)]
+             "run stands for it).", samples_table(rep, rep.configurations.items(), rep.main, key=True)]
     for model in model_order(rep.main):
-        keys = [k for k, s in rep.configurations.items() if s.run.model == model]
-        pcs = [rep.configurations[k].per_class for k in keys]
-        if keys:
+        cols = [(k, s.per_class) for k, s in rep.configurations.items() if s.run.model == model]
+        if cols:
             parts.append(f"**{model_name(model)}**, per-class test accuracy (the mean over the seeds):\n\n"
-                         + table(["Class"] + keys, [[c] + [pc(p.get(c)) if c in p else "—" for p in pcs]
-                                                    for c in class_names(*pcs)]))
+                         + class_table(cols)[0])
     return section(2, "Configurations", *parts)
-
-
-def group(items, key):
-    out = {}
-    for x in items:
-        out.setdefault(key(x), []).append(x)
-    return out
 
 
 def bench_load(rep, r):
     v = r.other_cpus()
-    busy = BUSY_MARK if r.bench_busy() else ""
-    return (f"{rep.machine(r)}, " + ("other processes' CPU use not recorded" if v is None
-                                     else f"other processes {v:.2f} CPUs{busy}"))
+    return f"{rep.machine(r)}, " + ("other processes' CPU use not recorded" if v is None else
+                                    f"other processes {v:.2f} CPUs{BUSY_MARK if r.bench_busy() else ''}")
 
 
 def latest_benchmarks(rep, with_devices):
     """The newest usable benchmark record per (benchmark, machine, model, batch size)."""
     heads = {}
     for r in rep.bench:
-        if r.status in ("running", "interrupted", "failed") or not r.results:
-            continue
-        if isinstance(r.results.get("devices"), dict) != with_devices:
-            continue
-        key = (str(r.rec.get("benchmark", "")), r.chip, str(r.rec.get("model")), str(r.rec.get("batch_size")))
-        if key not in heads or r.run_id > heads[key].run_id:
-            heads[key] = r
-    return [heads[k] for k in sorted(heads)]
+        if (r.status not in ("running", "interrupted", "failed") and r.results
+                and isinstance(r.results.get("devices"), dict) == with_devices):
+            heads[(str(r.rec.get("benchmark", "")), r.chip, str(r.rec.get("model")), str(r.rec.get("batch_size")))] = r
+    return [heads[k] for k in sorted(heads)]           # run-id order: the newest per key stays
 
 
 def scalars(results, skip=()):
@@ -925,52 +895,46 @@ def scalars(results, skip=()):
 def benchmarks(rep):
     """Throughput per device (``benchmark.py devices``) and every other benchmark's newest plain values."""
     parts = []
+
+    def order(d):
+        return DEVICE_ORDER.get(d, 9), d
     for r in latest_benchmarks(rep, with_devices=True):
         entries = {d: v for d, v in r.results["devices"].items() if isinstance(v, dict)}
         cpu_rate = (entries.get("cpu") or {}).get("images_per_s")
         body = []
-        for d in sorted(entries, key=lambda d: (DEVICE_ORDER.get(d, 9), d)):
+        for d in sorted(entries, key=order):
             rate = entries[d].get("images_per_s")
             speed = (rate / cpu_rate if is_number(rate) and is_number(cpu_rate) and cpu_rate > 0
                      else entries[d].get("speedup_vs_cpu"))
             body.append([DEVICE_NAMES.get(d, d), f"{rate:,.1f}" if is_number(rate) else "—",
                          f"{speed:.1f}x" if is_number(speed) else "—"])
-        skipped = r.results.get("skipped")
-        for d in sorted(skipped if isinstance(skipped, dict) else {}, key=lambda d: (DEVICE_ORDER.get(d, 9), d)):
-            body.append([DEVICE_NAMES.get(d, d), f"skipped ({skipped[d]})", "—"])
+        skipped = r.results.get("skipped") if isinstance(r.results.get("skipped"), dict) else {}
+        body += [[DEVICE_NAMES.get(d, d), f"skipped ({skipped[d]})", "—"] for d in sorted(skipped, key=order)]
         extra = scalars(r.results, skip=("devices", "skipped"))
         parts.append(f"**Throughput** ({rep.keys[r.run_id]}, model {r.rec.get('model', '—')}, batch size "
                      f"{r.rec.get('batch_size', '—')}, {bench_load(rep, r)}); speedup: images/s over the CPU's:\n\n"
                      + table(["Device", "Images/s", "Speedup vs CPU"], body)
                      + ("\n\n" + table(["Result", "Value"], extra) if extra else ""))
-    for r in latest_benchmarks(rep, with_devices=False):
-        if rows := scalars(r.results):
-            parts.append(f"**{r.rec.get('benchmark') or 'benchmark'}** ({rep.keys[r.run_id]}, {r.device}, "
-                         f"{bench_load(rep, r)}):\n\n" + table(["Result", "Value"], rows))
-    if not parts:
-        return ""
-    busy = [r for r in rep.bench if r.bench_busy()]
+    parts += [f"**{r.rec.get('benchmark') or 'benchmark'}** ({rep.keys[r.run_id]}, {r.device}, {bench_load(rep, r)}):"
+              f"\n\n" + table(["Result", "Value"], scalars(r.results))
+              for r in latest_benchmarks(rep, with_devices=False) if scalars(r.results)]
     return section(2, "Benchmarks", "The newest record of each benchmark and machine (`python benchmark.py`); "
                    "other processes: the CPUs other processes kept busy, on average, while it ran.", *parts,
                    f"{BUSY_MARK} Measured on a busy machine: other processes kept {BUSY_MARGIN:g} CPUs or more busy, "
-                   "so its rates may read low." if busy else "")
+                   "so its rates may read low." if any(r.bench_busy() for r in rep.bench) else "") if parts else ""
 
 
 def tutorial_loop_seeds(rep):
-    groups = tutorial_loop_records(rep)
-    if not groups:
-        return ""
     rows = [[rep.machine(by[k]), epochs, k, pct(by[k].results["ours_accuracy"]),
-             pct(by[k].results["tutorial_accuracy"]),
-             same_weights(rep, by[k], epochs, k), rep.keys[by[k].run_id]]
-            for (chip, epochs), by in sorted(groups.items()) for k in sorted(by)]
+             pct(by[k].results["tutorial_accuracy"]), same_weights(rep, by[k], epochs, k), rep.keys[by[k].run_id]]
+            for (_, epochs), by in sorted(tutorial_loop_records(rep).items()) for k in sorted(by)]
     return section(2, "Against the Tutorial's Own Loop", "`python benchmark.py small --warmup 0 --seed S` trains the "
                    "tutorial's LeNet twice from the same initial weights on the same data: through this project's "
                    "loop and through the PyTorch tutorial's own (`ToTensor`, `Normalize((0.5, 0.5, 0.5), (0.5, 0.5, "
                    "0.5))`, a `DataLoader`). The two loops draw different batches from one seed, so they compare "
                    "over seeds; the first net is train_small.py's, weight for weight, on one machine.",
                    table(["Machine", "Epochs", "Seed", "This project's loop", "The tutorial's loop",
-                          "train_small.py with this seed on this machine", "Record"], rows))
+                          "train_small.py with this seed on this machine", "Record"], rows)) if rows else ""
 
 
 def same_weights(rep, bench, epochs, seed):
@@ -988,29 +952,21 @@ def same_weights(rep, bench, epochs, seed):
     return f"{'same' if ours == theirs else 'other'} weights ({rep.keys[run.run_id]})"
 
 
-def data_label(run):
-    return "" if run.full_official else f"{dataset_name(run)}, {dataset_size(run)} images"
-
-
 def reproducibility_all(rep):
     parts = []
     for rs in rerun_groups(rep):
-        rows, match = repro_values(rs)
-        on = data_label(rs[0])
+        match, on = rerun_match(rs), data_label(rs[0])
         verdict = {"✓": "identical: bit for bit", "✗": "the runs differ",
                    "not recorded": "identical where every run recorded the value (older logs)"}[match]
         if match == "✗":
             verdict += "; " + "; ".join(f"Run {i}: {c['verdict']['text']}" for i, c in enumerate(
                 (compare_runs(rs[0], r) for r in rs[1:]), 2) if c["verdict"]["kind"] != "identical")
         parts.append(f"**{model_name(rs[0].model)}, {config_label(rs[0])}, seed {rs[0].seed}, {rep.machine(rs[0])}"
-                     f"{' — ' + on if on else ''}** ({rep.refs(rs)}): {verdict}.\n\n"
-                     + table(["Metric"] + [f"Run {i}" for i in range(1, len(rs) + 1)] + ["Match"], rows))
-    if not parts:
-        return ""
+                     f"{' — ' + on if on else ''}** ({rep.refs(rs)}): {verdict}.\n\n" + repro_table(rs))
     return section(2, "Reproducibility", "Runs with the same configuration (model, epochs, batch size, augmentation, "
                    "schedule, learning rates, weight decay, seed, precision, dataset; on a CPU also its threads and "
                    "convolution kernels) on the same device and machine, on any dataset. Match is ✓ when every run "
-                   "logged exactly the same value.", *parts)
+                   "logged exactly the same value.", *parts) if parts else ""
 
 
 def but_length(run):
@@ -1034,19 +990,17 @@ def twin_values(run, ref, k, after=0):
              "not recorded" if not (ref_sha and run_sha) else "✓" if run_sha == ref_sha else "✗")]
 
 
-def overall_match(matches):
-    return next((m for m in ("✗", "not recorded") if m in matches), "✓")
-
-
 def twins(rep):
     """Runs against a run of the same computation: a fixed-rate run against the same epochs of a longer
     one (the evidence for the "@ epoch k" cells), a resumed run against an uninterrupted one."""
     whole = sorted((r for r in rep.done if not r.rec.get("resumes")), key=lambda r: r.run_id)
-    pairs = [(run, ref, "shorter run", 0) for run in whole for ref in whole if not run.onecycle and not ref.onecycle
-             and but_length(ref) == but_length(run) and ref.epochs > run.epochs and len(ref.history) >= run.epochs]
+
+    def longer(ref, run):
+        return not ref.onecycle and ref.epochs > run.epochs and len(ref.history) >= run.epochs
+    pairs = [(run, ref, "shorter run", 0) for run in whole for ref in whole
+             if not run.onecycle and but_length(ref) == but_length(run) and longer(ref, run)]
     for run in sorted((r for r in rep.done if r.rec.get("resumes")), key=lambda r: r.run_id):
-        refs = [r for r in whole if but_length(r) == but_length(run) and (r.epochs == run.epochs or (
-            not r.onecycle and r.epochs > run.epochs and len(r.history) >= run.epochs))]
+        refs = [r for r in whole if but_length(r) == but_length(run) and (r.epochs == run.epochs or longer(r, run))]
         pairs.append((run, representative(refs), resumed_text(run), run.rec["resumes"][0].get("after_epoch", 0)))
     rows = []
     for run, ref, how, after in pairs:
@@ -1057,22 +1011,21 @@ def twins(rep):
             rows.append(head + ["no run of the same computation yet", "—", "—", "—", "—"])
             continue
         values = twin_values(run, ref, run.epochs, after)
+        matches = [m for *_, m in values]
         rows.append(head + [rep.keys[ref.run_id] + (f" @ epoch {run.epochs}" if ref.epochs != run.epochs else "")]
-                    + [f"{a} / {b}" for a, b, _ in values] + [overall_match([m for *_, m in values])])
-    if not rows:
-        return ""
+                    + [f"{a} / {b}" for a, b, _ in values]
+                    + [next((m for m in ("✗", "not recorded") if m in matches), "✓")])
     bad = sum(r[-1] == "✗" for r in rows)
     return section(2, "Runs Against Their Twins", "A run against one of the same computation, as \"run / twin\": a "
                    "fixed-rate run against the same epochs of a longer run (neither resumed), and a run continued "
                    "with `--resume` (stopped, or extended to more epochs) against an uninterrupted one; the loss lines "
                    "(after the resume), the accuracy and the weights.",
                    table(["Run", "How", "Configuration", "Twin", "Loss lines", "Accuracy", "Weights sha256", "Match"],
-                         rows), f"**Result:** {bad} of {len(rows)} pairs differ." if bad else "")
+                         rows), f"**Result:** {bad} of {len(rows)} pairs differ." if bad else "") if rows else ""
 
 
-# ---------------------------------------------------------------- the recipe ablation
+# ---------------------------------------------------------------- the recipe ablation's tables
 
-ABLATION_VARIANTS = (("model", ()), ("ema", ("ema",)), ("model+tta", ("tta",)), ("ema+tta", ("ema", "tta")))
 ABLATION_ARGS = f"--val 5000 --ema 0.999 --tta --seeds {SEEDS_ARG}"
 _FOUR = "[--label-smoothing 0.1 | --nesterov | --no-decay-norm-bias | --cutout 8 | all four]"
 ABLATION_COMMANDS = {
@@ -1081,61 +1034,6 @@ ABLATION_COMMANDS = {
     "large": f"python train_large.py --augment --onecycle --epochs 40 {ABLATION_ARGS} {_FOUR}",
     "resnet18": f"python train_resnet.py --epochs 40 {ABLATION_ARGS} {_FOUR}",
 }
-
-
-@dataclass(frozen=True)
-class AblationRow:
-    """One training configuration evaluated one way, over its seeds: {seed: (val %, test %)}."""
-    label: str
-    values: dict
-    runs: tuple
-    named: bool = False         # the row --recipe best trains and evaluates
-
-    @property
-    def n(self):
-        return len(self.values)
-
-    def stat(self, i):
-        return mean_sd([v[i] for v in self.values.values()])
-
-
-def best_recipe_row(model):
-    """(training options, evaluation variant) of ``model``'s ``--recipe best`` in an ablation's terms."""
-    best_ = recipes.recipe(model).best
-    return (options_key(best_), recipes.variant_name(best_.get("ema"), best_.get("tta"))) if best_ else None
-
-
-def ablation_rows(runs):
-    """The seed's recipe, then each set of training options evaluated every way its runs were."""
-    named = best_recipe_row(runs[0].model) if runs else None
-    rows = []
-    groups = group(runs, lambda r: options_key(r.cfg))
-    for options, grp in sorted(groups.items(), key=lambda kv: (len(kv[0]), str(kv[0]))):
-        decay = next((r.cfg.get("ema") for r in grp if r.cfg.get("ema")), None)
-        for variant, evaluated in ABLATION_VARIANTS:
-            extra = evaluation_text(decay if "ema" in evaluated else None, "tta" in evaluated)
-            label = "seed's recipe" if not options and not extra else "+ " + " + ".join(
-                x for x in (options_text(options), extra) if x)
-            values, used = {}, []
-            for seed, rs in by_seed(grp).items():
-                r = representative([r for r in rs if variant in r.evaluations])
-                if r is not None:
-                    values[seed] = (r.evaluations[variant]["val"], r.evaluations[variant]["test"])
-                    used.append(r)
-            if values:
-                is_named = (options, variant) == named
-                rows.append(AblationRow(label + (" (`--recipe best`)" if is_named else ""), values, tuple(used),
-                                        is_named))
-    return rows
-
-
-def paired_change(row, base, i):
-    """(mean change of val (i=0) or test (i=1) accuracy from ``base`` over the seeds both ran, True);
-    (change of the means, False) when they share no seed."""
-    shared = [s for s in row.values if s in base.values]
-    if not shared:
-        return row.stat(i)[0] - base.stat(i)[0], False
-    return sum(row.values[s][i] - base.values[s][i] for s in shared) / len(shared), True
 
 
 def ablation_table(rep, rows):
@@ -1153,18 +1051,9 @@ def ablation_table(rep, rows):
     return table(["Change", "Val accuracy", "Δ val", "Test accuracy", "Δ test", "Runs"], out)
 
 
-def ablations(rep):
-    """[((model, base), rows)] of the runs with a validation split, by model and shared base."""
-    out = []
-    for model in model_order(rep.ablation):
-        bases = group([r for r in rep.ablation if r.model == model], lambda r: r.ablation_base)
-        out += [((model, b), rows) for b in sorted(bases, key=str) if (rows := ablation_rows(bases[b]))]
-    return out
-
-
 def ablation_section(rep):
     parts, shown = [], set()
-    for (model, _), rows in ablations(rep):
+    for (model, _), rows in ablations(rep.ablation, model_order(rep.ablation)):
         head = rows[0].runs[0]
         shown.add(model)
         parts.append(section(3, f"{model_name(model)}: {config_label(head, options=False)}, {rep.machine(head)}, "
@@ -1197,10 +1086,14 @@ def dataset_size(run):
     return f"{run.dataset.get('train_images', '?')} / {run.dataset.get('test_images', '?')}"
 
 
+def data_label(run):
+    return "" if run.full_official else f"{dataset_name(run)}, {dataset_size(run)} images"
+
+
 def why_not_main(run):
+    d = run.dataset
     if run.full_official:
         return ""
-    d = run.dataset
     if run.ablation:
         return f"{run.val:,} images held out for validation: in Recipe Ablation"
     if (d.get("train_images"), d.get("test_images")) != (FULL_TRAIN, FULL_TEST):
@@ -1209,40 +1102,34 @@ def why_not_main(run):
 
 
 def other_data(rep):
-    if not rep.other:
-        return ""
     parts = []
     for (name, size), rs in sorted(group(rep.other, lambda r: (dataset_name(r), dataset_size(r))).items()):
         order = model_order(rs)
         samples = sorted(configurations(rs), key=lambda s: order.index(s.run.model))
-        rows = [[model_name(s.run.model), config_label(s.run), accuracy_text(s), rep.time_text(s), loss(s.final_loss),
-                 rep.refs(s.cells), sum(r.configuration == s.run.configuration for r in rs)] for s in samples]
-        ids = ", ".join(sorted({r.dataset.get("id", "?") for r in rs}))
-        parts.append(section(3, f"{name} ({size} images)", f"Dataset id {ids}.",
-                             table(["Model", "Configuration", "Accuracy", "Time per run", "Final loss", "Runs",
-                                    "Runs of this config"], rows)))
+        parts.append(section(3, f"{name} ({size} images)",
+                             f"Dataset id {', '.join(sorted({r.dataset.get('id', '?') for r in rs}))}.",
+                             samples_table(rep, [(None, s) for s in samples], rs)))
     return section(2, "Runs on Other Data", "Complete runs that did not train and test on the whole official CIFAR-10: "
-                   "another copy of the images or a subset. Not comparable with the seed's figures.", *parts)
+                   "another copy of the images or a subset. Not comparable with the seed's figures.",
+                   *parts) if parts else ""
 
 
 def datasets(rep):
     rows = []
     for name, rs in sorted(group(rep.train, dataset_name).items(),
                            key=lambda kv: (not kv[1][0].dataset.get("official"), kv[0])):
-        official = {r.dataset.get("official") for r in rs}
+        official = frozenset(r.dataset.get("official") for r in rs)
         main = sum(r.complete and r.full_official for r in rs)
         rows.append([name, ", ".join(sorted({f"`{r.dataset.get('id', 'unknown')}`" for r in rs})),
                      {frozenset({True}): "yes", frozenset({False}): "no", frozenset({None}): "not recorded"}.get(
-                         frozenset(official), "mixed"),
+                         official, "mixed"),
                      ", ".join(sorted({str(r.dataset.get("folder")) for r in rs if r.dataset.get("folder")})) or "—",
                      ", ".join(sorted({dataset_size(r) for r in rs})), len(rs),
                      f"{main} of {len(rs)}" if main else "no"])
-    if not rows:
-        return ""
     return section(2, "Data", table(["Dataset", "Id", "Official", "Folder", "Train / test images", "Runs",
                                      "In results.md's tables"], rows),
                    "The id is the start of the sha256 of the decoded images and labels (older logs: of the files' md5 "
-                   "sums); a dataset is named by its fingerprint, never by its folder.")
+                   "sums); a dataset is named by its fingerprint, never by its folder.") if rows else ""
 
 
 def run_index(rep):
@@ -1253,46 +1140,84 @@ def run_index(rep):
                  else f"{r.status} (epoch {len(r.history)}/{r.epochs})") + (
                      f" (resumed {len(res)}×)" if isinstance(res, list) and res else "")
         why = "no: not complete" if not r.complete else f"no: {why_not_main(r)}" if why_not_main(r) else "yes"
-        cell = r.at()
-        idle, logged = r.idle_epochs
+        cell, (idle, logged) = r.at(), r.idle_epochs
         rows.append([rep.keys[r.run_id], f"`{r.run_id}`", model_name(r.model), r.seed, r.epochs,
                      "yes" if r.augment else "no", "yes" if r.onecycle else "no", r.device, r.precision,
                      rep.machine(r), f"`{r.dataset.get('id', 'unknown')}`",
                      pct(r.accuracy) if r.complete else "—", secs(r.results.get("train_time_s")),
                      (secs(cell.time) + (BUSY_MARK if cell.busy else "")) if r.complete else "—",
                      f"{idle}/{logged}", r.load, state, why, rep.config_key(r) if r.complete else "—"])
-    per_class = [[rep.keys[r.run_id]] + [pc(r.at().per_class.get(c)) for c in CLASSES] for r in rep.done]
-    parts = [table(["Key", "Run", "Model", "Seed", "Epochs", "Aug", "OneCycle", "Device", "Precision", "Machine",
-                    "Dataset", "Accuracy", "Logged time", "Time (idle epochs)", "Idle epochs", "Load (start → end)",
-                    "Status", "In results.md", "Configuration"], rows) if rows else run_cmd(command("small")),
-             "Logged time: the training time the run logged. Time (idle epochs): the median of its idle epochs × its "
-             f"epochs ({BUSY_MARK}: no idle epoch). Configuration: its key in [Configurations](#configurations).",
-             "Per-class test accuracy of every complete run:\n\n" + table(["Key"] + list(CLASSES), per_class)
-             if per_class else ""]
-    if rep.bench:
-        parts.append("Benchmark records (`python benchmark.py`):\n\n" + table(
+    per_class = [[rep.keys[r.run_id]] + [pct(r.at().per_class.get(c), 1, "n/a") for c in CLASSES] for r in rep.done]
+    other = [r for r in rep.runs if r.kind not in ("train", "benchmark") and r not in rep.backends]
+    return section(2, "Run Index", table(
+        ["Key", "Run", "Model", "Seed", "Epochs", "Aug", "OneCycle", "Device", "Precision", "Machine", "Dataset",
+         "Accuracy", "Logged time", "Time (idle epochs)", "Idle epochs", "Load (start → end)", "Status",
+         "In results.md", "Configuration"], rows) if rows else run_cmd(command("small")),
+        "Logged time: the training time the run logged. Time (idle epochs): the median of its idle epochs × its "
+        f"epochs ({BUSY_MARK}: no idle epoch). Configuration: its key in [Configurations](#configurations).",
+        "Per-class test accuracy of every complete run:\n\n" + table(["Key"] + list(CLASSES), per_class)
+        if per_class else "",
+        "Benchmark records (`python benchmark.py`):\n\n" + table(
             ["Key", "Run", "Benchmark", "Model", "Batch size", "Device", "Machine", "Status"],
             [[rep.keys[r.run_id], f"`{r.run_id}`", r.rec.get("benchmark") or "—", r.rec.get("model") or "—",
-              r.rec.get("batch_size") or "—", r.device, rep.machine(r), r.status] for r in rep.bench]))
-    backends = rep.backends
-    if backends:
-        parts.append("Backend records (`python backends.py`), shown in results.md's Hardware DNA: "
-                     + ", ".join(f"`{r.run_id}` ({r.model}, run `{r.rec['source']['run']}`)" for r in backends) + ".")
-    other = [r for r in rep.runs if r.kind not in ("train", "benchmark") and r not in backends]
-    if other:
-        parts.append("Other records (not used): " + ", ".join(f"`{r.run_id}` ({r.kind})" for r in other) + ".")
-    return section(2, "Run Index", *parts)
+              r.rec.get("batch_size") or "—", r.device, rep.machine(r), r.status] for r in rep.bench])
+        if rep.bench else "",
+        "Backend records (`python backends.py`), shown in results.md's Hardware DNA: " + ", ".join(
+            f"`{r.run_id}` ({r.model}, run `{r.rec['source']['run']}`)" for r in rep.backends) + "."
+        if rep.backends else "",
+        "Other records (not used): " + ", ".join(f"`{r.run_id}` ({r.kind})" for r in other) + "." if other else "")
+
+
+def superseded(rep):
+    """Figures an earlier results.md printed by targets and rules it no longer uses, each labelled."""
+    rows = []
+    for model, flags, k, bar, which in ([(*t, "Acceptable Accuracy Targets") for t in EARLIER_TARGETS] + [
+            (m, next((t.flags for t in r.targets[::-1] if t.epochs == r.best_target[1]), {}), r.best_target[1],
+             r.best_target[0], "`--recipe best`'s target, applied to the seed's recipe")
+            for m, r in recipes.RECIPES.items() if r.best and r.best_target]):
+        if model in recipes.RECIPES:
+            s = rep.column(model, flags, k)
+            name = next((t.name for t in recipes.recipe(model).targets if t.flags == flags), model_name(model))
+            rows.append([name, k, f"≥{bar:g}%", which, accuracy_text(s) if s else NOT_MEASURED,
+                         "—" if s is None else "✓ achieved" if s.accuracy >= bar
+                         else f"✗ {bar - s.accuracy:.2f} points below"])
+    parts = [section(3, "Superseded Target Set", "An earlier results.md measured the seed's rows against two sets "
+                     "of targets at once; the summary now sets each row against the seed's own figure, and "
+                     "`--recipe best` against its target.", table(["Row", "Epochs", "Superseded target", "Set",
+                                                                  "Ours", "Against it"], rows))]
+    fixed = rep.column("large", AUG, 40)
+    cyc = fixed and sample_of([r for r in rep.main if seed_recipe("large", CYCLE)(r) and r.chip == fixed.run.chip], 40)
+    if cyc and cyc.n != rep.column("large", CYCLE, 40).n:
+        text, (found,) = class_table([("Fixed LR", fixed.per_class), ("OneCycleLR", cyc.per_class)], [("Δ", 1, 0)])
+        parts.append(comparison(
+            rep, f"Learning Rate Scheduling on {rep.machine(fixed.run)} Alone ({cyc.n} Seeds, n Differs From the "
+            "Summary)", "large", f"The earlier section took both columns from one machine, so its OneCycleLR column "
+            f"holds the {cyc.n} seeds run on {rep.machine(fixed.run)}, where results.md pools every machine's; its "
+            "times are the whole-run rule's (below).", COMPARISONS[2][3], level=3, cells=[fixed, cyc], rule=whole_run)
+            + f"\n\n{text}\n\n**Key findings:** {found}.")
+    cols = [(f"{heading}: {lab}", c) for heading, model, _, columns, _ in COMPARISONS for lab, f, k in columns
+            if (c := rep.column(model, f, k)) and any(x.derived for x in c.cells)]
+    rows = [[k, model_name(s.run.model), config_label(s.run), rep.time_text(s), rep.time_text(s, whole_run),
+             rep.refs([c for c in s.cells if c.run in whole_run(s)[2]])]
+            for k, s in list(rep.configurations.items()) + cols]
+    parts.append(section(3, "Times by the Whole-Run Rule (See the Per-Epoch Rule)", "An earlier results.md timed a "
+                         "run by the training time it logged, over the seeds whose run was judged idle as a whole "
+                         "(else all of them), on one machine. A run busy in only some epochs could pass as idle, so "
+                         "these times are superseded by the per-epoch rule of the reading note, beside them.",
+                         table(["Configuration", "Model", "Settings", "Per-epoch rule", "Whole-run rule",
+                                "Timed runs (whole-run rule)"], rows)))
+    return section(2, "Superseded Figures", "Figures an earlier results.md printed by targets and rules this one "
+                   "no longer uses, kept so that none is lost. Each says what it is; none is comparable with "
+                   "results.md's.", *parts) if rep.main else ""
 
 
 def activation_maps(rep):
-    folder = rep.out_dir / "activations"
-    pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
     return section(2, "Activation Maps", "\n\n".join(f"**{p.stem}**\n\n![{p.stem}]({rep.link(p, rep.plot_dir)})"
-                                                    for p in pngs)) if pngs else ""
+                                                    for p in activation_pngs(rep))) if activation_pngs(rep) else ""
 
 
 DETAILS = [details_intro, configurations_section, benchmarks, tutorial_loop_seeds,
-           reproducibility_all, twins, ablation_section, other_data, datasets,
+           reproducibility_all, twins, ablation_section, other_data, datasets, superseded,
            activation_maps, run_index]
 
 
@@ -1310,6 +1235,12 @@ def figures(rep):
     """Curves of each model's seed's recipe against its ``--recipe best`` (the summary's rows at the best
     recipe's epochs), the per-class bars of those rows, and each model's most accurate run's confusion."""
     out, bars = [], []
+    flops = flop_per_image(rep)
+    points = compute_points(rep, flops) if flops else []
+    if points:
+        out.append(Figure("compute.png", "accuracy against compute and time", f"Test accuracy (mean over seeds) "
+                          f"of each network's summary rows: {compute_caption(rep, flops)}.",
+                          lambda p=points: plots.draw_compute(p, "Test accuracy against training compute and time")))
     for model, recipe in recipes.RECIPES.items():
         k = recipe.best_target[1] if recipe.best_target else max((t.epochs for t in recipe.targets), default=0)
         rows = [row for row in rep.rows if row.model == model and row.epochs == k and row.sample]

@@ -146,10 +146,9 @@ BUSY_MARGIN = 0.5
 
 
 def training_options(cfg):
-    """{option: value} of ``cfg``'s recipe options that change training, where they are off the
-    seed's recipe (a run's config or a recipe's ``best``)."""
-    return {k: cfg[k] for k, v in recipes.OPTIONS.items()
-            if k not in EVALUATION_OPTIONS and k in cfg and cfg[k] != v}
+    """{option: value} of ``cfg``'s options that change training, where they are off its model's
+    recipe (a run's config, or a recipe's ``best`` with its "model")."""
+    return {k: v for k, v in recipes.off_recipe(cfg).items() if k not in EVALUATION_OPTIONS}
 
 
 def is_number(v):
@@ -353,9 +352,8 @@ class Run:
 
     @property
     def options(self):
-        """The recipe options (``recipes.OPTIONS``) that differ from the seed's recipe, as text."""
-        return ", ".join(f"{k} {self.cfg[k]}" for k, v in recipes.OPTIONS.items()
-                         if k in self.cfg and self.cfg[k] != v)
+        """The options that leave the model's recipe (``recipes.off_recipe``), as text."""
+        return ", ".join(f"{k} {v}" for k, v in recipes.off_recipe(self.cfg).items())
 
     @property
     def val(self):
@@ -555,13 +553,15 @@ class Cell:
     def time(self):
         """The median idle epoch (``Run.epoch_seconds``) times the epochs; older logs: as logged."""
         per, _ = self.run.epoch_seconds
-        if per is not None and self.epoch > 0:
-            return per * self.epoch
+        return per * self.epoch if per is not None and self.epoch > 0 else self.logged_time
+
+    @property
+    def logged_time(self):
+        """The training time the log gives up to this epoch, busy epochs and all."""
         if not self.derived and "train_time_s" in self.run.results:
             return self.run.results["train_time_s"]
-        h = self._hist
-        if "train_time_s" in h:
-            return h["train_time_s"]
+        if "train_time_s" in self._hist:
+            return self._hist["train_time_s"]
         times = [x.get("epoch_time_s") for x in self.run.history[:self.epoch]]
         return sum(times) if times and None not in times else None
 
@@ -588,10 +588,6 @@ class Cell:
     @property
     def seed(self):
         return self.run.seed
-
-    @property
-    def ref(self):
-        return f"`{self.run.run_id}` @ epoch {self.epoch}" if self.derived else f"`{self.run.run_id}`"
 
 
 def load_runs(runs_dir, warn):
@@ -672,8 +668,8 @@ class Sample:
     counts once (its ``representative`` run).  Reads like a ``Cell``: the accuracy, loss and
     per-class figures are means over the seeds, the time over the seeds timed on an idle
     machine (over all of them, and ``busy``, when none was); ``accuracy_std`` is the sample standard
-    deviation (ddof=1), None for one seed.  Seeds may have run on several machines (``chips``);
-    the time is then one machine's (``timed``).
+    deviation (ddof=1), None for one seed.  Seeds may have run on several machines; the time
+    is then one machine's (``timed_runs``).
     """
 
     cells: tuple
@@ -690,34 +686,13 @@ class Sample:
     def runs(self):
         return [c.run for c in self.cells]
 
-    @property
-    def epoch(self):
-        return self.cells[0].epoch
-
-    @property
-    def derived(self):
-        return any(c.derived for c in self.cells)
-
-    @property
-    def chips(self):
-        """The machines (``Run.chip``) its seeds ran on, in the order of its cells."""
-        return list(dict.fromkeys(c.run.chip for c in self.cells))
-
     @functools.cached_property
     def _timed(self):
         """The cells whose time counts: those timed on an idle machine, else all of them; of those,
         the ones on one machine (the one with the most such seeds; the first among equals), since
         one recipe takes different times on different machines."""
         cells = [c for c in self.cells if not c.busy] or list(self.cells)
-        by_chip = {}
-        for c in cells:
-            by_chip.setdefault(c.run.chip, []).append(c)
-        return max(by_chip.values(), key=len)
-
-    @property
-    def timed(self):
-        """(machine, seeds) behind ``time``."""
-        return self._timed[0].run.chip, len(self._timed)
+        return max(group(cells, lambda c: c.run.chip).values(), key=len)
 
     @property
     def timed_runs(self):
@@ -728,6 +703,16 @@ class Sample:
     def busy(self):
         """Whether the time is a busy machine's: only when no seed was timed on an idle one."""
         return all(c.busy for c in self.cells)
+
+    @property
+    def whole_run_time(self):
+        """(time, busy, runs) by the earlier whole-run rule, superseded by the per-epoch one: the mean
+        logged time of the seeds whose run, up to this epoch, was judged idle as a whole (``Run.busy``),
+        else of every seed, on one machine (the one with the most such seeds)."""
+        cells = [c for c in self.cells if not c.run.busy(c.epoch)] or list(self.cells)
+        cells = max(group(cells, lambda c: c.run.chip).values(), key=len)
+        return (_mean([c.logged_time for c in cells]), all(c.run.busy(c.epoch) for c in self.cells),
+                [c.run for c in cells])
 
     @property
     def accuracy(self):
@@ -750,10 +735,6 @@ class Sample:
         pcs = [c.per_class for c in self.cells]
         return {k: _mean([p.get(k) for p in pcs]) for k in pcs[0]}
 
-    @property
-    def ref(self):
-        return ", ".join(c.ref for c in self.cells)
-
 
 def _mean(values):
     """The mean of ``values``; None when one is missing."""
@@ -770,12 +751,17 @@ def sample_std(values):
     return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
+def group(items, key):
+    """{key(item): [items]}, keys in the order they first come."""
+    out = {}
+    for x in items:
+        out.setdefault(key(x), []).append(x)
+    return out
+
+
 def by_seed(runs):
     """{seed: its runs}, seeds in order."""
-    groups = {}
-    for r in sorted(runs, key=lambda r: (str(r.seed), r.run_id)):
-        groups.setdefault(r.seed, []).append(r)
-    return groups
+    return group(sorted(runs, key=lambda r: (str(r.seed), r.run_id)), lambda r: r.seed)
 
 
 def sample(runs):
@@ -793,37 +779,6 @@ def resolve_sample(runs, epoch):
 
 def configurations(runs):
     """One ``Sample`` per ``Run.configuration`` of ``runs``, in a stable order."""
-    groups = {}
-    for r in runs:
-        groups.setdefault(r.configuration, []).append(r)
-    samples = [sample(rs) for rs in groups.values()]
+    samples = [sample(rs) for rs in group(runs, lambda r: r.configuration).values()]
     return sorted(samples, key=lambda s: (s.run.setup[:4], s.run.epochs, s.run.augment, s.run.onecycle,
                                           s.run.configuration, s.run.run_id))
-
-
-def choose_setup(runs, columns):
-    """Fill ``columns`` [(predicate, epochs)] from one setup: the one filling most, then the newest.
-
-    A setup is where and how runs ran (device, chip, precision, batch size), any seed: each
-    column is a ``Sample`` over the seeds of that setup (None where nothing qualifies).
-    """
-    chosen, score = [None] * len(columns), (0, "")
-    for setup in sorted({r.setup[:5] for r in runs if any(p(r) for p, _ in columns)}):
-        cells = [resolve_sample([r for r in runs if r.setup[:5] == setup and p(r)], k) for p, k in columns]
-        filled = [c for c in cells if c is not None]
-        s = (len(filled), max((r.run_id for c in filled for r in c.runs), default=""))
-        if s > score:
-            chosen, score = cells, s
-    return chosen
-
-
-def config_groups(runs):
-    """(headline run of each configuration, {recipe: its runs}); headlines in a stable order.
-
-    The headline is the ``representative`` of the runs sharing a ``Run.recipe``.
-    """
-    groups = {}
-    for r in runs:
-        groups.setdefault(r.recipe, []).append(r)
-    heads = [representative(rs) for rs in groups.values()]
-    return sorted(heads, key=lambda r: (r.setup, r.epochs, r.augment, r.onecycle, r.run_id)), groups

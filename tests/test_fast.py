@@ -254,3 +254,26 @@ def test_bad_combinations_get_one_line(args, pattern, tiny_data, workdir, capsys
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert re.search(pattern, lines[0]), err
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
+
+
+def test_shape_switches_change_only_what_they_name():
+    torch.manual_seed(0)
+    own = models.build_model("fast", **recipes.config_for("fast").architecture())
+    conv = own.layer2.conv1.weight                                   # (256, 64, 3, 3)
+    assert torch.equal(conv[:64, :, 1, 1], torch.eye(64)) and not own.layer1.norm1.weight.requires_grad
+    torch.manual_seed(0)
+    plain = models.build_model("fast", dirac=False, norm_scale=True, logit_scale=1.0)
+    assert not torch.equal(plain.layer2.conv1.weight[:64, :, 1, 1], torch.eye(64))
+    assert all(m.weight.requires_grad for m in plain.modules() if isinstance(m, models.ScaleFreeBatchNorm))
+    x = torch.randn(2, 3, 32, 32)
+    plain.load_state_dict(own.state_dict())                          # same parameters, logits x 9
+    own.eval(), plain.eval()
+    assert torch.allclose(plain(x), own(x) * 9, atol=1e-5)
+    assert sum(p.numel() for p in plain.parameters()) == 1_972_792
+
+
+def test_shape_switches_are_refused_for_a_network_without_them(tiny_data, capsys):
+    code = train_large.main(["--no-dirac", "--logit-scale", "1", "--data-dir", str(tiny_data), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines() == [
+        "error: --dirac, --logit-scale: model 'large' has no such switch; drop it (the fast network has)"]

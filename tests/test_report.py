@@ -16,6 +16,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 
+import ablation  # noqa: E402
 import data  # noqa: E402
 import recipes  # noqa: E402
 import report  # noqa: E402
@@ -465,7 +466,8 @@ def test_a_model_added_to_the_recipes_appears_with_no_other_edit(make_log, tmp_p
     md, details = render(tmp_path, logs, plots=True)
     assert summary_row(md, "Mini CNN", 5)[2:5] == ["60%", "45.00% (n=1)", "-15.00 points"]
     assert "## Mini CNN (1,000 params)" in md and "CPU, 3 Epochs" in details and "batch 32" not in details
-    assert row(tables(section(md, "Architecture Comparison"))[0], "Mini CNN")[1:3] == ["1,000", "45.00% (n=1), 5 ep"]
+    assert row(tables(section(md, "Architecture Comparison"))[0], "Mini CNN")[1:3] == [
+        "1,000", "45.00% (n=1), 5 ep, 150.00s on Test A"]
     assert "results/curves_mini.png" in md and (tmp_path / "results" / "curves_mini.png").is_file()
 
 
@@ -592,20 +594,20 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path, mon
 
 
 def test_ablation_change_pairs_seeds_and_says_when_it_cannot():
-    base = report.AblationRow("seed's recipe", {1111: (80.0, 79.0), 1112: (82.0, 81.0)}, ())
-    one = report.AblationRow("+ x", {1112: (82.5, 81.5)}, ())            # seed 1112 against itself
-    assert report.paired_change(one, base, 0) == (0.5, True)
-    other = report.AblationRow("+ y", {1119: (83.0, 82.0)}, ())          # no seed in common
-    assert report.paired_change(other, base, 0) == (2.0, False)
+    base = ablation.AblationRow("seed's recipe", {1111: (80.0, 79.0), 1112: (82.0, 81.0)}, ())
+    one = ablation.AblationRow("+ x", {1112: (82.5, 81.5)}, ())            # seed 1112 against itself
+    assert ablation.paired_change(one, base, 0) == (0.5, True)
+    other = ablation.AblationRow("+ y", {1119: (83.0, 82.0)}, ())          # no seed in common
+    assert ablation.paired_change(other, base, 0) == (2.0, False)
 
 
 def test_best_recipe_row_is_the_named_recipe_in_ablation_terms():
     resnet = recipes.RECIPES["resnet18"].best
-    assert report.best_recipe_row("resnet18") == (
+    assert ablation.best_recipe_row("resnet18") == (
         tuple(sorted(((k, resnet[k]) for k in ("cutout", "decay_norm_bias", "label_smoothing", "nesterov")),
                      key=str)), "ema+tta")
-    assert report.best_recipe_row("small") == ((("label_smoothing", 0.1),), "ema+tta")
-    assert report.best_recipe_row("nonesuch") is None
+    assert ablation.best_recipe_row("small") == ((("label_smoothing", 0.1),), "ema+tta")
+    assert ablation.best_recipe_row("nonesuch") is None
 
 
 def test_best_recipe_rows_keep_their_target_and_never_count_as_the_seeds_row(make_log, tmp_path):
@@ -666,3 +668,78 @@ def test_tutorial_loop_accuracy_over_seeds(bench_small_log, make_log, tmp_path):
                                            ["1112", "54.00%", "55.00%", "same weights (r1)"],
                                            ["1113", "56.00%", "54.00%", "other weights (r2)"]]
     assert "99.00%" not in md + details.split("## Benchmarks")[0]
+
+
+def test_superseded_figures_stay_in_details_each_labelled(make_log, tmp_path):
+    """An earlier document's figures are kept apart from results.md's: the superseded targets, the
+    scheduling comparison on one machine (fewer seeds than the summary pools) and the whole-run rule's
+    times beside the per-epoch rule's."""
+    def cycle(run_id, seed, acc0, chip=CHIP, **kw):
+        return make_log(run_id, epochs=40, augment=True, onecycle=True, acc_step=1.0, seed=seed, acc0=acc0,
+                        chip=chip, **kw)
+    logs = [make_log("20261201-150000-large-aug-e40", epochs=40, augment=True, acc0=40.0, acc_step=1.0),
+            # epoch 1 busy and twice as slow: the run as a whole passes as idle (60 of 1,230 CPU-seconds)
+            cycle("20261201-160000-large-aug-onecycle-e40", 1111, 44.0, epoch_time=[60.0] + [30.0] * 39,
+                  other_cpus=[1.0] + [0.0] * 39),
+            cycle("20261201-170000-large-aug-onecycle-e40", 1112, 46.0),
+            cycle("20261201-180000-large-aug-onecycle-e40", 1113, 48.0, chip="Other Chip 2")]
+    md, details = render(tmp_path, logs)
+    assert summary_row(md, "Large LeNet-style CNN + augmentation + OneCycleLR", 40)[3] == "86.00 ± 2.00% (n=3)"
+    assert "Superseded" not in md
+    text = section(details, "Superseded Figures")
+    targets = tables(section(text, "Superseded Target Set"))[0]
+    assert ["≥85%", "Acceptable Accuracy Targets", "86.00 ± 2.00% (n=3)", "✓ achieved"] in [r[2:] for r in targets]
+    assert ["≥87%", "`--recipe best`'s target, applied to the seed's recipe", "86.00 ± 2.00% (n=3)",
+            "✗ 1.00 points below"] in [r[2:] for r in targets]
+    one = section(text, "Learning Rate Scheduling on Test A Alone (2 Seeds, n Differs From the Summary)")
+    assert row(tables(one)[0], "**Overall Accuracy**")[1:] == ["80.00% (n=1)", "85.00 ± 1.41% (n=2)"]
+    times = tables(section(text, "Times by the Whole-Run Rule (See the Per-Epoch Rule)"))[0]
+    cyc = next(r for r in times if r[2].endswith("augmentation, OneCycleLR"))
+    # per-epoch rule: the median idle epoch (30 s) × 40 on each seed; whole-run rule: as logged, 1,230 and 1,200 s
+    assert cyc[3:] == ["1200.00s on Test A", "1215.00s on Test A", "r2–r3"]
+
+
+def test_a_network_without_seed_rows_is_measured_at_its_own_recipe(make_log, tmp_path):
+    """The fast network has no row of the seed's: the Architecture Comparison takes its runs at its own
+    recipe (its options on), and a run off that recipe does not stand for it."""
+    d = recipes.config_for("fast")
+    logs = []
+    # the recipe; label smoothing off; the recipe with one of the fast network's own switches off
+    for i, (acc0, change) in enumerate([(90.0, {}), (98.0, {"label_smoothing": 0.0}), (97.0, {"lookahead": 0}),
+                                        (96.0, {"dirac": False})]):
+        log = make_log(f"20261201-10000{i}-fast-aug-e10", model="fast", epochs=10, augment=True, acc0=acc0,
+                       acc_step=0.1)
+        log["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum",
+                                                         *recipes.OPTIONS, *recipes.FAST_OPTIONS)} | change)
+        logs.append(log)
+    loaded = [runs.Run(log, tmp_path / "run_log.json") for log in logs]
+    assert [runs.training_options(r.cfg) for r in loaded] == [{}, {"label_smoothing": 0.0}, {"lookahead": 0},
+                                                              {"dirac": False}]
+    assert len({r.configuration for r in loaded}) == 4
+    md, _ = render(tmp_path, logs)
+    assert row(tables(section(md, "Architecture Comparison"))[0], "airbench94 network")[2] == \
+        "91.00% (n=1), 10 ep, 300.00s on Test A"
+
+
+def test_accuracy_against_compute_takes_each_network_s_flop_per_image_times_images_and_epochs(make_log, tmp_path):
+    d = recipes.config_for("fast")
+    fast = make_log("20261201-100000-fast-aug-e10", model="fast", epochs=10, augment=True, acc0=90.0, acc_step=0.1)
+    fast["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum", *recipes.OPTIONS,
+                                                      *recipes.FAST_OPTIONS)})
+    small = make_log("20261201-090000-small-e2", model="small", epochs=2, epoch_time=60.0)
+    flops = {"kind": "benchmark", "benchmark": "flops", "run_id": "20261201-080000-bench-flops", "status": "complete",
+             "model": "small,fast", "batch_size": 8, "device": "cpu", "hardware": {"chip": CHIP},
+             "results": {"small": {"train_flop_per_image": 3e6}, "fast": {"train_flop_per_image": 7e8}}}
+    runs_dir = write_logs(tmp_path / "runs", [fast, small, flops])
+    rep = report.Report(runs.load_runs(runs_dir, pytest.fail), tmp_path, tmp_path / "results", "runs")
+    points = {p[0]: p[1:] for p in report.compute_points(rep, report.flop_per_image(rep))}
+    images = fast["dataset"]["train_images"]
+    # (label, PFLOP, minutes, machine, accuracy): minutes by the per-epoch rule, 10 x 30 s and 2 x 60 s
+    assert points["airbench94 network"] == ("10 ep", 7e8 * images * 10 / 1e15, 5.0, "Test A", 91.0)
+    assert points["Small LeNet-style CNN"] == ("2 ep", 3e6 * small["dataset"]["train_images"] * 2 / 1e15, 2.0,
+                                               "Test A", 39.0)
+    md, _ = render(tmp_path / "doc", [fast, small, flops], plots=True)
+    text = section(md, "Architecture Comparison")
+    assert "counted by torch.utils.flop_counter, b1" in text and "([plot](results/compute.png))" in text
+    assert "![accuracy against compute and time](results/compute.png)" in md
+    assert mpimg.imread(tmp_path / "doc" / "results" / "compute.png").shape[:2] == (460, 1000)
