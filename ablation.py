@@ -60,7 +60,8 @@ class AblationRow:
 def best_recipe_row(model):
     """(training options, evaluation variant) of ``model``'s ``--recipe best`` in an ablation's terms."""
     best_ = recipes.recipe(model).best
-    return (options_key(best_), recipes.variant_name(best_.get("ema"), best_.get("tta"))) if best_ else None
+    return (options_key(best_ | {"model": model}), recipes.variant_name(best_.get("ema"), best_.get("tta"))) \
+        if best_ else None
 
 
 def ablation_rows(runs):

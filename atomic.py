@@ -3,6 +3,7 @@
 A crash or a full disk mid-write leaves the previous file intact and no
 half-written file behind.  Example: ``write_json(Path("run_log.json"), rec)``.
 """
+import errno
 import json
 import os
 import shutil
@@ -18,6 +19,21 @@ os.umask(_UMASK)
 _IN_FLIGHT = set()
 
 
+class WriteError(UserError):
+    """A write that failed (a full disk, a folder that cannot be written): ``path``, ``reason`` and
+    ``full`` (the disk is full) let a caller say what the failure leaves behind instead of the
+    generic advice."""
+
+    def __init__(self, path, reason, advice, full=False):
+        super().__init__(f"cannot write {path} ({reason}); {advice}")
+        self.path, self.reason, self.full = path, reason, full
+
+
+def temp_files(folder, name):
+    """The temp files that writes of ``folder/name`` left behind when their process was killed."""
+    return sorted(Path(folder).glob(f".{name}.*.tmp"))
+
+
 def write_with(path, writer, flag="--out"):
     """Call ``writer(fileobj)`` on a temp file beside ``path``, then rename it over ``path``.
 
@@ -28,8 +44,8 @@ def write_with(path, writer, flag="--out"):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
-                        f"choose a writable folder with {flag}") from None
+        raise WriteError(path, exc.strerror or exc, f"choose a writable folder with {flag}",
+                         full=exc.errno in (errno.ENOSPC, errno.EDQUOT)) from None
     _IN_FLIGHT.add(tmp)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
@@ -40,14 +56,14 @@ def write_with(path, writer, flag="--out"):
         os.replace(tmp, path)
     except OSError as exc:
         _remove(tmp)
-        raise UserError(f"cannot write {path} ({exc.strerror or exc}); "
-                        f"free some disk space or choose another folder with {flag}") from None
+        raise WriteError(path, exc.strerror or exc, f"free some disk space or choose another folder with {flag}",
+                         full=exc.errno in (errno.ENOSPC, errno.EDQUOT)) from None
     except RuntimeError:
         # torch.save reports a failed write (a full disk) as RuntimeError from its C++ writer.
         _remove(tmp)
         if _nearly_full(path.parent):
-            raise UserError(f"cannot write {path} (No space left on device); "
-                            f"free some disk space or choose another folder with {flag}") from None
+            raise WriteError(path, "No space left on device",
+                             f"free some disk space or choose another folder with {flag}", full=True) from None
         raise
     except BaseException:
         _remove(tmp)

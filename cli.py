@@ -9,11 +9,13 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import signal
 import statistics
 import sys
 from pathlib import Path
 
+import hwdna
 import recipes
 from errors import UserError
 
@@ -36,16 +38,21 @@ def number(kind, what, low=None, high=None, above=None, below=None):
         try:
             value = kind(text)
         except (ValueError, OverflowError):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
         if (not math.isfinite(value) or (low is not None and value < low)
                 or (high is not None and value > high) or (above is not None and value <= above)
                 or (below is not None and value >= below)):
             raise argparse.ArgumentTypeError(f"{text} is not {what}")
         return value
+    parse.kind = kind                # what a value from elsewhere (a checkpoint) must be to be parsed
     return parse
 
 
 positive_int = number(int, "a positive whole number", low=1)
+# Far beyond any recipe (40 epochs); bounds the schedule a run builds for --onecycle.
+EPOCHS_MAX = 1000
+epoch_count = number(int, f"an epoch count from 1 to {EPOCHS_MAX}", low=1, high=EPOCHS_MAX)
 nonnegative_int = number(int, "zero or a positive whole number", low=0)
 positive_float = number(float, "a positive number", above=0)
 nonnegative_float = number(float, "zero or a positive number", low=0)
@@ -147,7 +154,7 @@ def build_training_parser(model, description=None, prog=None, suppress=False):
 
     a("--model", choices=sorted(recipes.RECIPES), default=d.model,
       help=f"network; another model's recipe defaults apply (default: {d.model})")
-    a("--epochs", type=positive_int, default=d.epochs, help=f"training epochs (default: {d.epochs})")
+    a("--epochs", type=epoch_count, default=d.epochs, help=f"training epochs (default: {d.epochs})")
     a("--batch-size", type=positive_int, default=d.batch_size,
       help="mini-batch size; under torchrun the global batch, split evenly across the processes, "
            f"so the learning rate needs no change (default: {d.batch_size})")
@@ -251,6 +258,39 @@ def add_recipe_options(p, d, suppress):
            f"(default: {on_off(d.tta)})")
 
 
+def config_problem(values):
+    """Why ``values`` (``recipes.Config`` fields, as a checkpoint holds them) are not what the
+    command line could have given, or None: every value passes its flag's own validator."""
+    model = values.get("model", recipes.Config.model)
+    if not isinstance(model, str) or model not in recipes.RECIPES:
+        return f"model {repr(model)[:20]} is none of {', '.join(recipes.RECIPES)}"
+    for action in build_training_parser(model)._actions:
+        if action.dest in values:
+            problem = _value_problem(action, values[action.dest])
+            if problem:
+                return f"{action.dest} {repr(values[action.dest])[:20]} is {problem}"
+    return None
+
+
+def _value_problem(action, value):
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return None if isinstance(value, bool) or (value is None and action.default is None) else "not on or off"
+    if action.choices is not None:
+        return None if isinstance(value, str) and value in action.choices else f"not one of {list(action.choices)}"
+    kind = getattr(action.type, "kind", None)
+    if kind is None:
+        return None if isinstance(value, str) else "not text"
+    if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+        return "not a whole number" if kind is int else "not a number"
+    # Another machine's thread count is sound here too: only the type is checked.
+    check = nonnegative_int if action.dest == "threads" else action.type
+    try:
+        check(repr(value))
+    except argparse.ArgumentTypeError as exc:
+        return str(exc).split(" is ", 1)[-1]
+    return None
+
+
 def add_fast_options(p, d, suppress):
     """The fast network's options (airbench94's tricks) as a group of ``p``; ``d`` is the model's
     default Config."""
@@ -320,8 +360,10 @@ def config_from_args(args):
     return recipes.Config(**{**values, "weight_decay": wd})
 
 
-def train_seeds(engine, cfg, seeds, script, given):
-    """One run per seed, one after another; print each run's accuracy, then mean ± std."""
+def train_seeds(engine, cfg, seeds, script, given, argv=()):
+    """One run per seed, one after another; print each run's accuracy, then mean ± std.  A series
+    that stops says which seeds it has not run and the command that runs them (``argv`` is the
+    series' own command line)."""
     quiet = os.environ.get("RANK", "0") != "0"        # under torchrun, rank 0 speaks for all
 
     def say(line):
@@ -333,8 +375,15 @@ def train_seeds(engine, cfg, seeds, script, given):
         say(f"== seed {seed} ({len(accuracies) + 1} of {len(seeds)})")
         out = Path(cfg.out)
         before = set(out.iterdir()) if out.is_dir() else set()
-        code = engine.train(dataclasses.replace(cfg, seed=seed), script=script, explicit=given)
+        try:
+            code = engine.train(dataclasses.replace(cfg, seed=seed), script=script, explicit=given)
+        except engine.NotStarted as exc:         # no run of this seed: it is among those to run
+            raise UserError(f"{exc}: {command(script, with_seeds(argv, seeds[len(accuracies):]))}") from None
+        except UserError as exc:
+            raise UserError(f"{exc}{series_stop(script, argv, seeds, accuracies)}") from None
         if code:
+            if not quiet:
+                print(series_stop(script, argv, seeds, accuracies).lstrip("; "), file=sys.stderr)
             return code
         new = [p for p in (set(out.iterdir()) - before) if (p / "run_log.json").is_file()]
         record = json.loads(new[0].joinpath("run_log.json").read_text()) if len(new) == 1 else {}
@@ -346,6 +395,34 @@ def train_seeds(engine, cfg, seeds, script, given):
     spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
     say(f"test accuracy over {len(values)} seeds: {mean:.2f}{spread}% (mean ± sample std)")
     return 0
+
+
+def with_seeds(argv, seeds):
+    """``argv`` with its ``--seeds`` replaced by ``seeds``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--seeds="):
+            skip = False
+            continue
+        skip = arg == "--seeds"
+        if not skip:
+            out.append(arg)
+    return [*out, "--seeds", ",".join(map(str, seeds))]
+
+
+def series_stop(script, argv, seeds, accuracies):
+    """What a --seeds series that stopped at its current seed leaves to do, for its last line."""
+    current, rest = seeds[len(accuracies)], seeds[len(accuracies) + 1:]
+    done = f" after runs {', '.join(run for *_, run in accuracies)}" if accuracies else ""
+    then = (f"; then run the seeds not started with: {command(script, with_seeds(argv, rest))}" if rest
+            else "")
+    return (f"; the --seeds series stopped at seed {current} ({len(accuracies) + 1} of {len(seeds)}){done}, "
+            f"so no mean over its seeds was printed: complete seed {current}'s run as said{then}")
+
+
+def command(script, argv):
+    """The command line that runs ``script`` with ``argv``, as a user would type it where they stand."""
+    return shlex.join(["python", hwdna.command_path(script), *argv])
 
 
 def train_main(model, argv, description, script):
@@ -360,10 +437,13 @@ def train_main(model, argv, description, script):
         config_from_args(args).architecture()   # a shape switch the network lacks: refused first
         import engine                       # torch: only once the command line is sound
         if args.seeds is None:
-            return engine.train(config_from_args(args), script=script, resume=args.resume,
-                                explicit=given)
+            try:
+                return engine.train(config_from_args(args), script=script, resume=args.resume,
+                                    explicit=given)
+            except engine.NotStarted as exc:
+                raise UserError(f"{exc}: {command(script, argv)}") from None
         if args.resume is not None or "seed" in given:
             raise UserError("--seeds starts one new run per seed; drop --resume and --seed "
                             "(resume a stopped run of the series by its own id)")
-        return train_seeds(engine, config_from_args(args), args.seeds, script, given)
+        return train_seeds(engine, config_from_args(args), args.seeds, script, given, argv)
     return guarded(work, "interrupted; every file already written (checkpoints, run logs) is intact")

@@ -41,8 +41,16 @@ EVAL_BATCH = 500
 EVAL_BATCH_BY_DEVICE = {"cpu": 128}
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """Unpickler that builds only numpy arrays/dtypes and plain Python containers."""
+class _CifarUnpickler(pickle._Unpickler):
+    """Unpickler that builds only numpy arrays/dtypes and plain Python containers, and no more
+    than the file holds.
+
+    Python's own unpickler (``pickle._Unpickler``), so that three ways a few bytes could build
+    far more are refused before they build it: a container referenced a second time (a list
+    holding itself, or lists of lists that double at every level: 2^30 rows from 30 of them),
+    ``bytes(n)`` and an array of more bytes than the whole file.  A CIFAR-10 batch holds each
+    container once.
+    """
 
     ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -54,16 +62,63 @@ class _CifarUnpickler(pickle.Unpickler):
         ("_codecs", "encode"),  # how Python 3 writes bytes in protocol-2 pickles
         ("__builtin__", "bytes"), ("builtins", "bytes"),  # ... and empty bytes
     }
+    CONTAINERS = (list, dict, tuple, set, frozenset)
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, raw):
+        super().__init__(io.BytesIO(raw), encoding="latin1")
+        self.limit = len(raw)                   # bytes: no value built may hold more
 
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        found = super().find_class(module, name)
+        if name == "bytes":
+            return self._bytes
+        if name == "_reconstruct":
+            return lambda cls, shape, dtype: found(cls, self._small(shape), dtype)
+        return found
+
+    def _bytes(self, *args):
+        if args and not isinstance(args[0], (str, bytes, bytearray)):
+            raise pickle.UnpicklingError("refusing bytes() of a size")
+        return bytes(*args)
+
+    def _small(self, shape):
+        count = 1
+        for n in (shape if isinstance(shape, tuple) else (shape,)):
+            count *= n if isinstance(n, int) and n >= 0 else self.limit + 1
+        if count > self.limit:
+            raise pickle.UnpicklingError(f"refusing an array of {count} elements in a file of {self.limit} bytes")
+        return shape
+
+    def _once(self, value):
+        if isinstance(value, self.CONTAINERS):
+            raise pickle.UnpicklingError("refusing a container referenced twice (a CIFAR-10 batch "
+                                         "holds each once)")
+        return value
+
+    def load_get(self):
+        self.append(self._once(self.memo[int(self.readline()[:-1])]))
+
+    def load_binget(self):
+        self.append(self._once(self.memo[self.read(1)[0]]))
+
+    def load_long_binget(self):
+        self.append(self._once(self.memo[int.from_bytes(self.read(4), "little")]))
+
+    def load_dup(self):
+        self.append(self._once(self.stack[-1]))
+
+    dispatch[pickle.GET[0]] = load_get
+    dispatch[pickle.BINGET[0]] = load_binget
+    dispatch[pickle.LONG_BINGET[0]] = load_long_binget
+    dispatch[pickle.DUP[0]] = load_dup
 
 
 def safe_unpickle(raw):
     """Unpickle CIFAR-10 bytes (latin1, as torchvision does) admitting only numpy and builtins."""
-    return _CifarUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    return _CifarUnpickler(raw).load()
 
 
 def download(root):
@@ -121,10 +176,16 @@ def _read_batch(path):
         raw = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path} is missing; the CIFAR-10 folder is incomplete: {fix}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder, not a batch file: {fix}") from None
     except OSError as exc:
         raise UserError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
     try:
         entry = safe_unpickle(raw)
+    except pickle.UnpicklingError as exc:
+        if not str(exc).startswith("refusing"):
+            raise UserError(f"{path} is truncated or corrupt (UnpicklingError: {exc}); {fix}") from None
+        raise UserError(f"{path} is not a CIFAR-10 batch: its pickle asks for more ({exc}); {fix}") from None
     except Exception as exc:
         raise UserError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); {fix}") from None
     if not isinstance(entry, dict) or "data" not in entry or not ({"labels", "fine_labels"} & entry.keys()):
@@ -137,13 +198,17 @@ def _read_batch(path):
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise UserError(f"{path} holds images of shape {data.shape} and type {data.dtype}, "
                         f"expected (N, 3072) uint8; {fix}")
-    if raw_labels.ndim != 1 or (raw_labels.size and raw_labels.dtype.kind not in "iu"):
+    whole = raw_labels.dtype.kind in "iu" or (raw_labels.dtype == object and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in raw_labels.flat))  # beyond int64
+    if raw_labels.ndim != 1 or (raw_labels.size and not whole):
         raise UserError(f"{path} has labels that are not whole numbers "
                         f"(type {raw_labels.dtype}, shape {raw_labels.shape}); {fix}")
-    if raw_labels.shape != (data.shape[0],) or (raw_labels.size and (raw_labels.min() < 0
-                                                                     or raw_labels.max() > 9)):
-        raise UserError(f"{path} has {raw_labels.size} labels for {data.shape[0]} images "
-                        f"or labels outside 0-9; {fix}")
+    if raw_labels.shape != (data.shape[0],):
+        raise UserError(f"{path} has {raw_labels.size} labels for {data.shape[0]} images; {fix}")
+    outside = [i for i, v in enumerate(raw_labels.tolist()) if not 0 <= v <= 9]
+    if outside:
+        raise UserError(f"{path} has {len(outside)} labels outside 0-9, the first "
+                        f"{str(raw_labels[outside[0]])[:24]} (image {outside[0]}); {fix}")
     labels = raw_labels.astype(np.int64)
     return data.reshape(-1, 3, 32, 32), labels
 

@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,7 +48,7 @@ import graphs
 import hwdna
 import monitor
 import runs
-from cli import EXIT_INTERRUPTED
+from cli import EXIT_INTERRUPTED, config_problem
 from compute import (PRECISIONS, Choice, autocast, choose, cpu_bf16_warning, cpu_settings, data_generator,
                      precision_name, refuse_emulated_resume, seed_everything, synchronize)
 from distributed import Ranks, SharedError, check_batch_split, process_group, stdout_silenced, torchrun_env
@@ -312,28 +313,59 @@ def _python_state():
 
 CHECKPOINT_KEYS = {"config": dict, "epoch": int, "started": str, "model": dict, "optimizer": dict,
                    "rng": dict, "history": list, "loss_lines": list}
+# What a resume reads of each epoch's record (its time, the run's time so far, the loss).
+HISTORY_NEEDS = ("epoch", "train_loss", "epoch_time_s", "train_time_s")
 
 
 def load_checkpoint(path):
     """The checkpoint at ``path``, checked for every key a resume reads."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():      # torch's warning about a plain pickle: the error says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}); "
                         "start a new run") from None
-    not_ours = f"{path} is not a checkpoint of this project's runs; start a new run"
-    if not isinstance(ckpt, dict) or ckpt.get("format") != 1:
-        raise UserError(not_ours)
-    if any(not isinstance(ckpt.get(k), kind) for k, kind in CHECKPOINT_KEYS.items()):
-        raise UserError(not_ours)
-    fields = {f.name for f in dataclasses.fields(Config)}
-    if not set(ckpt["config"]) <= fields or ckpt["epoch"] < 0:
-        raise UserError(not_ours)
-    try:
-        ckpt["config"] = Config(**ckpt["config"])
-    except TypeError:
-        raise UserError(not_ours) from None
+    problem = checkpoint_problem(ckpt)
+    if problem:
+        raise UserError(f"{path} is not a checkpoint of this project's runs ({problem}); start a new run")
+    ckpt["config"] = Config(**ckpt["config"])
     return ckpt
+
+
+def checkpoint_problem(ckpt):
+    """Why ``ckpt`` is not a checkpoint this loop wrote, or None.  Its config passes the command
+    line's own validators, its epoch lies within the run, and its history, loss lines and resumes
+    have the types the run log's readers check (``runs.FIELDS``)."""
+    if not isinstance(ckpt, dict) or ckpt.get("format") != 1:
+        return "no format 1"
+    for key, kind in CHECKPOINT_KEYS.items():
+        if not isinstance(ckpt.get(key), kind) or isinstance(ckpt.get(key), bool):
+            return f"{key} is not a {kind.__name__}"
+    fields = {f.name for f in dataclasses.fields(Config)}
+    if not set(ckpt["config"]) <= fields:
+        return f"config has unknown fields {sorted(map(str, set(ckpt['config']) - fields))[:3]}"
+    problem = config_problem(ckpt["config"])
+    if problem:
+        return f"config: {problem}"
+    done, epochs = ckpt["epoch"], ckpt["config"].get("epochs", Config.epochs)
+    if not 0 <= done <= epochs:
+        return f"epoch {done} is not within the run's {epochs} epochs"
+    history = ckpt["history"]
+    if len(history) != done or any(not isinstance(h, dict) or h.get("epoch") != i + 1
+                                   or any(k not in h for k in HISTORY_NEEDS)
+                                   or runs.item_problem("history", h) for i, h in enumerate(history)):
+        return f"history does not hold epochs 1 to {done}"
+    lines = ckpt["loss_lines"]
+    if any(not runs.is_loss_line(x) or not 1 <= x[0] <= done for x in lines):
+        return f"loss_lines are not [epoch, batch, loss] of epochs 1 to {done}"
+    resumes = ckpt.get("resumes", [])
+    if not isinstance(resumes, list) or any(not isinstance(r, dict) or runs.item_problem("resumes", r)
+                                            for r in resumes):
+        return "resumes is not a list of resumes"
+    if not isinstance(ckpt.get("dataset_id"), (str, type(None))):
+        return "dataset_id is not text"
+    return None
 
 
 def resumed_config(ckpt, cfg, explicit):
@@ -408,6 +440,10 @@ def run_tag(cfg):
             + ("-best" if cfg.recipe == "best" else "") + (f"-val{cfg.val}" if cfg.val else "")
             + (f"-sub{cfg.subset}" if cfg.subset else "")
             + f"-e{cfg.epochs}")
+
+
+class NotStarted(UserError):
+    """A new run that could not write its first checkpoint: there is nothing to resume."""
 
 
 class DivergedError(Exception):
@@ -496,7 +532,8 @@ class Training:
     loss_lines: list = dataclasses.field(default_factory=list)
     resumes: list = dataclasses.field(default_factory=list)
     done: int = 0                                      # epochs finished
-    checkpointed: int = 0                              # the epoch checkpoint.pt holds
+    checkpointed: int = None                           # the epoch checkpoint.pt holds (None: none yet)
+    completed: dict = None                             # an extended run's results before the extension
     began: float = 0.0                                 # time.perf_counter() at the start of train()
     record: dict = None
     progress: monitor.Progress = None
@@ -520,7 +557,7 @@ class Training:
         """Write ``checkpoint.pt`` (rank 0 only: every rank holds the same state)."""
         if not self.ranks.main:
             return
-        try:
+        with self.writes():
             atomic.torch_save(self.run_dir / runs.CHECKPOINT, {
                 "format": 1, "config": dataclasses.asdict(self.cfg), "epoch": self.done,
                 "started": self.started, "dataset_id": self.dataset["id"], "resumes": self.resumes,
@@ -530,9 +567,7 @@ class Training:
                 "ema": self.ema.model.state_dict() if self.ema is not None else None,
                 "lookahead": self.lookahead.average.state_dict() if self.lookahead is not None else None,
                 "history": self.history, "loss_lines": self.loss_lines})
-        except UserError as exc:
-            raise UserError(f"{exc}; the checkpoint of epoch {self.checkpointed} is kept: "
-                            f"free some space, then {self.resume_hint}") from None
+        self.checkpointed = self.done
 
     def checkpoint_due(self, epoch):
         """Whether ``epoch`` writes a checkpoint: every --checkpoint-every epochs, and the last."""
@@ -541,7 +576,42 @@ class Training:
     def write_log(self, status):
         self.record["status"] = status
         if self.ranks.main:
-            runs.write_log(self.run_dir, self.record)
+            with self.writes():
+                runs.write_log(self.run_dir, self.record)
+
+    @contextmanager
+    def writes(self):
+        """A write into the run folder that fails for a full disk ends the run with one line that
+        says what is kept and the command that goes on from there (other failures, such as a folder
+        that cannot be written, keep their own advice)."""
+        try:
+            yield
+        except atomic.WriteError as exc:
+            if not exc.full:
+                raise
+            raise self.write_failed(exc) from None
+
+    def write_failed(self, exc):
+        what = f"cannot write {hwdna.relative(exc.path)} ({exc.reason})"
+        if self.checkpointed is None:
+            # Not even epoch 0's checkpoint: no run to resume.  The folder holds nothing of it.
+            for leftover in self.run_dir.glob(".*.tmp"):
+                leftover.unlink(missing_ok=True)
+            try:
+                self.run_dir.rmdir()
+                gone = f"the run folder {hwdna.relative(self.run_dir)} is removed"
+            except OSError:
+                gone = f"nothing in {hwdna.relative(self.run_dir)} can be resumed"
+            return NotStarted(f"{what}; no epoch was trained and {gone}: free some disk space, "
+                              "then start the run again")
+        if self.record is not None:
+            self.record["status"] = "interrupted"
+            try:                 # a small file may still fit where the checkpoint did not
+                runs.write_log(self.run_dir, self.record)
+            except UserError:
+                pass             # the log stays "running"; the resume below rewrites it either way
+        return UserError(f"{what}; the checkpoint of epoch {self.checkpointed} is kept: free some disk "
+                         f"space, then {self.resume_hint}")
 
     def save(self):
         """After an epoch: the checkpoint, then the run log."""
@@ -697,6 +767,7 @@ def start_new(t):
         t.save_checkpoint()                              # epoch 0: a stop at once can resume
         return t.run_dir.name, t.started
     name, t.started = t.ranks.on_main(create)
+    t.checkpointed = 0                                   # on every rank: they branch on it alike
     t.run_dir = Path(t.cfg.out) / name
 
 
@@ -718,14 +789,32 @@ def restore(t, ckpt, ckpt_path):
             t.ema.model.load_state_dict(ckpt["ema"] or {})
         if t.lookahead is not None:
             t.lookahead.average.load_state_dict(ckpt["lookahead"] or {})
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError):
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError):
         raise UserError(f"{ckpt_path} does not fit this run's model or settings; "
                         "it is not a checkpoint of this run: start a new run") from None
     t.history, t.loss_lines, t.done, t.started = ckpt["history"], ckpt["loss_lines"], ckpt["epoch"], ckpt["started"]
     t.checkpointed = t.done
+    t.completed = completed_results(t.run_dir)
     t.resumes = ckpt.get("resumes", []) + [{"after_epoch": t.done, "at": hwdna.now(),
                                             "device": t.device.type, "world_size": t.ranks.world,
                                             "epochs_before": ckpt["config"].epochs}]
+
+
+def completed_results(run_dir):
+    """The results of a run's last completion while it is extended (or None): its log's results
+    and ``weights.pt`` stay until the extension completes, for ``predict.py --run`` and the like."""
+    record = runs.read_log(run_dir)
+    if (record is None or not isinstance(record.get("results"), dict) or runs.log_problem(record)
+            or not (run_dir / runs.WEIGHTS).is_file()):
+        return None
+    return record["results"]
+
+
+def discard_temp_files(run_dir):
+    """Remove what writes of a killed process left behind (``.checkpoint.pt.*.tmp``, ...)."""
+    for name in (runs.CHECKPOINT, runs.WEIGHTS, runs.WEIGHTS_EMA, runs.LOG):
+        for leftover in atomic.temp_files(run_dir, name):
+            leftover.unlink(missing_ok=True)
 
 
 def new_record(t):
@@ -740,7 +829,7 @@ def new_record(t):
         "config": dataclasses.asdict(cfg) | {"data_dir": hwdna.recorded(cfg.data_dir),
                                              "out": hwdna.recorded(cfg.out)},
         "hardware": hwdna.describe(t.device), "dataset": t.dataset, "git": hwdna.git_commit(),
-        "started": t.started, "finished": None, "results": None, "history": t.history,
+        "started": t.started, "finished": None, "results": t.completed, "history": t.history,
         "loss_lines": t.loss_lines, "resumes": t.resumes, "step": step_record(t),
     }
 
@@ -834,6 +923,10 @@ def finish(t, result, val):
     wall = round(time.perf_counter() - t.began, 3)
 
     def write():
+        with t.writes():
+            write_files()
+
+    def write_files():
         if t.ema is not None:                    # before weights.pt, which marks the run complete
             atomic.torch_save(t.run_dir / runs.WEIGHTS_EMA, t.ema.model.state_dict())
         atomic.torch_save(t.run_dir / runs.WEIGHTS, t.model.state_dict())   # never DDP's module. keys
@@ -848,7 +941,14 @@ def finish(t, result, val):
         })
         t.write_log("complete")
         if refreshes_top_level(t):
-            atomic.write_json(hwdna.ROOT / runs.LOG, t.record)
+            try:
+                atomic.write_json(hwdna.ROOT / runs.LOG, t.record)
+            except atomic.WriteError as exc:
+                log = hwdna.relative(t.run_dir / runs.LOG)
+                fix = "free some disk space" if exc.full else "make it writable"
+                raise UserError(f"cannot write {hwdna.relative(exc.path)} ({exc.reason}); run "
+                                f"{t.run_dir.name} is complete and {log} says so: {fix}, "
+                                f"then copy {log} over it") from None
         t.board.finish(t.cfg, result, t.cfg.epochs)
     t.ranks.on_main(write)
     print(f"Accuracy of the network on the {result['total']} test images: "
@@ -902,10 +1002,44 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks, began):
     with stop.at_once(not ranks.launched):
         t = set_up(cfg, script, ranks, previous)
     t.began = began
+    with peers_watched(t):
+        return _train(t, cfg, ckpt, ckpt_path, stop, ranks)
+
+
+def lost_peer(exc):
+    """Whether ``exc`` is a collective failing because another rank is gone (killed, out of memory)."""
+    text = str(exc)
+    return isinstance(exc, torch.distributed.DistError) or any(
+        s in text for s in ("Connection reset", "Connection closed", "Broken pipe", "gloo", "NCCL"))
+
+
+@contextmanager
+def peers_watched(t):
+    """Under torchrun, a rank that dies breaks the others' next collective: they end with one line
+    (rank 0's) and status 2 instead of the backend's traceback, the checkpoint kept."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not (t.ranks.launched and lost_peer(exc)):
+            raise
+        if t.ranks.main and t.record is not None:
+            t.record["status"] = "interrupted"
+            try:                     # no collectives now: rank 0 writes on its own
+                runs.write_log(t.run_dir, t.record)
+            except UserError:
+                pass
+        reason = str(exc).split("] ", 1)[-1].split(". ")[0][:120]
+        kept = (f"the checkpoint of epoch {t.checkpointed} in {hwdna.relative(t.run_dir)} is kept: {t.resume_hint}"
+                if t.checkpointed is not None else "no checkpoint was written: start the run again")
+        raise SharedError(f"another process of this run stopped ({reason}); {kept}") from None
+
+
+def _train(t, cfg, ckpt, ckpt_path, stop, ranks):
     if ckpt is None:
         start_new(t)
     else:
         restore(t, ckpt, ckpt_path)
+        ranks.on_main(lambda: discard_temp_files(t.run_dir))
         if ranks.on_main(t.is_complete):
             print(f"run {t.run_dir.name} already has all {cfg.epochs} epochs; nothing to do")
             return 0
@@ -934,8 +1068,9 @@ def _run(cfg, script, ckpt, ckpt_path, stop, ranks, began):
                 losses, b = train_one_epoch(t, epoch, stop)
         except DivergedError as exc:             # every rank sees the same (averaged) losses
             ranks.on_main(lambda: t.write_log("failed"))
-            raise SharedError(f"{exc}; the checkpoint of epoch {t.checkpointed} in "
-                              f"{hwdna.relative(t.run_dir)} is kept; try a lower --lr or --max-lr") from None
+            rate = "--max-lr" if cfg.onecycle or cfg.triangle else "--lr"
+            raise SharedError(f"{exc}; run {hwdna.relative(t.run_dir)} is marked failed (a resume keeps "
+                              f"its rate, so it would diverge again): start a new run with a lower {rate}") from None
         if ranks.any(stop):
             return _interrupted(t, f"at [{epoch}, {b}]; the checkpoint holds epoch {t.checkpointed}")
         train_time, others = time.perf_counter() - t0, ranks.other_cpus(clock, hwdna.cpu_clock())

@@ -24,6 +24,7 @@ JSON says so.  It computes logits; softmax gives probabilities.
 import cli  # first, so that a Ctrl-C while torch loads ends quietly
 cli.quiet_interrupt_while_loading()
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -96,7 +97,11 @@ def run_export(args):
     if not batch["dynamic"]:
         print(f"warning: {model_name} could not be exported with a dynamic batch ({batch['reason']}); "
               "exported for batches of 1", file=sys.stderr)
-    atomic.write_with(folder / PROGRAM, lambda f: torch.export.save(program, f))
+    # Serialised in memory first: torch's archive writer, failing on a full disk, throws again as
+    # it is destroyed, which aborts the process (exit 134).  A failed plain write is one line.
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    atomic.write_bytes(folder / PROGRAM, buffer.getbuffer())
     atomic.write_json(folder / MANIFEST, manifest(model_name, source, digest, batch))   # last: marks it whole
     shape = f"batch 1 to {MAX_BATCH}" if batch["dynamic"] else "batch 1 only"
     print(f"{model_name} ({trained.describe(source)}) exported: {folder / PROGRAM} ({shape}), "

@@ -22,6 +22,7 @@ counts those steps.  On other devices it runs eagerly, which
 is how the tests check it against the plain path.  Not for fp16 (the gradient scaler
 reads the host), DistributedDataParallel or ``--compile``: ``eligible`` says why not.
 """
+import math
 from contextlib import nullcontext
 
 import torch
@@ -59,24 +60,33 @@ def onecycle(optimizer, max_lr, total_steps):
 def schedule_table(cfg, optimizer, schedule, total_steps, device, dtype=torch.float32):
     """(learning rates, momenta): ``dtype`` device tensors with the value of every step.
 
-    With OneCycle, entry k is what the scheduler sets for step k (its ``last_epoch`` = k),
-    read from a copy of the scheduler driven over every step; without it, one entry.
+    With OneCycle, entry k is what the scheduler sets for step k (its ``last_epoch`` = k): its
+    phases and end values come from a ``onecycle`` scheduler, and its cosine annealing is
+    computed for every step at once in float64, as the scheduler computes each (so a long run's
+    table costs a few tensor operations, not a Python loop).  Without OneCycle, one entry.
     """
     group = optimizer.param_groups[0]
     if schedule is None:
-        lrs, moms = [group["lr"]], [group["momentum"]]
+        lrs = torch.tensor([group["lr"]], dtype=torch.float64)
+        moms = torch.tensor([group["momentum"]], dtype=torch.float64)
     else:
         probe = torch.optim.SGD([torch.zeros(1)], lr=cfg.max_lr, momentum=cfg.momentum)
         sched = onecycle(probe, cfg.max_lr, total_steps)
-        lrs, moms = [], []
-        for k in range(total_steps):
-            lrs.append(probe.param_groups[0]["lr"])
-            moms.append(probe.param_groups[0]["momentum"])
-            if k + 1 < total_steps:
-                probe.step()
-                sched.step()
-    return (torch.tensor(lrs, dtype=dtype, device=device),
-            torch.tensor(moms, dtype=dtype, device=device))
+        ends = probe.param_groups[0]
+        step = torch.arange(total_steps, dtype=torch.float64)
+        lrs, moms = torch.zeros_like(step), torch.zeros_like(step)
+        start, taken = 0.0, torch.zeros(total_steps, dtype=torch.bool)
+        for i, phase in enumerate(sched._schedule_phases):
+            end = phase["end_step"]
+            here = ~taken & ((step <= end) | (i == len(sched._schedule_phases) - 1))
+            pct = (step[here] - start) / (end - start)
+            cos_out = torch.cos(math.pi * pct) + 1            # OneCycleLR._annealing_cos, per step
+            for out, first, last in ((lrs, "start_lr", "end_lr"), (moms, "start_momentum", "end_momentum")):
+                a, b = ends[phase[first]], ends[phase[last]]
+                out[here] = b + (a - b) / 2.0 * cos_out
+            taken |= here
+            start = end
+    return lrs.to(device=device, dtype=dtype), moms.to(device=device, dtype=dtype)
 
 
 class GraphStep:

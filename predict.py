@@ -31,7 +31,9 @@ cli.quiet_interrupt_while_loading()
 import argparse
 import json
 import os
+import stat
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +51,38 @@ CHUNK = data.EVAL_BATCH                     # images per forward pass
 
 # ---------------------------------------------------------------- images
 
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
 def load_image(path):
     """An image file as uint8 (3, 32, 32) RGB, the layout of CIFAR-10's own images.
 
-    Raises OSError (missing, unreadable, not an image), ValueError or
-    Image.DecompressionBombError; ``read_images`` turns them into one line each.
+    Raises OSError (missing, unreadable, not an image), ValueError (not a regular file, pixels
+    with no fixed range) or Pillow's DecompressionBombError/Warning (more pixels than
+    ``Image.MAX_IMAGE_PIXELS``, refused before decoding); ``read_images`` turns them into one line each.
     """
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)             # photos stored sideways come out upright
-        img = img.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR)
+    if not stat.S_ISREG(os.stat(path).st_mode):          # a FIFO would block the open
+        raise ValueError("not a regular file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as img:
+            fmt = img.format
+            img = ImageOps.exif_transpose(img)             # photos stored sideways come out upright
+            img = as_rgb(img, fmt).resize((SIZE, SIZE), Image.Resampling.BILINEAR)
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).contiguous()   # (3, 32, 32)
+
+
+def as_rgb(img, fmt=None):
+    """``img`` (read from a file of format ``fmt``) as 8-bit RGB.  16-bit greyscale is scaled
+    from 0-65535 (Pillow's own conversion would clip it to 255: white); 32-bit integer and float
+    pixels have no fixed range, so they are refused rather than guessed."""
+    if img.mode in SIXTEEN_BIT or (img.mode == "I" and fmt == "PNG"):   # older Pillow: PNG's 16 bits as "I"
+        grey = np.asarray(img).astype(np.float64) * (255 / 65535)
+        return Image.fromarray(grey.round().astype(np.uint8)).convert("RGB")
+    if img.mode in ("I", "F"):
+        kind = "32-bit integer" if img.mode == "I" else "floating-point"
+        raise ValueError(f"{kind} pixels have no fixed range; save it with 8 or 16 bits per channel")
+    return img.convert("RGB")
 
 
 def image_extensions():
@@ -107,7 +131,8 @@ def read_images(paths):
     for path in paths:
         try:
             images.append(load_image(path))
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as exc:
             # Pillow reports some corrupt files as SyntaxError or EOFError.
             failed[path] = why_unreadable(exc)
             print(f"error: cannot read {path} ({failed[path]})", file=sys.stderr)

@@ -272,6 +272,20 @@ def config_for(model, **overrides):
     return recipe(model).config(**overrides)
 
 
+# The fast network's options and shape switches.  With OPTIONS, a run's value off its model's
+# recipe makes the run a variant of that recipe (an ablation row), never a sample of it.
+FAST_OPTIONS = ("whiten", "whiten_bias_epochs", "triangle", "bias_lr_scale", "lookahead", "alt_flip",
+                "crop_padding", "crop_reflect", "tta_translate", "dirac", "norm_scale", "logit_scale")
+
+
+def off_recipe(cfg):
+    """{option: value} of a run's config (a dict) where it leaves its model's recipe, over OPTIONS and
+    FAST_OPTIONS; an option the log lacks (it predates the option) counts as the recipe's."""
+    model = cfg.get("model")
+    base = config_for(model) if model in RECIPES else Config()
+    return {k: cfg[k] for k in (*OPTIONS, *FAST_OPTIONS) if k in cfg and cfg[k] != getattr(base, k)}
+
+
 def targets():
     """Every (recipe, target) pair, in registry order."""
     return [(r, t) for r in RECIPES.values() for t in r.targets]

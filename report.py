@@ -228,10 +228,10 @@ def at_recipe_defaults(run, options=None):
     weight_decay = (d.weight_decay if "weight_decay" in recipe.defaults
                     else recipes.ONECYCLE_WEIGHT_DECAY if run.onecycle else d.weight_decay)
     lr_key = "max_lr" if run.onecycle else "lr"
-    c, options = run.cfg, {k: getattr(d, k) for k in recipes.OPTIONS} | (options or {})
+    c, options = run.cfg, {k: getattr(d, k) for k in (*recipes.OPTIONS, *recipes.FAST_OPTIONS)} | (options or {})
     return (run.batch_size == d.batch_size and c.get(lr_key) == getattr(d, lr_key)
             and c.get("weight_decay") == weight_decay and c.get("momentum") == d.momentum
-            and all(c.get(k, v) == options[k] for k, v in recipes.OPTIONS.items()))
+            and all(c.get(k, v) == v for k, v in options.items()))
 
 
 def seed_recipe(model, flags):

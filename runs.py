@@ -83,13 +83,21 @@ def is_complete_training(record, model=None):
             and (model is None or record.get("model") == model))
 
 
+def has_result(record, model=None):
+    """A training run with final weights: complete, or an extension of a complete run that has
+    not completed (its log keeps the results of the run it extends, whose ``weights.pt`` stays)."""
+    return is_complete_training(record, model) or (
+        isinstance(record, dict) and record.get("kind", "train") == "train"
+        and isinstance(record.get("results"), dict) and (model is None or record.get("model") == model))
+
+
 def latest_complete(runs_dir, model):
-    """The newest complete training run of ``model`` with its weights, or None."""
+    """The newest training run of ``model`` with its final weights (``has_result``), or None."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return None
     for run_dir in sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True):
-        if is_complete_training(read_log(run_dir), model) and (run_dir / WEIGHTS).is_file():
+        if has_result(read_log(run_dir), model) and (run_dir / WEIGHTS).is_file():
             return run_dir
     return None
 
@@ -104,7 +112,7 @@ def find_complete(run, runs_dir, known_models):
     record = read_log(cand)
     if record is None or record.get("model") not in known_models:
         raise UserError(f"{cand / LOG} is unreadable or names no known model")
-    if not is_complete_training(record):
+    if not has_result(record):
         raise UserError(f"run {cand.name} is {record.get('status')!r}, not complete, so it has no "
                         "final weights yet; pass its checkpoint with --weights "
                         f"{cand / CHECKPOINT} --model {record['model']} to see the last finished epoch")
@@ -138,10 +146,9 @@ BUSY_MARGIN = 0.5
 
 
 def training_options(cfg):
-    """{option: value} of ``cfg``'s recipe options that change training, where they are off the
-    seed's recipe (a run's config or a recipe's ``best``)."""
-    return {k: cfg[k] for k, v in recipes.OPTIONS.items()
-            if k not in EVALUATION_OPTIONS and k in cfg and cfg[k] != v}
+    """{option: value} of ``cfg``'s options that change training, where they are off its model's
+    recipe (a run's config, or a recipe's ``best`` with its "model")."""
+    return {k: v for k, v in recipes.off_recipe(cfg).items() if k not in EVALUATION_OPTIONS}
 
 
 def is_number(v):
@@ -225,13 +232,31 @@ FIELDS = {
 }
 
 
+def item_problem(where, part):
+    """The first field of ``part`` (a dict at ``where`` of a run log: "", "config", "history", ...)
+    whose type no run log of this project writes, or None."""
+    for key, ok in FIELDS[where].items():
+        if key in part and not ok(part[key]):
+            return f"{where + '.' if where else ''}{key} is {_shown(part[key])}"
+    return None
+
+
+def _shown(v):
+    """The start of ``v`` as JSON, for a message (its type's name when it has no JSON form)."""
+    try:
+        return json.dumps(v)[:40]
+    except (TypeError, ValueError, RecursionError):
+        return type(v).__name__
+
+
+def is_loss_line(v):
+    """[epoch, batch, loss]: two whole numbers and a finite number."""
+    return _loss_line(v)
+
+
 def log_problem(rec):
     """The first field of ``rec`` whose type no run log of this project writes, or None."""
-    def check(where, part):
-        for key, ok in FIELDS[where].items():
-            if key in part and not ok(part[key]):
-                return f"{where + '.' if where else ''}{key} is {json.dumps(part[key])[:40]}"
-        return None
+    check = item_problem
     problem = check("", rec)
     if rec.get("kind", "train") != "train":       # benchmarks: their own results and settings
         return problem or (check("hardware", rec["hardware"]) if isinstance(rec.get("hardware"), dict)
@@ -327,9 +352,8 @@ class Run:
 
     @property
     def options(self):
-        """The recipe options (``recipes.OPTIONS``) that differ from the seed's recipe, as text."""
-        return ", ".join(f"{k} {self.cfg[k]}" for k, v in recipes.OPTIONS.items()
-                         if k in self.cfg and self.cfg[k] != v)
+        """The options that leave the model's recipe (``recipes.off_recipe``), as text."""
+        return ", ".join(f"{k} {v}" for k, v in recipes.off_recipe(self.cfg).items())
 
     @property
     def val(self):

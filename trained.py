@@ -10,6 +10,7 @@ weights its accuracy was measured on: with ``--ema`` the weight average
 says whether the run classified each image with its mirror image (``--tta``).
 """
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -33,7 +34,9 @@ def read_weights(path, device):
     run's checkpoint.pt, whose weights are those of its last finished epoch."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():      # torch's warning about a plain pickle: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise UserError(f"no weights file {path}") from None
     except IsADirectoryError:
@@ -175,24 +178,38 @@ def load_run(model_name, run_dir, device):
 
     source: "run" (id), "weights" (path), "ema" and "tta" (how the run evaluated), and what the
     run measured and trained on: "test_accuracy" (%), "test_images", "train_images", "dataset".
+    A run being extended (``runs.has_result``) still holds the weights of its last completion;
+    they are checked against its log's digest, since the extension rewrites them as it completes,
+    and "epochs" says how many epochs they trained.
     """
     path, ema, tta = run_weights(run_dir)
     model = load_weights(model_name, path, device, from_run=True)
     record = runs.read_log(run_dir) or {}
     results = record.get("results") if isinstance(record.get("results"), dict) else {}
     dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
-    return model.eval(), {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta,
-                          "test_accuracy": results.get("overall_accuracy"),
-                          "test_images": results.get("total"),
-                          "train_images": dataset.get("train_images"),
-                          "dataset": dataset.get("source")}
+    source = {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta,
+              "test_accuracy": results.get("overall_accuracy"), "test_images": results.get("total"),
+              "train_images": dataset.get("train_images"), "dataset": dataset.get("source")}
+    if not runs.is_complete_training(record):
+        from engine import weights_digest
+        cfg = record.get("config") or {}
+        if weights_digest(model) != results.get("weights_ema_sha256" if ema else "weights_sha256"):
+            epochs = "" if cfg.get("onecycle") else f" --epochs {cfg.get('epochs')}"
+            script = hwdna.command_path(str(record.get("script")))
+            raise UserError(f"run {run_dir.name} is {record.get('status')!r}: its extension wrote {path} "
+                            f"but did not complete; complete it with: python {script} "
+                            f"--resume {hwdna.relative(run_dir)}{epochs}")
+        source["epochs"] = results.get("epochs")
+    return model.eval(), source
 
 
 def describe(source):
     """"run RUN_ID", with how that run evaluated ("its weight average", "flip TTA"), or "weights PATH"."""
     if not source["run"]:
         return f"weights {source['weights']}"
-    how = [x for x, on in (("its weight average", source.get("ema")), ("flip TTA", source.get("tta"))) if on]
+    how = [x for x, on in (("its weight average", source.get("ema")), ("flip TTA", source.get("tta")),
+                           (f"as complete after {source.get('epochs')} epochs, before its unfinished "
+                            "extension", source.get("epochs"))) if on]
     return f"run {source['run']}" + "".join(f", {x}" for x in how)
 
 

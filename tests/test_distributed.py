@@ -138,6 +138,34 @@ def test_sigterm_to_rank_1_stops_both_and_the_resumed_run_is_identical(two_ranks
     assert final["loss_lines"] == ref["loss_lines"]
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds rank 1 through /proc")
+def test_sigkill_of_rank_1_ends_rank_0_with_one_line_and_its_resume_completes(two_ranks, cifar400, tmp_path):
+    """A rank killed outright (no handler runs) breaks rank 0's next collective: rank 0 says so in
+    one line with the resume command, instead of Gloo's traceback.  torchrun's own report of the
+    failed rank follows; that is torchrun's."""
+    _, _, ref = two_ranks
+    proc = torchrun([*ARGS, "--data-dir", str(cifar400), "--out", "runs"], tmp_path)
+    for line in proc.stdout:
+        if line.startswith("[1, 10] loss"):
+            os.kill(rank_pid(proc.pid, 1), signal.SIGKILL)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out
+    said = [l for l in err.splitlines() if l.startswith("error: ")]
+    assert len(said) == 1 and said[0].startswith("error: another process of this run stopped ("), err
+    assert "[rank0]" not in err and not any(f"{m}.py" in err for m in ("engine", "distributed", "cli")), err
+    hint = said[0].split("resume with: ", 1)[1].split()
+    assert hint[:4] == ["torchrun", "--standalone", "--nproc_per_node", "2"], said
+    cut, log = only_run(tmp_path / "runs")
+    assert log["status"] == "interrupted" and not (cut / "weights.pt").exists()
+    resumed = torchrun(hint[5:] + ["--data-dir", str(cifar400)], tmp_path)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    final = json.loads((cut / "run_log.json").read_text())
+    assert final["status"] == "complete"
+    assert final["results"]["weights_sha256"] == ref["results"]["weights_sha256"]
+
+
 @pytest.mark.parametrize("world, batch", [(2, 24), (3, 24), (4, 24)])
 def test_the_ranks_shares_make_up_each_global_batch(tiny_data, world, batch):
     ds = data.DeviceCIFAR10.load(data.locate(tiny_data, False), torch.device("cpu"))

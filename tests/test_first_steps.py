@@ -157,7 +157,8 @@ def test_predicts_hint_for_an_interrupted_run_works_when_pasted(quick, photos, t
     runs_dir = tmp_path / "runs"
     stopped = runs_dir / quick.id
     shutil.copytree(quick.dir, stopped)
-    (stopped / "run_log.json").write_text(json.dumps({**quick.log, "status": "interrupted"}))
+    # stopped before it ever completed: no results (a stopped extension keeps its complete results)
+    (stopped / "run_log.json").write_text(json.dumps({**quick.log, "status": "interrupted", "results": None}))
     code, _, err = run(predict, capsys, str(photos), "--run", quick.id, "--runs", str(runs_dir))
     assert code == 2
     hint = err.split("pass its checkpoint with ", 1)[1].split(" to see", 1)[0]

@@ -165,7 +165,8 @@ def test_default_is_the_newest_complete_run(trained, pictures, tmp_path, workdir
     shutil.copytree(trained.run_dir, older)
     shutil.copytree(trained.run_dir, newer)
     log = json.loads((newer / "run_log.json").read_text())
-    (newer / "run_log.json").write_text(json.dumps({**log, "status": "running"}))
+    # a run in progress that never completed (an extension of a complete one keeps its results)
+    (newer / "run_log.json").write_text(json.dumps({**log, "status": "running", "results": None}))
     code, out, _ = run(predict, capsys, str(pictures.png), "--runs", str(runs_dir), "--json", "--device", "cpu")
     assert code == 0 and json.loads(out)["run"] == older.name
 

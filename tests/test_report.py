@@ -466,7 +466,8 @@ def test_a_model_added_to_the_recipes_appears_with_no_other_edit(make_log, tmp_p
     md, details = render(tmp_path, logs, plots=True)
     assert summary_row(md, "Mini CNN", 5)[2:5] == ["60%", "45.00% (n=1)", "-15.00 points"]
     assert "## Mini CNN (1,000 params)" in md and "CPU, 3 Epochs" in details and "batch 32" not in details
-    assert row(tables(section(md, "Architecture Comparison"))[0], "Mini CNN")[1:3] == ["1,000", "45.00% (n=1), 5 ep, 150.00s on Test A"]
+    assert row(tables(section(md, "Architecture Comparison"))[0], "Mini CNN")[1:3] == [
+        "1,000", "45.00% (n=1), 5 ep, 150.00s on Test A"]
     assert "results/curves_mini.png" in md and (tmp_path / "results" / "curves_mini.png").is_file()
 
 
@@ -703,12 +704,18 @@ def test_a_network_without_seed_rows_is_measured_at_its_own_recipe(make_log, tmp
     recipe (its options on), and a run off that recipe does not stand for it."""
     d = recipes.config_for("fast")
     logs = []
-    for i, (acc0, label_smoothing) in enumerate([(90.0, d.label_smoothing), (98.0, 0.0)]):
+    # the recipe; label smoothing off; the recipe with one of the fast network's own switches off
+    for i, (acc0, change) in enumerate([(90.0, {}), (98.0, {"label_smoothing": 0.0}), (97.0, {"lookahead": 0}),
+                                        (96.0, {"dirac": False})]):
         log = make_log(f"20261201-10000{i}-fast-aug-e10", model="fast", epochs=10, augment=True, acc0=acc0,
                        acc_step=0.1)
         log["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum",
-                                                         *recipes.OPTIONS)}, label_smoothing=label_smoothing)
+                                                         *recipes.OPTIONS, *recipes.FAST_OPTIONS)} | change)
         logs.append(log)
+    loaded = [runs.Run(log, tmp_path / "run_log.json") for log in logs]
+    assert [runs.training_options(r.cfg) for r in loaded] == [{}, {"label_smoothing": 0.0}, {"lookahead": 0},
+                                                              {"dirac": False}]
+    assert len({r.configuration for r in loaded}) == 4
     md, _ = render(tmp_path, logs)
     assert row(tables(section(md, "Architecture Comparison"))[0], "airbench94 network")[2] == \
         "91.00% (n=1), 10 ep, 300.00s on Test A"
@@ -717,7 +724,8 @@ def test_a_network_without_seed_rows_is_measured_at_its_own_recipe(make_log, tmp
 def test_accuracy_against_compute_takes_each_network_s_flop_per_image_times_images_and_epochs(make_log, tmp_path):
     d = recipes.config_for("fast")
     fast = make_log("20261201-100000-fast-aug-e10", model="fast", epochs=10, augment=True, acc0=90.0, acc_step=0.1)
-    fast["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum", *recipes.OPTIONS)})
+    fast["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum", *recipes.OPTIONS,
+                                                      *recipes.FAST_OPTIONS)})
     small = make_log("20261201-090000-small-e2", model="small", epochs=2, epoch_time=60.0)
     flops = {"kind": "benchmark", "benchmark": "flops", "run_id": "20261201-080000-bench-flops", "status": "complete",
              "model": "small,fast", "batch_size": 8, "device": "cpu", "hardware": {"chip": CHIP},

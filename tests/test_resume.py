@@ -222,7 +222,9 @@ def test_unwritable_run_folder_on_resume(tiny_data, workdir, capsys, monkeypatch
 def test_nan_loss_stops_with_the_batch_named(tiny_data, workdir, capsys):
     code, _, err = run(train_large, capsys, "--epochs", "2", "--lr", "1e12", "--batch-size", "10",
                        "--log-every", "4", "--data-dir", str(tiny_data), "--out", "runs", "--device", "cpu")
-    assert_error(code, err, r"loss became (nan|inf) at \[1, \d+\]; .* try a lower --lr")
+    # a resume keeps the rate, so the way on is a new run, not a flag --resume refuses
+    assert_error(code, err, r"loss became (nan|inf) at \[1, \d+\]; .*marked failed \(a resume keeps "
+                            r"its rate.*\): start a new run with a lower --lr$")
     folder = run_dir(workdir / "runs")
     assert json.loads((folder / "run_log.json").read_text())["status"] == "failed"
     assert torch.load(folder / "checkpoint.pt", weights_only=True)["epoch"] == 0

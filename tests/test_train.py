@@ -143,7 +143,7 @@ def assert_one_line_error(code, err, pattern, workdir):
 
 
 @pytest.mark.parametrize("args, pattern", [
-    (["--epochs", "0"], r"--epochs: 0 is not a positive whole number"),
+    (["--epochs", "0"], r"--epochs: 0 is not an epoch count from 1 to 1000"),
     (["--batch-size", "-4"], r"--batch-size: -4 is not a positive"),
     (["--lr", "abc"], r"--lr: 'abc' is not a number"),
     (["--threads", "-1"], r"--threads: -1 is not a thread count from 0 to \d+"),
