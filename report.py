@@ -234,17 +234,11 @@ def at_recipe_defaults(run, options=None):
             and all(c.get(k, v) == v for k, v in options.items()))
 
 
-def seed_recipe(model, flags):
-    """Runs of ``model``'s recipe as its script trains it, with ``flags`` (any epochs)."""
-    defaults = recipes.Config()
-    return lambda r: (r.model == model and at_recipe_defaults(r)
-                      and all(r.cfg.get(k, getattr(defaults, k, None)) == v for k, v in flags.items()))
-
-
-def best_recipe(recipe):
-    """Runs of ``--recipe best`` as the script trains it (its options, the recipe's hyperparameters)."""
-    return lambda r: (r.model == recipe.model and r.cfg.get("recipe") == "best" and at_recipe_defaults(r, recipe.best)
-                      and all(r.cfg.get(k) == v for k, v in recipe.best.items()))
+def with_best():
+    """(model, recipe, target %, epochs, the seed's flags at those epochs) of each recipe with a
+    ``--recipe best`` target."""
+    return [(m, r, *r.best_target, next((t.flags for t in r.targets[::-1] if t.epochs == r.best_target[1]), {}))
+            for m, r in recipes.RECIPES.items() if r.best and r.best_target]
 
 
 @dataclass(frozen=True)
@@ -335,32 +329,34 @@ class Report:
                                                                    config_label(s.run), s.run.run_id))
         return {f"c{i}": s for i, s in enumerate(samples, 1)}
 
+    def seed_runs(self, model, flags):
+        """Main runs of ``model``'s recipe as its script trains it, with ``flags`` (any epochs)."""
+        defaults = recipes.Config()
+        return [r for r in self.main if r.model == model and at_recipe_defaults(r)
+                and all(r.cfg.get(k, getattr(defaults, k, None)) == v for k, v in flags.items())]
+
     def config_key(self, run):
         return next((k for k, s in self.configurations.items() if s.run.configuration == run.configuration), "")
 
     @cached_property
     def rows(self):
         """The summary's rows: each model's seed's rows (``Recipe.targets``), then its ``--recipe best``."""
-        rows = []
-        for model, recipe in recipes.RECIPES.items():
-            for t in recipe.targets:
-                runs = [r for r in self.main if seed_recipe(model, t.flags)(r)]
-                rows.append(Row(model, t.name, t.epochs, t.accuracy, t.shown or f"{t.accuracy:g}%",
-                                sample_of(runs, t.epochs), command(model, t.epochs, **t.flags), "seed"))
-        for model, recipe in recipes.RECIPES.items():
-            if recipe.best and recipe.best_target:
-                bar, k = recipe.best_target
-                runs = [r for r in self.main if best_recipe(recipe)(r) and r.epochs == k]
-                rows.append(Row(model, f"{recipe.name}, `--recipe best`", k, bar, f"target {bar:g}%",
-                                best_sample(configurations(runs)),
-                                f"python {recipe.script} --recipe best --epochs {k} --seeds {SEEDS_ARG}", "best"))
+        rows = [Row(model, t.name, t.epochs, t.accuracy, t.shown or f"{t.accuracy:g}%",
+                    sample_of(self.seed_runs(model, t.flags), t.epochs), command(model, t.epochs, **t.flags), "seed")
+                for model, recipe in recipes.RECIPES.items() for t in recipe.targets]
+        for model, recipe, bar, k, _ in with_best():
+            runs = [r for r in self.main if r.model == model and r.epochs == k and r.cfg.get("recipe") == "best"
+                    and at_recipe_defaults(r, recipe.best) and all(r.cfg.get(o) == v for o, v in recipe.best.items())]
+            rows.append(Row(model, f"{recipe.name}, `--recipe best`", k, bar, f"target {bar:g}%",
+                            best_sample(configurations(runs)),
+                            f"python {recipe.script} --recipe best --epochs {k} --seeds {SEEDS_ARG}", "best"))
         return rows
 
     def column(self, model, flags, epochs):
         """A comparison's column: the seed's recipe with ``flags``, or ``--recipe best`` ("best")."""
         if flags == "best":
             return next((row.sample for row in self.rows if row.kind == "best" and row.model == model), None)
-        return sample_of([r for r in self.main if seed_recipe(model, flags)(r)], epochs)
+        return sample_of(self.seed_runs(model, flags), epochs)
 
     def time_text(self, s, rule=None):
         """'1290.12s on EPYC B' (``runs.Sample``: the mean over the seeds timed on that machine), † busy;
@@ -561,15 +557,11 @@ def compare(i):
 
 def seed_vs_best(rep):
     """Each model's seed's recipe against its ``--recipe best`` at the best recipe's epochs."""
-    parts = []
-    for model, recipe in recipes.RECIPES.items():
-        if recipe.best and recipe.best_target:
-            k = recipe.best_target[1]
-            flags = next((t.flags for t in recipe.targets[::-1] if t.epochs == k), {})
-            parts.append(comparison(rep, f"{recipe.name}: Seed's Recipe vs `--recipe best`", model,
-                                    f"`--recipe best` ({recipes.BEST_NOTES.get(model, 'its options')}) sets "
-                                    f"{best_text(recipe.best)}; target {recipe.best_target[0]:g}%.",
-                                    [("seed's recipe", flags, k), ("`--recipe best`", "best", k)], level=3))
+    parts = [comparison(rep, f"{recipe.name}: Seed's Recipe vs `--recipe best`", model,
+                        f"`--recipe best` ({recipes.BEST_NOTES.get(model, 'its options')}) sets "
+                        f"{best_text(recipe.best)}; target {bar:g}%.",
+                        [("seed's recipe", flags, k), ("`--recipe best`", "best", k)], level=3)
+             for model, recipe, bar, k, flags in with_best()]
     return section(2, "Seed's Recipe vs the Best Recipe", *parts) if parts else ""
 
 
@@ -645,7 +637,7 @@ def other_models(rep):
                  f"{config_label(top.run)}, {rep.time_text(top)} ({rep.refs(top.cells)}).",
                  f"Only short runs so far (at most {longest} epochs). {run_cmd(command(model, aims))}"
                  if longest < aims else ""]
-        wides = configurations([r for r in rep.main if seed_recipe("large", CYCLE)(r)])
+        wides = configurations(rep.seed_runs("large", CYCLE))
         pair = next(((s, w) for s in sorted(samples, key=lambda s: (-s.run.epochs, -(s.accuracy or 0)))
                      for w in [best_sample([w for w in wides if w.run.epochs == s.run.epochs])] if w), None)
         if pair:
@@ -664,7 +656,7 @@ def own_rows(rep, model):
     rows = [(("best " if row.kind == "best" else "") + f"{row.epochs} ep" + SHORT_FLAGS.get(
         (row.sample.run.augment, row.sample.run.onecycle), "") * (row.kind == "seed"), row.sample)
             for row in rep.rows if row.model == model and row.sample]
-    own = best_sample(configurations([r for r in rep.main if seed_recipe(model, {})(r)])) if not rows else None
+    own = best_sample(configurations(rep.seed_runs(model, {}))) if not rows else None
     return rows or ([(f"{own.run.epochs} ep", own)] if own else [])
 
 
@@ -676,8 +668,8 @@ def architectures(rep):
     for model, recipe in recipes.RECIPES.items():
         seed = [row for row in rep.rows if row.model == model and row.kind == "seed"]
         top = best_sample([row.sample for row in seed if row.sample] if seed else    # a network with no seed row:
-                          configurations([r for r in rep.main if seed_recipe(model, {})(r)]))   # its own recipe
-        bst = next((row.sample for row in rep.rows if row.model == model and row.kind == "best"), None)
+                          configurations(rep.seed_runs(model, {})))   # its own recipe
+        bst = rep.column(model, "best", None)
         rows.append([recipe.name, params_text(rep.params(model))] + [
             f"{accuracy_text(s)}, {s.run.epochs} ep, {rep.time_text(s)}" if s else NOT_MEASURED for s in (top, bst)]
             + [seed[-1].name if seed else "its own recipe (no seed row)", recipe.summary])
@@ -1172,9 +1164,8 @@ def superseded(rep):
     """Figures an earlier results.md printed by targets and rules it no longer uses, each labelled."""
     rows = []
     for model, flags, k, bar, which in ([(*t, "Acceptable Accuracy Targets") for t in EARLIER_TARGETS] + [
-            (m, next((t.flags for t in r.targets[::-1] if t.epochs == r.best_target[1]), {}), r.best_target[1],
-             r.best_target[0], "`--recipe best`'s target, applied to the seed's recipe")
-            for m, r in recipes.RECIPES.items() if r.best and r.best_target]):
+            (m, flags, k, bar, "`--recipe best`'s target, applied to the seed's recipe")
+            for m, _, bar, k, flags in with_best()]):
         if model in recipes.RECIPES:
             s = rep.column(model, flags, k)
             name = next((t.name for t in recipes.recipe(model).targets if t.flags == flags), model_name(model))
@@ -1186,7 +1177,7 @@ def superseded(rep):
                      "`--recipe best` against its target.", table(["Row", "Epochs", "Superseded target", "Set",
                                                                   "Ours", "Against it"], rows))]
     fixed = rep.column("large", AUG, 40)
-    cyc = fixed and sample_of([r for r in rep.main if seed_recipe("large", CYCLE)(r) and r.chip == fixed.run.chip], 40)
+    cyc = fixed and sample_of([r for r in rep.seed_runs("large", CYCLE) if r.chip == fixed.run.chip], 40)
     if cyc and cyc.n != rep.column("large", CYCLE, 40).n:
         text, (found,) = class_table([("Fixed LR", fixed.per_class), ("OneCycleLR", cyc.per_class)], [("Δ", 1, 0)])
         parts.append(comparison(
