@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import textwrap
+from collections import namedtuple
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -49,6 +50,7 @@ NOT_MEASURED = "not measured yet"
 BEST_SEEDS = 3                  # the best recipe's targets are means over this many seeds
 SEEDS_ARG = ",".join(str(recipes.DEFAULT_SEED + i) for i in range(BEST_SEEDS))     # 1111,1112,1113
 DETAILS_NAME = "details.md"     # beside the plots
+WRAP = 160                      # prose lines of the documents
 DESCRIPTIONS = {                # what each model's section says about its network (else its summary)
     "small": "The PyTorch tutorial's LeNet (conv 3→6→16, fc 400→120→84→10), batch size 4.",
     "large": "The same LeNet, wider (conv 3→64 and 64→128, 5x5; fc 3200→512→256→10), batch size 64.",
@@ -77,6 +79,7 @@ PER_CLASS_DELTAS = {"large": [("Δ aug (40 ep)", "aug 40", "40 ep"), ("Δ OneCyc
 # (``recipes.Target``): (model, flags, epochs, bar %).
 EARLIER_TARGETS = [("small", {}, 2, 50), ("large", PLAIN, 20, 70), ("large", AUG, 40, 75), ("large", CYCLE, 40, 85),
                    ("resnet18", {}, 40, 90)]
+SHORT_FLAGS = {(True, False): " aug", (True, True): " aug+1cycle", (False, True): " 1cycle"}   # (augment, onecycle)
 LARGE_LAYERS = [["conv1", "3→64 (5x5)"], ["conv2", "64→128 (5x5)"], ["fc1", "3200→512"],
                 ["fc2", "512→256"], ["fc3", "256→10"]]
 
@@ -241,17 +244,9 @@ def with_best():
             for m, r in recipes.RECIPES.items() if r.best and r.best_target]
 
 
-@dataclass(frozen=True)
-class Row:
-    """A row of the summary: what it is, the bar it is measured against, and its sample (or None)."""
-    model: str
-    name: str
-    epochs: int
-    bar: float
-    bar_text: str
-    sample: object
-    command: str
-    kind: str                   # "seed" (the seed's figure) or "best" (recipes.best_target)
+# A row of the summary: what it is, the bar it is measured against, its sample (or None), the command that
+# measures it, and its kind: "seed" (the seed's figure) or "best" (recipes.best_target).
+Row = namedtuple("Row", "model name epochs bar bar_text sample command kind")
 
 
 def best_sample(samples):
@@ -659,8 +654,6 @@ def own_rows(rep, model):
     own = best_sample(configurations(rep.seed_runs(model, {}))) if not rows else None
     return rows or ([(f"{own.run.epochs} ep", own)] if own else [])
 
-
-SHORT_FLAGS = {(True, False): " aug", (True, True): " aug+1cycle", (False, True): " 1cycle"}
 
 
 def architectures(rep):
@@ -1214,12 +1207,7 @@ DETAILS = [details_intro, configurations_section, benchmarks, tutorial_loop_seed
 
 # ---------------------------------------------------------------- the plots
 
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    alt: str
-    caption: str
-    draw: object                # () -> matplotlib figure
+Figure = namedtuple("Figure", "name alt caption draw")          # draw: () -> matplotlib figure
 
 
 def figures(rep):
@@ -1270,9 +1258,6 @@ def render(rep, parts, title):
     return "\n".join(line if line[:1] in "|#!" else textwrap.fill(line, WRAP, break_long_words=False,
                                                                  break_on_hyphens=False)
                      for line in text.split("\n"))
-
-
-WRAP = 160
 
 
 def build_parser():
