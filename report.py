@@ -86,6 +86,15 @@ LARGE_LAYERS = [["conv1", "3→64 (5x5)"], ["conv2", "64→128 (5x5)"], ["fc1", 
 
 # ---------------------------------------------------------------- formatting
 
+def dash(fmt):
+    """The formatter ``fmt`` with a missing value (None) shown as —."""
+    return lambda v: "—" if v is None else fmt(v)
+
+
+secs, loss = dash("{:.2f}s".format), dash("{:.3f}".format)
+points = dash(lambda v: f"{round(v, 2) + 0.0:+.2f} points")
+
+
 def pct(v, digits=2, none="—"):
     return none if v is None else f"{v:.{digits}f}%"
 
@@ -95,24 +104,10 @@ def pc(per_class, name):
     return pct(per_class[name], 1, "n/a") if name in per_class else "—"
 
 
-def secs(v):
-    return "—" if v is None else f"{v:.2f}s"
-
-
-def loss(v):
-    return "—" if v is None else f"{v:.3f}"
-
-
 def delta(v, bold_from=10.0):
     """A signed difference in percentage points; large gains in bold as in the seed's per-class tables."""
-    if v is None:
-        return "—"
     text = f"{round(v, 1) + 0.0:+.1f}"
     return f"**{text}**" if v >= bold_from else text
-
-
-def points(v):
-    return "—" if v is None else f"{round(v, 2) + 0.0:+.2f} points"
 
 
 def accuracy_text(s):
