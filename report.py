@@ -29,7 +29,7 @@ import sys
 import textwrap
 from collections import namedtuple
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import atomic
@@ -1210,11 +1210,10 @@ def figures(rep):
     recipe's epochs), the per-class bars of those rows, and each model's most accurate run's confusion."""
     out, bars = [], []
     flops = flop_per_image(rep)
-    points = compute_points(rep, flops) if flops else []
-    if points:
+    if dots := compute_points(rep, flops):
         out.append(Figure("compute.png", "accuracy against compute and time", f"Test accuracy (mean over seeds) "
                           f"of each network's summary rows: {compute_caption(rep, flops)}.",
-                          lambda p=points: plots.draw_compute(p, "Test accuracy against training compute and time")))
+                          partial(plots.draw_compute, dots, "Test accuracy against training compute and time")))
     for model, recipe in recipes.RECIPES.items():
         k = recipe.best_target[1] if recipe.best_target else max((t.epochs for t in recipe.targets), default=0)
         rows = [row for row in rep.rows if row.model == model and row.epochs == k and row.sample]
@@ -1222,25 +1221,25 @@ def figures(rep):
             continue
         series = [(f"{row.name.replace(recipe.name, '').strip(' ,+').replace('`', '') or 'seed recipe'} "
                    f"({accuracy_text(row.sample)})", row.sample.runs) for row in rows]
-        out.append(Figure(f"curves_{model}.png", f"training curves {model}",
-                          f"{recipe.name}, {k} epochs: the mean over seeds (band: ± one standard deviation) of "
-                          f"each row's runs: " + "; ".join(f"{row.name}: {rep.refs(row.sample.cells)}" for row in rows)
-                          + "." + (" Label smoothing keeps a run's training loss higher." if any(
+        title = f"{recipe.name}, {k} epochs"
+        out.append(Figure(f"curves_{model}.png", f"training curves {model}", f"{title}: the mean over seeds (band: "
+                          "± one standard deviation) of each row's runs: "
+                          + "; ".join(f"{row.name}: {rep.refs(row.sample.cells)}" for row in rows) + "."
+                          + (" Label smoothing keeps a run's training loss higher." if any(
                               r.cfg.get("label_smoothing") for row in rows for r in row.sample.runs) else ""),
-                          lambda s=series, t=f"{recipe.name}, {k} epochs": plots.draw_curves(s, t)))
+                          partial(plots.draw_curves, series, title)))
         bars += [(f"{recipe.name}: {label}", row.sample.per_class) for (label, _), row in zip(series, rows)]
     if bars:
         out.append(Figure("per_class.png", "per-class accuracy", "Per-class test accuracy of the rows of the curves "
                           "above (the mean over seeds).",
-                          lambda b=bars: plots.draw_per_class(b, "Per-class test accuracy, seed's recipe and best")))
+                          partial(plots.draw_per_class, bars, "Per-class test accuracy, seed's recipe and best")))
     for model in model_order(rep.main):
-        r = best([x for x in rep.main if x.model == model and x.results.get("confusion")])
-        if r is not None:
+        if r := best([x for x in rep.main if x.model == model and x.results.get("confusion")]):
+            name = model_name(model)
             out.append(Figure(f"confusion_{model}.png", f"confusion matrix {model}",
-                              f"{model_name(model)}: the most accurate run, {rep.keys[r.run_id]} ({pct(r.accuracy)}, "
-                              f"{r.epochs} epochs); rows are the true class, columns the prediction.",
-                              lambda run=r: plots.draw_confusion(run.results["confusion"],
-                                                                 f"{model_name(run.model)}, {run.run_id}")))
+                              f"{name}: the most accurate run, {rep.keys[r.run_id]} ({pct(r.accuracy)}, {r.epochs} "
+                              "epochs); rows are the true class, columns the prediction.",
+                              partial(plots.draw_confusion, r.results["confusion"], f"{name}, {r.run_id}")))
     return out
 
 
