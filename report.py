@@ -183,37 +183,34 @@ def extremes(base, new):
     return "; ".join(parts)
 
 
+def joined(*parts):
+    """The parts that are there (not empty, None or False), comma-separated."""
+    return ", ".join(p for p in parts if p)
+
+
 def settings_text(cfg):
     """The recipe options of ``cfg`` off the seed's recipe: training options, split, evaluation."""
     val = cfg.get("val")
-    parts = (options_text(options_key(cfg)), f"{val:,} held out" if is_number(val) and val > 0 else "",
-             evaluation_text(cfg.get("ema"), cfg.get("tta"), cfg.get("tta_translate")))
-    return ", ".join(x for x in parts if x)
+    return joined(options_text(options_key(cfg)), is_number(val) and val > 0 and f"{val:,} held out",
+                  evaluation_text(cfg.get("ema"), cfg.get("tta"), cfg.get("tta_translate")))
 
 
 def best_text(best):
-    return ", ".join(x for x in ("augmentation" if best.get("augment") else "",
-                                 "OneCycleLR" if best.get("onecycle") else "", settings_text(best)) if x)
+    return joined(best.get("augment") and "augmentation", best.get("onecycle") and "OneCycleLR", settings_text(best))
 
 
 def config_label(run, options=True):
     """'CPU, 40 Epochs, augmentation, OneCycleLR' with the settings off the model's recipe added."""
-    parts = [DEVICE_NAMES.get(run.device, run.device), f"{run.epochs} Epochs"]
-    parts += [x for x, on in (("augmentation", run.augment), ("OneCycleLR", run.onecycle),
-                              (run.precision, run.precision != "fp32"),
-                              ("oneDNN off", run.device == "cpu" and run.cfg.get("onednn") is False),
-                              (f"{run.cfg.get('threads')} threads", run.device == "cpu" and run.cfg.get("threads")))
-              if on]
-    defaults = recipes.config_for(run.model)
-    if run.batch_size is not None and run.batch_size != (defaults.batch_size if run.model in recipes.RECIPES
-                                                          else None):
-        parts.append(f"batch {run.batch_size}")
-    lr_key = "max_lr" if run.onecycle else "lr"
-    if run.cfg.get(lr_key) not in (None, getattr(defaults, lr_key)):
-        parts.append(f"{lr_key.replace('_', ' ')} {run.cfg[lr_key]}")
-    if options and (settings := settings_text(run.cfg)):
-        parts.append(settings)
-    return ", ".join(parts)
+    defaults, lr_key = recipes.config_for(run.model), "max_lr" if run.onecycle else "lr"
+    cpu, lr = run.device == "cpu", run.cfg.get(lr_key)
+    batch = defaults.batch_size if run.model in recipes.RECIPES else None
+    return joined(DEVICE_NAMES.get(run.device, run.device), f"{run.epochs} Epochs",
+                  run.augment and "augmentation", run.onecycle and "OneCycleLR",
+                  run.precision != "fp32" and run.precision, cpu and run.cfg.get("onednn") is False and "oneDNN off",
+                  cpu and run.cfg.get("threads") and f"{run.cfg['threads']} threads",
+                  run.batch_size not in (None, batch) and f"batch {run.batch_size}",
+                  lr not in (None, getattr(defaults, lr_key)) and f"{lr_key.replace('_', ' ')} {lr}",
+                  options and settings_text(run.cfg))
 
 
 # ---------------------------------------------------------------- which runs make a row
