@@ -559,7 +559,7 @@ def reproducibility(rep):
         return section(2, "Reproducibility", "Two runs with one configuration and seed on one machine should log "
                        f"the same losses and weights. {run_cmd(command('large', 2))} twice.")
     rs = max(groups, key=lambda g: (g[0].model == "large", g[0].full_official, g[0].epochs, g[0].run_id))
-    same = sum(rerun_match(g) == "✓" for g in groups)
+    same = sum(rerun_match(g)[0] == "✓" for g in groups)
     return section(2, "Reproducibility", f"{model_name(rs[0].model)}, {config_label(rs[0])}, seed {rs[0].seed}, on "
                    f"{rep.machine(rs[0])}: {rep.refs(rs)}.", repro_table(rs),
                    f"Of {len(groups)} groups of reruns (same configuration, seed and machine), {same} reproduce bit "
@@ -598,33 +598,31 @@ def repro_table(rs):
 
 
 def rerun_match(rs):
-    """✓, ✗ or "not recorded" for reruns ``rs``: compare.py's verdict on the first run against each
-    other one (✗ unless identical), "not recorded" when a final weights digest is missing from a log."""
+    """(✓, ✗ or "not recorded", [compare.py's comparison of the first run with each other one]) for
+    reruns ``rs``: ✗ unless every verdict is identical, "not recorded" when a log lacks a weights digest."""
     cmps = [compare_runs(rs[0], r) for r in rs[1:]]
     if any(c["verdict"]["kind"] != "identical" for c in cmps):
-        return "✗"
+        return "✗", cmps
     finals = [c["numbers"]["final_weights"].get("weights_sha256") for c in cmps]
-    return "not recorded" if any(f is None or f["equal"] is None for f in finals) else "✓"
+    return ("not recorded" if any(f is None or f["equal"] is None for f in finals) else "✓"), cmps
 
 
 def other_models(rep):
     """A section for each model past the two LeNets (ResNet-18, and any network the recipes add), with
     its per-class figures against the wide LeNet + OneCycleLR's at equal epochs."""
-    out = []
+    out, wides = [], configurations(rep.seed_runs("large", CYCLE))
     for model in [m for m in model_order(rep.main) if m not in ("small", "large")]:
-        runs = [r for r in rep.main if r.model == model]
-        samples = configurations(runs)
-        top = best_sample(samples)
-        if top is None:
-            out.append(model_section(rep, model))
+        samples = configurations([r for r in rep.main if r.model == model])
+        parts = [model_section(rep, model)]
+        if not (top := best_sample(samples)):
+            out.append(parts[0])
             continue
-        longest = max(r.epochs for r in runs)
+        longest = max(s.run.epochs for s in samples)
         aims = max((t.epochs for t in recipes.recipe(model).targets), default=longest)
-        parts = [model_section(rep, model), f"Most accurate configuration: {accuracy_text(top)}, "
-                 f"{config_label(top.run)}, {rep.time_text(top)} ({rep.refs(top.cells)}).",
-                 f"Only short runs so far (at most {longest} epochs). {run_cmd(command(model, aims))}"
-                 if longest < aims else ""]
-        wides = configurations(rep.seed_runs("large", CYCLE))
+        parts += [f"Most accurate configuration: {accuracy_text(top)}, {config_label(top.run)}, "
+                  f"{rep.time_text(top)} ({rep.refs(top.cells)}).",
+                  f"Only short runs so far (at most {longest} epochs). {run_cmd(command(model, aims))}"
+                  if longest < aims else ""]
         pair = next(((s, w) for s in sorted(samples, key=lambda s: (-s.run.epochs, -(s.accuracy or 0)))
                      for w in [best_sample([w for w in wides if w.run.epochs == s.run.epochs])] if w), None)
         if pair:
@@ -645,7 +643,6 @@ def own_rows(rep, model):
             for row in rep.rows if row.model == model and row.sample]
     own = best_sample(configurations(rep.seed_runs(model, {}))) if not rows else None
     return rows or ([(f"{own.run.epochs} ep", own)] if own else [])
-
 
 
 def architectures(rep):
@@ -932,12 +929,12 @@ def same_weights(rep, bench, epochs, seed):
 def reproducibility_all(rep):
     parts = []
     for rs in rerun_groups(rep):
-        match, on = rerun_match(rs), data_label(rs[0])
+        (match, cmps), on = rerun_match(rs), data_label(rs[0])
         verdict = {"✓": "identical: bit for bit", "✗": "the runs differ",
                    "not recorded": "identical where every run recorded the value (older logs)"}[match]
         if match == "✗":
-            verdict += "; " + "; ".join(f"Run {i}: {c['verdict']['text']}" for i, c in enumerate(
-                (compare_runs(rs[0], r) for r in rs[1:]), 2) if c["verdict"]["kind"] != "identical")
+            verdict += "; " + "; ".join(f"Run {i}: {c['verdict']['text']}" for i, c in enumerate(cmps, 2)
+                                        if c["verdict"]["kind"] != "identical")
         parts.append(f"**{model_name(rs[0].model)}, {config_label(rs[0])}, seed {rs[0].seed}, {rep.machine(rs[0])}"
                      f"{' — ' + on if on else ''}** ({rep.refs(rs)}): {verdict}.\n\n" + repro_table(rs))
     return section(2, "Reproducibility", "Runs with the same configuration (model, epochs, batch size, augmentation, "
