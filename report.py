@@ -188,6 +188,11 @@ def joined(*parts):
     return ", ".join(p for p in parts if p)
 
 
+def listing(values, missing="—"):
+    """The distinct values there (not None or empty), sorted and comma-separated; ``missing`` if none."""
+    return ", ".join(sorted({str(v) for v in values if v not in (None, "")})) or missing
+
+
 def settings_text(cfg):
     """The recipe options of ``cfg`` off the seed's recipe: training options, split, evaluation."""
     val = cfg.get("val")
@@ -406,8 +411,8 @@ def summary(rep):
         rows.append([row.name, row.epochs, row.bar_text, accuracy_text(s) + few, points(s.accuracy - row.bar),
                      rep.time_text(s), rep.refs(s.cells)])
     where = (f"Hardware and data: {len(rep.main)} complete runs on the whole official CIFAR-10 ({FULL_TRAIN:,} "
-             f"training / {FULL_TEST:,} test images), devices {', '.join(sorted({r.device for r in rep.main})) or '—'}"
-             f", on the machines {', '.join(sorted(set(rep.machines.values()))) or '—'} ([Hardware DNA](#hardware-dna)"
+             f"training / {FULL_TEST:,} test images), devices {listing(r.device for r in rep.main)}"
+             f", on the machines {listing(rep.machines.values())} ([Hardware DNA](#hardware-dna)"
              f"); {len(rep.other) + len(rep.ablation)} more runs on other data or with a validation split, and every "
              f"table's runs, are in {rep.details()}.")
     return section(2, "Summary", table(["Row", "Epochs", "Seed", "Ours", "Δ", "Time per run", "Runs"], rows), where,
@@ -716,7 +721,7 @@ def hardware(rep):
     rows = []
     for label, rs in sorted(by.items()):
         def vals(field, missing="not recorded"):
-            return ", ".join(sorted({str(r.hw.get(field)) for r in rs if r.hw.get(field) not in (None, "")})) or missing
+            return listing((r.hw.get(field) for r in rs), missing)
         rows.append([label, vals("chip"), vals("cpu_model_id"), vals("cpu_capability"), vals("cpu_count"),
                      vals("gpu", "—"), f"{vals('os')} {vals('os_release')} {vals('architecture')}"]
                     + [vals(k) for k in ("python", "torch", "torchvision", "numpy")]
@@ -1081,7 +1086,7 @@ def other_data(rep):
         order = model_order(rs)
         samples = sorted(configurations(rs), key=lambda s: order.index(s.run.model))
         parts.append(section(3, f"{name} ({size} images)",
-                             f"Dataset id {', '.join(sorted({r.dataset.get('id', '?') for r in rs}))}.",
+                             f"Dataset id {listing(r.dataset.get('id', '?') for r in rs)}.",
                              samples_table(rep, [(None, s) for s in samples], rs)))
     return section(2, "Runs on Other Data", "Complete runs that did not train and test on the whole official CIFAR-10: "
                    "another copy of the images or a subset. Not comparable with the seed's figures.",
@@ -1094,11 +1099,10 @@ def datasets(rep):
                            key=lambda kv: (not kv[1][0].dataset.get("official"), kv[0])):
         official = frozenset(r.dataset.get("official") for r in rs)
         main = sum(r.complete and r.full_official for r in rs)
-        rows.append([name, ", ".join(sorted({f"`{r.dataset.get('id', 'unknown')}`" for r in rs})),
+        rows.append([name, listing(f"`{r.dataset.get('id', 'unknown')}`" for r in rs),
                      {frozenset({True}): "yes", frozenset({False}): "no", frozenset({None}): "not recorded"}.get(
                          official, "mixed"),
-                     ", ".join(sorted({str(r.dataset.get("folder")) for r in rs if r.dataset.get("folder")})) or "—",
-                     ", ".join(sorted({dataset_size(r) for r in rs})), len(rs),
+                     listing(r.dataset.get("folder") for r in rs), listing(map(dataset_size, rs)), len(rs),
                      f"{main} of {len(rs)}" if main else "no"])
     return section(2, "Data", table(["Dataset", "Id", "Official", "Folder", "Train / test images", "Runs",
                                      "In results.md's tables"], rows),
