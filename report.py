@@ -99,11 +99,6 @@ def pct(v, digits=2, none="—"):
     return none if v is None else f"{v:.{digits}f}%"
 
 
-def pc(per_class, name):
-    """A class's accuracy in a per-class table: n/a for a class with no test image, — for one not there."""
-    return pct(per_class[name], 1, "n/a") if name in per_class else "—"
-
-
 def delta(v, bold_from=10.0):
     """A signed difference in percentage points; large gains in bold as in the seed's per-class tables."""
     text = f"{round(v, 1) + 0.0:+.1f}"
@@ -371,10 +366,6 @@ class Report:
         """The largest parameter count a run of ``model`` logged, or None."""
         return max((r.params for r in self.train if r.model == model and isinstance(r.params, int)), default=None)
 
-    def model_heading(self, model):
-        n = self.params(model)
-        return f"{model_name(model)} ({params_text(n)} params)" if n else model_name(model)
-
 
 def machine_key(run):
     return run.chip, str(run.hw.get("gpu") or "") if run.device == "cuda" else ""
@@ -434,9 +425,10 @@ def reading_note(rep):
 
 def class_table(cols, deltas=()):
     """(A per-class table, its key findings): a column per (label, {class: %}) of ``cols``, then a column
-    per (label, i, j) of ``deltas``, column i less column j, each with its findings (``extremes``)."""
+    per (label, i, j) of ``deltas``, column i less column j, each with its findings (``extremes``).
+    A class with no test image reads n/a, one not there —."""
     pcs = [p for _, p in cols]
-    rows = [[c] + [pc(p, c) for p in pcs] + [delta(pcs[i][c] - pcs[j][c]) if None not in (
+    rows = [[c] + [pct(p[c], 1, "n/a") if c in p else "—" for p in pcs] + [delta(pcs[i][c] - pcs[j][c]) if None not in (
         pcs[i].get(c), pcs[j].get(c)) else "—" for _, i, j in deltas] for c in class_names(*pcs)]
     return (table(["Class"] + [lab for lab, _ in cols] + [lab for lab, _, _ in deltas], rows),
             [extremes(pcs[j], pcs[i]) for _, i, j in deltas])
@@ -463,15 +455,16 @@ def per_class_table(rep, model):
 
 def model_section(rep, model):
     """A model's section: its network, its per-class table over its rows, its plots' place."""
-    summary_ = recipes.recipe(model).summary
+    summary_, n = recipes.recipe(model).summary, rep.params(model)
+    heading = f"{model_name(model)} ({params_text(n)} params)" if n else model_name(model)
     parts = [DESCRIPTIONS.get(model) or summary_[:1].upper() + summary_[1:] + ".",
              table(["Layer", "Config"], LARGE_LAYERS) if model == "large" else ""]
     if not any(r.model == model for r in rep.main):
-        return section(2, rep.model_heading(model), *parts, run_cmd(command(model)))
+        return section(2, heading, *parts, run_cmd(command(model)))
     if text := per_class_table(rep, model):
         parts += ["Per-class test accuracy of the summary's rows (the mean over their seeds):", text]
     parts.append(tutorial_loop(rep) if model == "small" else device_line(rep) if model == "large" else "")
-    return section(2, rep.model_heading(model), *parts)
+    return section(2, heading, *parts)
 
 
 def tutorial_loop(rep):
