@@ -803,13 +803,9 @@ def plots_section(rep):
                                  for f in figures(rep)])
 
 
-def model(name):
-    return lambda rep: model_section(rep, name)
-
-
-RESULTS = [summary, model("small"), model("large"), compare(0), reproducibility, compare(1), compare(2), seed_vs_best,
-           other_models, architectures, ablation_summary, hardware, machine_comparisons, backend_comparisons,
-           activations, plots_section]
+RESULTS = [summary, partial(model_section, model="small"), partial(model_section, model="large"), compare(0),
+           reproducibility, compare(1), compare(2), seed_vs_best, other_models, architectures, ablation_summary,
+           hardware, machine_comparisons, backend_comparisons, activations, plots_section]
 
 
 # ---------------------------------------------------------------- results/details.md
