@@ -1058,15 +1058,18 @@ def data_label(run):
     return "" if run.full_official else f"{dataset_name(run)}, {dataset_size(run)} images"
 
 
-def why_not_main(run):
+def in_results(run):
+    """'yes' for a run in results.md's tables, else 'no: ' and why not."""
     d = run.dataset
+    if not run.complete:
+        return "no: not complete"
     if run.full_official:
-        return ""
+        return "yes"
     if run.ablation:
-        return f"{run.val:,} images held out for validation: in Recipe Ablation"
+        return f"no: {run.val:,} images held out for validation: in Recipe Ablation"
     if (d.get("train_images"), d.get("test_images")) != (FULL_TRAIN, FULL_TEST):
-        return f"{dataset_size(run)} images, not the full set"
-    return "not the official images" if d.get("official") is False else "dataset not recorded"
+        return f"no: {dataset_size(run)} images, not the full set"
+    return "no: not the official images" if d.get("official") is False else "no: dataset not recorded"
 
 
 def other_data(rep):
@@ -1106,14 +1109,13 @@ def run_index(rep):
         state = ("complete" if r.complete else "complete, but its log has no results" if r.status == "complete"
                  else f"{r.status} (epoch {len(r.history)}/{r.epochs})") + (
                      f" (resumed {len(res)}×)" if isinstance(res, list) and res else "")
-        why = "no: not complete" if not r.complete else f"no: {why_not_main(r)}" if why_not_main(r) else "yes"
         cell, (idle, logged) = r.at(), r.idle_epochs
         rows.append([rep.keys[r.run_id], f"`{r.run_id}`", model_name(r.model), r.seed, r.epochs,
                      "yes" if r.augment else "no", "yes" if r.onecycle else "no", r.device, r.precision,
                      rep.machine(r), f"`{r.dataset.get('id', 'unknown')}`",
                      pct(r.accuracy) if r.complete else "—", secs(r.results.get("train_time_s")),
                      (secs(cell.time) + (BUSY_MARK if cell.busy else "")) if r.complete else "—",
-                     f"{idle}/{logged}", r.load, state, why, rep.config_key(r) if r.complete else "—"])
+                     f"{idle}/{logged}", r.load, state, in_results(r), rep.config_key(r) if r.complete else "—"])
     per_class = [[rep.keys[r.run_id]] + [pct(r.at().per_class.get(c), 1, "n/a") for c in CLASSES] for r in rep.done]
     other = [r for r in rep.runs if r.kind not in ("train", "benchmark") and r not in rep.backends]
     return section(2, "Run Index", table(
