@@ -154,6 +154,10 @@ def model_name(model):
     return recipes.recipe(model).name
 
 
+def device_order(device):
+    return DEVICE_ORDER.get(device, 9), device
+
+
 def model_order(runs=()):
     known = list(recipes.RECIPES)
     return known + sorted({r.model for r in runs} - set(known))
@@ -492,7 +496,7 @@ def tutorial_loop_records(rep):
 
 
 def device_line(rep):
-    devices = sorted({r.device for r in rep.main if r.model == "large"}, key=lambda d: DEVICE_ORDER.get(d, 9))
+    devices = sorted({r.device for r in rep.main if r.model == "large"}, key=device_order)
     if len(devices) > 1:
         return f"Each device's runs: {rep.details('configurations', 'Configurations')} (each names its device)."
     return (f"Device comparison (the seed's MPS vs CPU): only {', '.join(devices) or 'no'} runs so far; "
@@ -863,21 +867,18 @@ def scalars(results, skip=()):
 def benchmarks(rep):
     """Throughput per device (``benchmark.py devices``) and every other benchmark's newest plain values."""
     parts = []
-
-    def order(d):
-        return DEVICE_ORDER.get(d, 9), d
     for r in latest_benchmarks(rep, with_devices=True):
         entries = {d: v for d, v in r.results["devices"].items() if isinstance(v, dict)}
         cpu_rate = (entries.get("cpu") or {}).get("images_per_s")
         body = []
-        for d in sorted(entries, key=order):
+        for d in sorted(entries, key=device_order):
             rate = entries[d].get("images_per_s")
             speed = (rate / cpu_rate if is_number(rate) and is_number(cpu_rate) and cpu_rate > 0
                      else entries[d].get("speedup_vs_cpu"))
             body.append([DEVICE_NAMES.get(d, d), f"{rate:,.1f}" if is_number(rate) else "—",
                          f"{speed:.1f}x" if is_number(speed) else "—"])
         skipped = r.results.get("skipped") if isinstance(r.results.get("skipped"), dict) else {}
-        body += [[DEVICE_NAMES.get(d, d), f"skipped ({skipped[d]})", "—"] for d in sorted(skipped, key=order)]
+        body += [[DEVICE_NAMES.get(d, d), f"skipped ({skipped[d]})", "—"] for d in sorted(skipped, key=device_order)]
         extra = scalars(r.results, skip=("devices", "skipped"))
         parts.append(f"**Throughput** ({rep.keys[r.run_id]}, model {r.rec.get('model', '—')}, batch size "
                      f"{r.rec.get('batch_size', '—')}, {bench_load(rep, r)}); speedup: images/s over the CPU's:\n\n"
