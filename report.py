@@ -30,6 +30,7 @@ import textwrap
 from collections import namedtuple
 from dataclasses import dataclass
 from functools import cached_property, partial
+from operator import attrgetter
 from pathlib import Path
 
 import atomic
@@ -504,14 +505,9 @@ def device_line(rep):
             f"{rep.details('benchmarks')}.")
 
 
-def per_epoch(s):
-    """(time, busy, runs timed) of a ``runs.Sample`` by the per-epoch rule, the reading note's."""
-    return s.time, s.busy, s.timed_runs
-
-
-def whole_run(s):
-    """The same by the earlier whole-run rule (``runs.Sample.whole_run_time``)."""
-    return s.whole_run_time
+# (time, busy, runs timed) of a ``runs.Sample`` by the per-epoch rule (the reading note's) and by the
+# earlier whole-run rule.
+per_epoch, whole_run = attrgetter("time", "busy", "timed_runs"), attrgetter("whole_run_time")
 
 
 def comparison(rep, heading, model, intro, columns, step=2, level=2, cells=None, rule=per_epoch):
