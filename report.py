@@ -433,8 +433,11 @@ def class_table(cols, deltas=()):
     per (label, i, j) of ``deltas``, column i less column j, each with its findings (``extremes``).
     A class with no test image reads n/a, one not there —."""
     pcs = [p for _, p in cols]
-    rows = [[c] + [pct(p[c], 1, "n/a") if c in p else "—" for p in pcs] + [delta(pcs[i][c] - pcs[j][c]) if None not in (
-        pcs[i].get(c), pcs[j].get(c)) else "—" for _, i, j in deltas] for c in class_names(*pcs)]
+
+    def diff(c, i, j):
+        return "—" if None in (pcs[i].get(c), pcs[j].get(c)) else delta(pcs[i][c] - pcs[j][c])
+    rows = [[c] + [pct(p[c], 1, "n/a") if c in p else "—" for p in pcs] + [diff(c, i, j) for _, i, j in deltas]
+            for c in class_names(*pcs)]
     return (table(["Class"] + [lab for lab, _ in cols] + [lab for lab, _, _ in deltas], rows),
             [extremes(pcs[j], pcs[i]) for _, i, j in deltas])
 
