@@ -722,12 +722,11 @@ def hardware(rep):
                      vals("gpu", "—"), f"{vals('os')} {vals('os_release')} {vals('architecture')}"]
                     + [vals(k) for k in ("python", "torch", "torchvision", "numpy")]
                     + [sum(r.kind == "train" for r in rs)])
-    same = [rs for rs in group(rep.done, lambda r: (r.configuration, r.seed)).values()
-            if len({rep.machine(r) for r in rs}) > 1]
-    if same:
-        by_machine = {rep.machine(r): r for r in sorted(same[0], key=lambda r: r.run_id)}
-        intro += (f" One computation ({model_name(same[0][0].model)}, {config_label(same[0][0])}, seed "
-                  f"{same[0][0].seed}) took " + " and ".join(
+    if same := next((rs for rs in group(rep.done, lambda r: (r.configuration, r.seed)).values()
+                     if len({rep.machine(r) for r in rs}) > 1), None):
+        by_machine = {rep.machine(r): r for r in sorted(same, key=lambda r: r.run_id)}
+        intro += (f" One computation ({model_name(same[0].model)}, {config_label(same[0])}, seed "
+                  f"{same[0].seed}) took " + " and ".join(
                       f"{secs(r.at().time)}{BUSY_MARK if r.at().busy else ''} on {m} ({rep.keys[r.run_id]})"
                       for m, r in sorted(by_machine.items())) + "."
                   + (f" {BUSY_MARK} Timed on a busy machine (every epoch)."
