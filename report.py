@@ -41,7 +41,7 @@ from compare import backends_markdown, backends_problem, compare_runs, machine_p
 from compare import markdown as comparison_markdown
 from errors import UserError
 from runs import (BUSY_MARGIN, DEVICE_ORDER, FULL_TEST, FULL_TRAIN, best, configurations, group, is_number,
-                  load_runs, representative, resolve_sample)
+                  latest, load_runs, representative, resolve_sample)
 
 CLASSES = plots.CLASSES
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}
@@ -905,14 +905,15 @@ def tutorial_loop_seeds(rep):
 
 
 def same_weights(rep, bench, epochs, seed):
+    """Whether train_small.py's newest run of ``seed`` and ``epochs`` on the benchmark's machine, device, threads
+    and kernels ended with the weights of the benchmark's pass through this project's loop."""
     st = bench.rec.get("settings") or {}
-    twins = [r for r in rep.main if r.model == "small" and r.epochs == epochs and r.seed == seed
-             and r.chip == bench.chip and r.device == bench.device and at_recipe_defaults(r) and not r.augment
-             and not r.onecycle and r.cfg.get("onednn", True) == st.get("ours_onednn")
-             and r.hw.get("torch_threads") == st.get("ours_threads")]
-    if not twins:
+    run = latest([r for r in rep.seed_runs("small", PLAIN)
+                  if (r.epochs, r.seed, r.chip, r.device) == (epochs, seed, bench.chip, bench.device)
+                  and r.cfg.get("onednn", True) == st.get("ours_onednn")
+                  and r.hw.get("torch_threads") == st.get("ours_threads")])
+    if run is None:
         return "no such run"
-    run = max(twins, key=lambda r: r.run_id)
     ours, theirs = bench.results.get("ours_weights_sha256"), run.results.get("weights_sha256")
     if not ours or not theirs:
         return f"weights not recorded ({rep.keys[run.run_id]})"
