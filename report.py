@@ -96,6 +96,11 @@ secs, loss = dash("{:.2f}s".format), dash("{:.3f}".format)
 points = dash(lambda v: f"{round(v, 2) + 0.0:+.2f} points")
 
 
+def timed(cell):
+    """A time in seconds, marked when every epoch of it was busy (a ``runs.Cell``)."""
+    return secs(cell.time) + (BUSY_MARK if cell.busy else "")
+
+
 def pct(v, digits=2, none="—"):
     return none if v is None else f"{v:.{digits}f}%"
 
@@ -666,8 +671,7 @@ def architectures(rep):
 
 def flop_per_image(rep):
     """{model: training FLOP per image} of the newest ``benchmark.py flops`` record, and its run ({} if none)."""
-    rec = max((b for b in rep.bench if b.status == "complete" and b.rec.get("benchmark") == "flops"),
-              key=lambda b: b.run_id, default=None)
+    rec = latest([b for b in rep.bench if b.status == "complete" and b.rec.get("benchmark") == "flops"])
     return {m: v["train_flop_per_image"] for m, v in rec.rec["results"].items()} | {"record": rec} if rec else {}
 
 
@@ -727,7 +731,7 @@ def hardware(rep):
         by_machine = {rep.machine(r): r for r in sorted(same, key=lambda r: r.run_id)}
         intro += (f" One computation ({model_name(same[0].model)}, {config_label(same[0])}, seed "
                   f"{same[0].seed}) took " + " and ".join(
-                      f"{secs(r.at().time)}{BUSY_MARK if r.at().busy else ''} on {m} ({rep.keys[r.run_id]})"
+                      f"{timed(r.at())} on {m} ({rep.keys[r.run_id]})"
                       for m, r in sorted(by_machine.items())) + "."
                   + (f" {BUSY_MARK} Timed on a busy machine (every epoch)."
                      if any(r.at().busy for r in by_machine.values()) else ""))
@@ -1114,7 +1118,7 @@ def run_index(rep):
                      "yes" if r.augment else "no", "yes" if r.onecycle else "no", r.device, r.precision,
                      rep.machine(r), f"`{r.dataset.get('id', 'unknown')}`",
                      pct(r.accuracy) if r.complete else "—", secs(r.results.get("train_time_s")),
-                     (secs(cell.time) + (BUSY_MARK if cell.busy else "")) if r.complete else "—",
+                     timed(cell) if r.complete else "—",
                      f"{idle}/{logged}", r.load, state, in_results(r), rep.config_key(r) if r.complete else "—"])
     per_class = [[rep.keys[r.run_id]] + [pct(r.at().per_class.get(c), 1, "n/a") for c in CLASSES] for r in rep.done]
     other = [r for r in rep.runs if r.kind not in ("train", "benchmark") and r not in rep.backends]
