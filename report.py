@@ -145,8 +145,8 @@ def section(level, heading, *parts):
     return "\n\n".join(["#" * level + " " + heading] + [p for p in parts if p])
 
 
-def run_cmd(*commands, sep=" and "):
-    return "Run " + sep.join(f"`{c}`" for c in commands) + ", then `python report.py`."
+def run_cmd(*commands):
+    return "Run " + " and ".join(f"`{c}`" for c in commands) + ", then `python report.py`."
 
 
 def command(model, epochs=None, **flags):
@@ -946,9 +946,10 @@ def but_length(run):
     return run.recipe[:1] + run.recipe[2:]
 
 
-def twin_values(run, ref, k, after=0):
-    """``run`` (k epochs) against epoch k of ``ref``, the same computation: (run's, ref's, match) as text
-    for the loss lines after epoch ``after``, the accuracy and the weights sha256."""
+def twin_values(run, ref, after):
+    """``run`` against the same epoch of ``ref``, the same computation: (run's, ref's, match) as text for
+    the loss lines after epoch ``after``, the accuracy and the weights sha256."""
+    k = run.epochs
     h = ref.history[k - 1] if 0 < k <= len(ref.history) else {}
     ref_acc = h.get("test_accuracy", ref.accuracy if ref.epochs == k else None)
     ref_sha = h.get("weights_sha256") or (ref.results.get("weights_sha256") if ref.epochs == k else None)
@@ -982,7 +983,7 @@ def twins(rep):
         if ref is None:
             rows.append(head + ["no run of the same computation yet", "—", "—", "—", "—"])
             continue
-        values = twin_values(run, ref, run.epochs, after)
+        values = twin_values(run, ref, after)
         matches = [m for *_, m in values]
         rows.append(head + [rep.keys[ref.run_id] + (f" @ epoch {run.epochs}" if ref.epochs != run.epochs else "")]
                     + [f"{a} / {b}" for a, b, _ in values]
