@@ -594,8 +594,7 @@ def repro_table(rs):
             shown = [f"{v:.6f}" if is_number(v) else s for v, s in zip(values, shown)]
         rows.append([name] + shown + [match])
     for ep, b in marks:
-        add(f"Loss [{ep}, {b}]", [next((x[2] for x in r.loss_lines if x[:2] == (ep, b)), None) for r in rs],
-            lambda v: f"{v:.3f}")
+        add(f"Loss [{ep}, {b}]", [next((x[2] for x in r.loss_lines if x[:2] == (ep, b)), None) for r in rs], loss)
     add("**Overall Accuracy**", [r.accuracy for r in rs], pct)
     add("Final weights sha256", [r.results.get("weights_sha256") for r in rs], sha_text)
     if any(r.cfg.get("ema") for r in rs):
