@@ -78,7 +78,7 @@ class Config:
         """``models.build_model``'s shape switches for ``model`` (none but the fast network's); a
         switch changed for a network without it is a UserError."""
         own = ARCHITECTURE.get(self.model, ())
-        changed = [k for k in ARCHITECTURE["fast"] if k not in own and getattr(self, k) != getattr(Config, k)]
+        changed = [k for k in SWITCHES if k not in own and getattr(self, k) != getattr(Config, k)]
         if changed:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise UserError(f"{flags}: model {self.model!r} has no such switch; drop it (the fast network has)")
@@ -88,6 +88,7 @@ class Config:
 DEFAULT_SEED = Config.seed
 # Each network's shape switches (Config fields passed to models.build_model).
 ARCHITECTURE = {"fast": ("dirac", "norm_scale", "logit_scale")}
+SWITCHES = tuple(dict.fromkeys(k for keys in ARCHITECTURE.values() for k in keys))
 
 
 def variant_name(ema, tta):
@@ -275,7 +276,7 @@ def config_for(model, **overrides):
 # The fast network's options and shape switches.  With OPTIONS, a run's value off its model's
 # recipe makes the run a variant of that recipe (an ablation row), never a sample of it.
 FAST_OPTIONS = ("whiten", "whiten_bias_epochs", "triangle", "bias_lr_scale", "lookahead", "alt_flip",
-                "crop_padding", "crop_reflect", "tta_translate", "dirac", "norm_scale", "logit_scale")
+                "crop_padding", "crop_reflect", "tta_translate", *ARCHITECTURE["fast"])
 
 
 def off_recipe(cfg):

@@ -372,6 +372,11 @@ class Report:
         """A link from results.md to results/details.md (at ``anchor``)."""
         return f"[{text}]({self.link(self.details_path, self.out_dir)}{'#' + anchor if anchor else ''})"
 
+    @cached_property
+    def flops(self):
+        """The newest complete ``benchmark.py flops`` record (each network's FLOP per image), or None."""
+        return latest([b for b in self.bench if b.status == "complete" and b.rec.get("benchmark") == "flops"])
+
     def params(self, model):
         """The largest parameter count a run of ``model`` logged, or None."""
         return max((r.params for r in self.train if r.model == model and isinstance(r.params, int)), default=None)
@@ -646,48 +651,48 @@ def own_rows(rep, model):
     rows = [(("best " if row.kind == "best" else "") + f"{row.epochs} ep" + SHORT_FLAGS.get(
         (row.sample.run.augment, row.sample.run.onecycle), "") * (row.kind == "seed"), row.sample)
             for row in rep.rows if row.model == model and row.sample]
-    own = best_sample(configurations(rep.seed_runs(model, {}))) if not rows else None
+    own = own_recipe_sample(rep, model) if not rows else None
     return rows or ([(f"{own.run.epochs} ep", own)] if own else [])
+
+
+def own_recipe_sample(rep, model):
+    """The most accurate configuration of ``model``'s own recipe (for a network with no seed row)."""
+    return best_sample(configurations(rep.seed_runs(model, {})))
 
 
 def architectures(rep):
     rows = []
     for model, recipe in recipes.RECIPES.items():
         seed = [row for row in rep.rows if row.model == model and row.kind == "seed"]
-        top = best_sample([row.sample for row in seed if row.sample] if seed else    # a network with no seed row:
-                          configurations(rep.seed_runs(model, {})))   # its own recipe
+        top = best_sample([row.sample for row in seed if row.sample]) if seed else own_recipe_sample(rep, model)
         bst = rep.column(model, "best", None)
         rows.append([recipe.name, params_text(rep.params(model))] + [
             f"{accuracy_text(s)}, {s.run.epochs} ep, {rep.time_text(s)}" if s else NOT_MEASURED for s in (top, bst)]
             + [seed[-1].name if seed else "its own recipe (no seed row)", recipe.summary])
-    flops = flop_per_image(rep)
-    plot = (f" Accuracy against training compute and against minutes: {compute_caption(rep, flops)} "
-            f"([plot]({rep.link(rep.plot_dir / 'compute.png', rep.out_dir)}))." if flops else "")
+    plot = (f" Accuracy against training compute and against minutes: {compute_caption(rep)} "
+            f"([plot]({rep.link(rep.plot_dir / 'compute.png', rep.out_dir)}))." if rep.flops else "")
     return section(2, "Architecture Comparison", "Each model's most accurate row of the seed's recipes and its "
                    "`--recipe best`, each at its own epochs, with its time per run and machine." + plot,
                    table(["Model", "Params", "Seed's recipes: best row", "`--recipe best`", "Row", "Network"], rows))
 
 
-def flop_per_image(rep):
-    """{model: training FLOP per image} of the newest ``benchmark.py flops`` record, and its run ({} if none)."""
-    rec = latest([b for b in rep.bench if b.status == "complete" and b.rec.get("benchmark") == "flops"])
-    return {m: v["train_flop_per_image"] for m, v in rec.rec["results"].items()} | {"record": rec} if rec else {}
-
-
-def compute_caption(rep, flops):
+def compute_caption(rep):
     return (f"a run's compute is its network's FLOP per training image (counted by torch.utils.flop_counter, "
-            f"{rep.keys[flops['record'].run_id]}) x training images x epochs; its time by the per-epoch rule, "
+            f"{rep.keys[rep.flops.run_id]}) x training images x epochs; its time by the per-epoch rule, "
             "comparable only on one machine (one marker)")
 
 
-def compute_points(rep, flops):
-    """(network, label, PFLOP, minutes or None, machine, accuracy) of each network's summary rows."""
+def compute_points(rep):
+    """(network, label, PFLOP, minutes or None, machine, accuracy) of each network's summary rows, for the
+    networks ``rep.flops`` counted."""
+    counted = rep.flops.rec["results"] if rep.flops else {}
     out = []
     for model in recipes.RECIPES:
         for label, s in own_rows(rep, model):
-            if model in flops and s.accuracy is not None:
+            if model in counted and s.accuracy is not None:
                 t, _, timed = per_epoch(s)
-                pflop = flops[model] * s.run.rec["dataset"]["train_images"] * s.run.epochs / 1e15
+                images = s.run.rec["dataset"]["train_images"] * s.run.epochs
+                pflop = counted[model]["train_flop_per_image"] * images / 1e15
                 out.append((model_name(model), label, pflop, t / 60 if t else None,
                             rep.machine(timed[0]) if t else None, s.accuracy))
     return out
@@ -1202,10 +1207,9 @@ def figures(rep):
     """Curves of each model's seed's recipe against its ``--recipe best`` (the summary's rows at the best
     recipe's epochs), the per-class bars of those rows, and each model's most accurate run's confusion."""
     out, bars = [], []
-    flops = flop_per_image(rep)
-    if dots := compute_points(rep, flops):
+    if dots := compute_points(rep):
         out.append(Figure("compute.png", "accuracy against compute and time", f"Test accuracy (mean over seeds) "
-                          f"of each network's summary rows: {compute_caption(rep, flops)}.",
+                          f"of each network's summary rows: {compute_caption(rep)}.",
                           partial(plots.draw_compute, dots, "Test accuracy against training compute and time")))
     for model, recipe in recipes.RECIPES.items():
         k = recipe.best_target[1] if recipe.best_target else max((t.epochs for t in recipe.targets), default=0)

@@ -732,7 +732,7 @@ def test_accuracy_against_compute_takes_each_network_s_flop_per_image_times_imag
              "results": {"small": {"train_flop_per_image": 3e6}, "fast": {"train_flop_per_image": 7e8}}}
     runs_dir = write_logs(tmp_path / "runs", [fast, small, flops])
     rep = report.Report(runs.load_runs(runs_dir, pytest.fail), tmp_path, tmp_path / "results", "runs")
-    points = {p[0]: p[1:] for p in report.compute_points(rep, report.flop_per_image(rep))}
+    points = {p[0]: p[1:] for p in report.compute_points(rep)}
     images = fast["dataset"]["train_images"]
     # (label, PFLOP, minutes, machine, accuracy): minutes by the per-epoch rule, 10 x 30 s and 2 x 60 s
     assert points["airbench94 network"] == ("10 ep", 7e8 * images * 10 / 1e15, 5.0, "Test A", 91.0)
