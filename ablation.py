@@ -22,9 +22,17 @@ OPTION_TEXT = {
 }
 
 
+SEED_LABEL, RECIPE_LABEL = "seed's recipe", "the recipe"     # the row every other is set against
+
+
 def options_key(cfg):
-    """``cfg``'s training options as a sorted tuple: the key that groups an ablation's runs."""
-    return tuple(sorted(training_options(cfg).items(), key=str))
+    """``cfg``'s training options as a sorted tuple: the key that groups an ablation's runs (for a
+    network with a recipe of its own, its augmentation and schedule where they leave it)."""
+    options = training_options(cfg)
+    if recipes.own_recipe(model := cfg.get("model")):
+        own = recipes.config_for(model)
+        options |= {k: cfg[k] for k in recipes.OWN_SCHEDULE if k in cfg and cfg[k] != getattr(own, k)}
+    return tuple(sorted(options.items(), key=str))
 
 
 def options_text(options):
@@ -50,6 +58,10 @@ class AblationRow:
     named: bool = False         # the row --recipe best trains and evaluates
 
     @property
+    def base(self):
+        return self.label in (SEED_LABEL, RECIPE_LABEL)
+
+    @property
     def n(self):
         return len(self.values)
 
@@ -64,24 +76,48 @@ def best_recipe_row(model):
         if best_ else None
 
 
+def evaluated_row(label, grp, variant, named=False):
+    """The row of ``grp``'s runs evaluated as ``variant``, one run a seed; None if none was."""
+    used = [r for rs in by_seed(grp).values()
+            if (r := representative([r for r in rs if variant in r.evaluations])) is not None]
+    return AblationRow(label, {r.seed: (r.evaluations[variant]["val"], r.evaluations[variant]["test"])
+                               for r in used}, tuple(used), named) if used else None
+
+
+def own_recipe_rows(model, groups):
+    """A network with a recipe of its own: the whole recipe as it evaluates, the same weights evaluated
+    the other ways its runs were, then each set of options off it, labelled by the flags that set them."""
+    recipe, cfg = recipes.recipe(model), recipes.config_for(model)
+    own = recipes.variant_name(cfg.ema, cfg.tta)
+    rows = []
+    for options, grp in groups:
+        for variant, evaluated in sorted(VARIANTS, key=lambda v: v[0] != own)[:None if not options else 1]:
+            flags = dict(options) | dict(ema=cfg.ema if "ema" in evaluated else 0.0, tta="tta" in evaluated)
+            if not flags["tta"]:
+                flags.pop("tta_translate", None)          # without TTA there is nothing to translate
+            label = " ".join(recipe.flags(**flags))
+            if row := evaluated_row(f"`{label}`" if label else RECIPE_LABEL, grp, variant):
+                rows.append(row)
+    return rows
+
+
 def ablation_rows(runs):
-    """The seed's recipe, then each set of training options evaluated every way its runs were."""
+    """The seed's recipe, then each set of training options evaluated every way its runs were (a network
+    with a recipe of its own: ``own_recipe_rows``)."""
+    groups = sorted(group(runs, lambda r: options_key(r.cfg)).items(), key=lambda kv: (len(kv[0]), str(kv[0])))
+    if runs and recipes.own_recipe(runs[0].model):
+        return own_recipe_rows(runs[0].model, groups)
     named = best_recipe_row(runs[0].model) if runs else None
     rows = []
-    for options, grp in sorted(group(runs, lambda r: options_key(r.cfg)).items(),
-                               key=lambda kv: (len(kv[0]), str(kv[0]))):
+    for options, grp in groups:
         decay = next((r.cfg.get("ema") for r in grp if r.cfg.get("ema")), None)
         for variant, evaluated in VARIANTS:
             extra = evaluation_text(decay if "ema" in evaluated else None, "tta" in evaluated)
-            label = "seed's recipe" if not options and not extra else "+ " + " + ".join(
+            label = SEED_LABEL if not options and not extra else "+ " + " + ".join(
                 x for x in (options_text(options), extra) if x)
-            used = [r for rs in by_seed(grp).values()
-                    if (r := representative([r for r in rs if variant in r.evaluations])) is not None]
-            if used:
-                is_named = (options, variant) == named
-                rows.append(AblationRow(label + (" (`--recipe best`)" if is_named else ""),
-                                        {r.seed: (r.evaluations[variant]["val"], r.evaluations[variant]["test"])
-                                         for r in used}, tuple(used), is_named))
+            is_named = (options, variant) == named
+            if row := evaluated_row(label + (" (`--recipe best`)" if is_named else ""), grp, variant, is_named):
+                rows.append(row)
     return rows
 
 

@@ -169,17 +169,20 @@ class Recipe:
 
     def command(self, **flags):
         """The command line that trains this recipe with ``flags`` (only those off its defaults)."""
-        cfg = self.config()
-        parts = [f"python {self.script}"]
-        for key, value in flags.items():
+        return " ".join([f"python {self.script}", *self.flags(**flags)])
+
+    def flags(self, **options):
+        """The command-line flags that set ``options`` (only those off this recipe's defaults)."""
+        cfg, out = self.config(), []
+        for key, value in options.items():
             if getattr(cfg, key, None) == value:
                 continue
             flag = "--" + key.replace("_", "-")
             if isinstance(value, bool):
-                parts.append(flag if value else f"--no-{key.replace('_', '-')}")
+                out.append(flag if value else f"--no-{key.replace('_', '-')}")
             else:
-                parts.append(f"{flag} {value}")
-        return " ".join(parts)
+                out.append(f"{flag} {value}")
+        return out
 
 
 # ResNet-18's ``--recipe best`` is PROVISIONAL, not yet chosen by an ablation: every recipe
@@ -277,6 +280,17 @@ def config_for(model, **overrides):
 # recipe makes the run a variant of that recipe (an ablation row), never a sample of it.
 FAST_OPTIONS = ("whiten", "whiten_bias_epochs", "triangle", "bias_lr_scale", "lookahead", "alt_flip",
                 "crop_padding", "crop_reflect", "tta_translate", *ARCHITECTURE["fast"])
+
+
+# A network with a recipe of its own (no seed's rows, like the fast network): its ablation turns its
+# tricks off one at a time, so its augmentation and schedule are options there too, not what the
+# ablation's runs share.
+OWN_SCHEDULE = ("augment", "onecycle")
+
+
+def own_recipe(model):
+    """Whether ``model``'s recipe is its own: a registered network with none of the seed's rows."""
+    return model in RECIPES and not RECIPES[model].targets
 
 
 def off_recipe(cfg):

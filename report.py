@@ -699,18 +699,24 @@ def compute_points(rep):
 
 
 def ablation_summary(rep):
-    rows = []
+    rows, own = [], []
     for (model, _), ab_rows in ablations(rep.ablation, model_order(rep.ablation)):
+        if recipes.own_recipe(model):
+            own.append(section(3, f"{model_name(model)}: each trick off",
+                               f"Its whole recipe, then each of its tricks turned off (the flags that do it) on a "
+                               f"validation split (`--val {ab_rows[0].runs[0].val}`); Δ against the whole recipe, "
+                               "paired by seed:", ablation_table(rep, ab_rows)))
+            continue
         named = next((r for r in ab_rows if r.named), None)
-        seed = next((r for r in ab_rows if r.label == "seed's recipe"), None)
+        seed = next((r for r in ab_rows if r.base), None)
         if named and seed:
             rows.append([model_name(model), named.label.replace(" (`--recipe best`)", ""), named.n,
                          points(paired_change(named, seed, 0)[0]), points(paired_change(named, seed, 1)[0])])
     return section(2, "Recipe Ablation (Validation Split)",
                    "Each recipe option against the seed's recipe on a validation split (`--val 5000`), judged on "
-                   "validation accuracy, paired by seed; the row `--recipe best` trains and evaluates:",
-                   table(["Model", "`--recipe best` over the seed's recipe", "Seeds", "Δ val", "Δ test"], rows),
-                   f"Every row: {rep.details('recipe-ablation')}.") if rows else ""
+                   "validation accuracy, paired by seed; the row `--recipe best` trains and evaluates:" if rows else "",
+                   table(["Model", "`--recipe best` over the seed's recipe", "Seeds", "Δ val", "Δ test"], rows)
+                   if rows else "", *own, f"Every row: {rep.details('recipe-ablation')}.") if rows or own else ""
 
 
 def hardware(rep):
@@ -1014,7 +1020,7 @@ ABLATION_COMMANDS = {
 
 
 def ablation_table(rep, rows):
-    base = next((r for r in rows if r.label == "seed's recipe"), None)
+    base = next((r for r in rows if r.base), None)
 
     def change(row, i):
         if base is None or row is base:

@@ -366,8 +366,9 @@ class Run:
         """What a run computes but for its training options, evaluation and seed: the runs an
         ablation compares share it (same model, epochs, rates, schedule, split, device, data)."""
         c = self.cfg
+        schedule = () if recipes.own_recipe(self.model) else (self.augment, self.onecycle)   # else options
         return (self.model, self.epochs, str(self.batch_size), str(c.get("lr")), str(c.get("max_lr")),
-                str(c.get("weight_decay")), str(c.get("momentum")), self.augment, self.onecycle,
+                str(c.get("weight_decay")), str(c.get("momentum")), *schedule,
                 self.precision, self.device, self.data_key, self.val, str(c.get("val_seed")))
 
     @property

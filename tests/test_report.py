@@ -593,6 +593,48 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path, mon
     assert "ResNet-18\n\nRun `python train_resnet.py --epochs 40 --val 5000" in section(details, "Recipe Ablation")
 
 
+def fast_ablation_log(make_log, run_id, seed, val_acc, test_acc, change=()):
+    """A 10-epoch run of the fast network's recipe with ``change`` on a 5,000-image validation split:
+    TTA (flips and translations) adds 0.5 points to both accuracies."""
+    d = recipes.config_for("fast")
+    log = make_log(run_id, model="fast", epochs=10, augment=True, acc_step=0.1, seed=seed, acc0=test_acc - 1.0)
+    log["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum", *recipes.OPTIONS,
+                                                     *recipes.FAST_OPTIONS)} | dict(change), val=5000, val_seed=0)
+    log["dataset"]["train_images"] = 45000
+    log["results"].update(val_accuracy=val_acc + 0.5, evaluations={
+        "model": {"val": val_acc, "test": test_acc}, "model+tta": {"val": val_acc + 0.5, "test": test_acc + 0.5}})
+    return log
+
+
+def test_the_fast_networks_ablation_turns_each_trick_off_against_its_whole_recipe(make_log, tmp_path):
+    """The fast network has no seed's rows: its rows are the flags that turn a trick off, each against
+    the whole recipe (evaluated as the recipe evaluates), and results.md shows them all."""
+    changes = {"": {}, "--whiten 0": {"whiten": 0}, "--no-dirac": {"dirac": False},
+               "--no-triangle --onecycle": {"triangle": False, "onecycle": True},
+               "--no-tta-translate": {"tta_translate": False},
+               "--no-tta --no-tta-translate": {"tta": False, "tta_translate": False}}
+    logs = []
+    for i, (flags, change) in enumerate(changes.items()):
+        for j, seed in enumerate((1111, 1112, 1113)):
+            logs.append(fast_ablation_log(make_log, f"20261201-1{i}000{j}-fast-aug-e10-val5000", seed,
+                                          92.0 - i + j, 91.0 - i + j, change))
+    md, details = render(tmp_path, logs)
+    rows = tables(section(details, "Recipe Ablation"))[0]
+    assert [r[0] for r in rows[1:]] == [
+        "**the recipe**", "`--no-tta`", "`--no-dirac`", "`--no-tta-translate`", "`--whiten 0`",
+        "`--onecycle --no-triangle`"]
+    assert row(rows, "**the recipe**")[1:5] == ["93.50 ± 1.00% (n=3)", "—", "92.50 ± 1.00% (n=3)", "—"]
+    assert row(rows, "`--no-tta`")[1:5] == ["93.00 ± 1.00% (n=3)", "-0.50 points", "92.00 ± 1.00% (n=3)",
+                                            "-0.50 points"]
+    assert row(rows, "`--whiten 0`")[2] == "-1.00 points"
+    assert row(rows, "`--onecycle --no-triangle`")[2] == "-3.00 points"
+    # --no-tta-translate and --no-tta --no-tta-translate train alike: a seed's row takes the newer run
+    assert row(rows, "`--no-tta-translate`")[2] == "-5.00 points"
+    summary = tables(section(md, "Recipe Ablation (Validation Split)"))
+    assert [r[0] for r in summary[-1]] == [r[0] for r in rows]
+    assert "airbench94 network" in section(md, "Recipe Ablation (Validation Split)")
+
+
 def test_ablation_change_pairs_seeds_and_says_when_it_cannot():
     base = ablation.AblationRow("seed's recipe", {1111: (80.0, 79.0), 1112: (82.0, 81.0)}, ())
     one = ablation.AblationRow("+ x", {1112: (82.5, 81.5)}, ())            # seed 1112 against itself
