@@ -161,7 +161,7 @@ def test_the_budget_skips_the_checks_that_would_end_past_it(differ, tiny_data, t
             ": equal; no deterministic kernel: max_pool2d_backward_cuda")
     for name in late:
         assert summary[name].split()[1] == "skipped", name
-        assert "skipped: budget (1 runs of about 10s, 5s left of --budget-s 65)" in summary[name], name
+        assert "skipped: budget (1 run of about 10s, 5s left of --budget-s 65)" in summary[name], name
     assert sorted(p.parent.parent.name for p in (out / "runs").glob("*/*/run_log.json")) == \
            sorted(["fast-seeds", *ran])
     assert capsys.readouterr().out.rstrip().endswith(f"{len(late)} skipped: budget")

@@ -31,7 +31,7 @@ at its recipe, after versions and data:
   fast-rerun      seed 1111 again: its weights sha256 against the first run's.  Expected equal:
                   deterministic mode is the default (deterministic cuDNN, no autotuning,
                   ``torch.use_deterministic_algorithms`` with warn_only, so a kernel without a
-                  deterministic version warns, counted here, and runs).  On CUDA a difference is
+                  deterministic version warns, and the line names it, and runs).  On CUDA a difference is
                   reported (DIFFERENT), not failed: whether same-seed CUDA runs match is the open
                   question this answers; on a CPU, where the project promises it, it fails.
   abl-*           the ablation, recipes.FAST_ABLATION: one line per row (abl-recipe, abl-whiten-0, ...),
@@ -447,7 +447,7 @@ class Budget:
         """True, with ``c`` skipped, when ``runs`` more runs would end past the budget."""
         if runs * self.per_run <= self.left():
             return False
-        c.skip(f"{BUDGET} ({runs} runs of about {self.per_run:.0f}s, {max(self.left(), 0):.0f}s left "
+        c.skip(f"{BUDGET} ({runs} run{'s' * (runs > 1)} of about {self.per_run:.0f}s, {max(self.left(), 0):.0f}s left "
                f"of --budget-s {self.seconds:g})")
         return True
 
