@@ -30,9 +30,9 @@ at its recipe, after versions and data:
                   training time (``train_time_s``)
   fast-rerun      seed 1111 again: its weights sha256 against the first run's.  Expected equal:
                   deterministic mode is the default (deterministic cuDNN, no autotuning,
-                  ``torch.use_deterministic_algorithms`` with warn_only, so a kernel without a
-                  deterministic version warns, and the line names it, and runs).  On CUDA a difference is
-                  reported (DIFFERENT), not failed: whether same-seed CUDA runs match is the open
+                  ``torch.use_deterministic_algorithms`` with warn_only: a kernel without a
+                  deterministic version warns and runs; the line names such kernels).  On CUDA a
+                  difference is reported (DIFFERENT), not failed: whether same-seed CUDA runs match is the open
                   question this answers; on a CPU, where the project promises it, it fails.
   abl-*           the ablation, recipes.FAST_ABLATION: one line per row (abl-recipe, abl-whiten-0, ...),
                   seeds 1111-1113 with --val 5000, its mean validation accuracy and its change
