@@ -281,6 +281,13 @@ def config_for(model, **overrides):
 FAST_OPTIONS = ("whiten", "whiten_bias_epochs", "triangle", "bias_lr_scale", "lookahead", "alt_flip",
                 "crop_padding", "crop_reflect", "tta_translate", *ARCHITECTURE["fast"])
 
+# The fast network's ablation on the validation split: its recipe, then each trick off in turn, as
+# train_fast.py flags, each row over 3 seeds with --val 5000 (README, "The fast network";
+# tools/gpu_check.py --part fast runs it).
+FAST_ABLATION = ("", "--whiten 0", "--no-dirac", "--norm-scale", "--logit-scale 1", "--label-smoothing 0",
+                 "--no-nesterov", "--no-triangle --onecycle", "--bias-lr-scale 1", "--lookahead 0",
+                 "--no-alt-flip", "--no-tta-translate", "--no-tta --no-tta-translate")
+
 
 # A network with a recipe of its own (no seed's rows, like the fast network): its ablation turns its
 # tricks off one at a time, so its augmentation and schedule are options there too, not what the

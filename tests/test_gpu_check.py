@@ -1,9 +1,14 @@
 """tools/gpu_check.py, the one command for a CUDA machine: its dry run on the CPU, so it cannot rot."""
 import json
+import re
+import statistics
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+import recipes
 from tools import gpu_check
 
 CHECKS = ["versions", "nvidia-smi", "data", "program-f64", "capture-f64", "capture-sync", "capture-losses",
@@ -57,3 +62,106 @@ def test_the_fastest_variant_gives_its_training_flags():
     flags, name, _ = gpu_check.fastest_flags(records[:1])
     assert flags == ["--precision", "bf16", "--channels-last", "--cuda-graph", "--deterministic"]
     assert gpu_check.fastest_flags([]) is None
+
+
+# ---------------------------------------------------------------- --part fast
+
+FAST_CHECKS = ["versions", "nvidia-smi", "data", "fast-seeds", "fast-rerun",
+               *(gpu_check.ablation_name(o) for o in recipes.FAST_ABLATION)]
+
+
+def summary_of(out):
+    return {line.split()[0]: line for line in (out / "summary.txt").read_text().splitlines()}
+
+
+def test_the_ablation_rows_are_the_readmes():
+    """README's loop and gpu_check run the one list, recipes.FAST_ABLATION."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("\n## The fast network (train_fast.py)\n")[1].split("\n## ")[0]
+    loop = re.search(r"for option in (.*?); do", section, re.S).group(1)
+    assert tuple(re.findall(r'"([^"]*)"', loop)) == recipes.FAST_ABLATION
+    assert len(recipes.FAST_ABLATION) == 13 and recipes.FAST_ABLATION[0] == ""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the dry run of a machine without CUDA")
+def test_the_fast_part_dry_run_trains_every_row(tiny_data, tmp_path):
+    out = tmp_path / "check"
+    assert gpu_check.main([str(out), "--dry-run", "--part", "fast", "--data-dir", str(tiny_data)]) == 0
+    summary = summary_of(out)
+    assert list(summary) == FAST_CHECKS
+    assert all(line.split()[1] == ("skipped" if name == "nvidia-smi" else "ok") for name, line in summary.items())
+
+    def logs(name):
+        return [json.loads(p.read_text()) for p in sorted((out / "runs" / name).glob("*/run_log.json"))]
+    seeds = logs("fast-seeds")
+    assert sorted(r["seed"] for r in seeds) == [1111, 1112]
+    acc = [r["results"]["overall_accuracy"] for r in seeds]
+    train = statistics.fmean(r["results"]["train_time_s"] for r in seeds)
+    assert f"test {statistics.fmean(acc):.2f} ± {statistics.stdev(acc):.2f}% over 2 seeds, " \
+           f"training {train:.1f}s a run" in summary["fast-seeds"]
+    (rerun,) = logs("fast-rerun")
+    first = next(r for r in seeds if r["seed"] == 1111)
+    assert rerun["seed"] == 1111 and rerun["results"]["weights_sha256"] == first["results"]["weights_sha256"]
+    assert f"{first['results']['weights_sha256'][:12]}: equal;" in summary["fast-rerun"]
+    for option in recipes.FAST_ABLATION:
+        name = gpu_check.ablation_name(option)
+        (log,) = logs(name)
+        assert log["status"] == "complete" and log["config"]["val"] == 5, name
+        assert f"val {log['results']['val_accuracy']:.2f}% over 1 seed" in summary[name]
+        assert (out / "logs" / f"{name}.txt").read_text().startswith("argv: ")
+    config = {gpu_check.ablation_name(o): logs(gpu_check.ablation_name(o))[0]["config"]
+              for o in recipes.FAST_ABLATION}
+    assert config["abl-recipe"]["whiten"] == 10 and config["abl-whiten-0"]["whiten"] == 0
+    assert (config["abl-no-triangle-onecycle"]["triangle"], config["abl-no-triangle-onecycle"]["onecycle"]) == \
+           (False, True)
+    assert (config["abl-no-tta-no-tta-translate"]["tta"], config["abl-recipe"]["tta"]) == (False, True)
+
+
+@pytest.mark.parametrize("differ", [False, True])
+def test_the_budget_skips_the_checks_that_would_end_past_it(differ, tiny_data, tmp_path, capsys, monkeypatch):
+    """Stand-in trainings of 10 s each on a stand-in clock: with --budget-s 65, the two seeds (20 s),
+    the rerun and three rows run, the rest say 'skipped: budget'; what finished is kept.  A rerun
+    whose weights differ fails on a CPU."""
+    now = [0.0]
+    monkeypatch.setattr(gpu_check.Budget, "clock", staticmethod(lambda: now[0]))
+
+    def train(argv):
+        out, seeds = Path(argv[argv.index("--out") + 1]), argv[argv.index("--seeds") + 1].split(",")
+        val = "--val" in argv
+        for seed in map(int, seeds):
+            now[0] += 10
+            sha = f"{seed:064d}" if not (differ and "rerun" in out.name) else "f" * 64
+            results = {"overall_accuracy": 90.0 + seed - 1111, "train_time_s": 8.0 + seed - 1111,
+                       "wall_time_s": 9.0, "weights_sha256": sha,
+                       "val_accuracy": (80.0 if out.name == "abl-recipe" else 79.0) if val else None}
+            record = {"seed": seed, "precision": "bf16", "dataset": {"official": True}, "results": results}
+            (out / f"run-{seed}").mkdir(parents=True)
+            (out / f"run-{seed}" / "run_log.json").write_text(json.dumps(record))
+        print("UserWarning: max_pool2d_backward_cuda does not have a deterministic implementation, but you set",
+              file=sys.stderr)
+        return 0
+    monkeypatch.setattr(gpu_check.train_fast, "main", train)
+    out = tmp_path / "check"
+    code = gpu_check.main([str(out), "--dry-run", "--part", "fast", "--data-dir", str(tiny_data),
+                           "--budget-s", "65"])
+    assert code == (1 if differ else 0)
+    summary = summary_of(out)
+    assert list(summary) == FAST_CHECKS
+    ran = ["fast-seeds", "fast-rerun", "abl-recipe", "abl-whiten-0", "abl-no-dirac"]
+    late = FAST_CHECKS[FAST_CHECKS.index("abl-no-dirac") + 1:]
+    assert "test 90.50 ± 0.71% over 2 seeds, training 8.5s a run (wall 9.0s), bf16, official data" in \
+           summary["fast-seeds"]
+    assert summary["abl-recipe"].endswith("the recipe: val 80.00% over 1 seed")
+    assert summary["abl-no-dirac"].endswith("--no-dirac: val 79.00% over 1 seed, -1.00 against the recipe")
+    rerun = summary["fast-rerun"].split()
+    if differ:
+        assert rerun[1] == "FAIL" and "DIFFERENT (test 90.00% / 90.00%)" in summary["fast-rerun"]
+    else:
+        assert rerun[1] == "ok" and summary["fast-rerun"].endswith(
+            ": equal; no deterministic kernel: max_pool2d_backward_cuda")
+    for name in late:
+        assert summary[name].split()[1] == "skipped", name
+        assert "skipped: budget (1 run of about 10s, 5s left of --budget-s 65)" in summary[name], name
+    assert sorted(p.parent.parent.name for p in (out / "runs").glob("*/*/run_log.json")) == \
+           sorted(["fast-seeds", *ran])
+    assert capsys.readouterr().out.rstrip().endswith(f"{len(late)} skipped: budget")

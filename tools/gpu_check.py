@@ -1,6 +1,7 @@
 """One command for the next CUDA machine: check the captured step and measure the CUDA path.
 
     python tools/gpu_check.py gpu-check-out                  # a CUDA machine: under 8 minutes on an H200
+    python tools/gpu_check.py gpu-check-fast --part fast     # the fast network: about 9 minutes at most
     python tools/gpu_check.py OUT --data-dir DIR --dry-run   # anywhere: tiny sizes, CUDA-only checks skipped
 
 It needs no network.  The data folder (``--data-dir``, default ``data``) is used when it holds
@@ -22,6 +23,24 @@ It needs no network.  The data folder (``--data-dir``, default ``data``) is used
   fastest         ResNet-18 for 40 epochs with the fastest variant of the precision benchmarks
   resume          one run of 2 epochs against 1 epoch + --resume: the same weights sha256
 
+``--part fast`` (instead of the checks from program-f64 on) measures the fast network, train_fast.py
+at its recipe, after versions and data:
+
+  fast-seeds      the full training set, seeds 1111-1115: test accuracy mean ± sample std, mean
+                  training time (``train_time_s``)
+  fast-rerun      seed 1111 again: its weights sha256 against the first run's.  Expected equal:
+                  deterministic mode is the default (deterministic cuDNN, no autotuning,
+                  ``torch.use_deterministic_algorithms`` with warn_only: a kernel without a
+                  deterministic version warns and runs; the line names such kernels).  On CUDA a
+                  difference is reported (DIFFERENT), not failed: whether same-seed CUDA runs match is the open
+                  question this answers; on a CPU, where the project promises it, it fails.
+  abl-*           the ablation, recipes.FAST_ABLATION: one line per row (abl-recipe, abl-whiten-0, ...),
+                  seeds 1111-1113 with --val 5000, its mean validation accuracy and its change
+                  against abl-recipe's
+A time guard keeps the part within one device call: a check starts only when its runs, each as long
+as the slowest so far, end within ``--budget-s`` seconds of the start; the others say ``skipped:
+budget``, and everything finished (summary.txt, every run log) stays.
+
 Every run log goes under OUT/runs, every command's output into OUT/logs/NAME.txt, and one line per
 check (name, ok / FAIL / skipped, seconds, what it found) into OUT/summary.txt and the terminal.
 Exit status 1 when a check failed.  The test suite runs the dry run, so this script cannot rot.
@@ -31,7 +50,9 @@ import contextlib
 import dataclasses
 import json
 import platform
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -49,12 +70,16 @@ import data  # noqa: E402
 import engine  # noqa: E402
 import graphs  # noqa: E402
 import recipes  # noqa: E402
+import train_fast  # noqa: E402
 import train_resnet  # noqa: E402
 from errors import UserError  # noqa: E402
 from models import build_model  # noqa: E402
 
 NO_CUDA = "skipped: no CUDA"
+BUDGET = "skipped: budget"
 TOLERANCE_F64 = 1e-9
+BUDGET_S = 500          # --part fast within about 9 minutes of a 10-minute device call, with the start
+NO_DETERMINISTIC = re.compile(r"(\w+) does not have a deterministic implementation")  # torch's warn_only warning
 
 
 @dataclasses.dataclass
@@ -68,12 +93,20 @@ class Sizes:
     capture_batch: int = 32
     defaults_epochs: int = 2
     fastest_epochs: int = 40
+    # --part fast: train_fast.py's seeds on the full training set, and the ablation's
+    fast_seeds: tuple = tuple(recipes.DEFAULT_SEED + i for i in range(5))       # 1111..1115
+    ablation_seeds: tuple = tuple(recipes.DEFAULT_SEED + i for i in range(3))   # 1111..1113
+    val: int = 5000
+    fast: list = dataclasses.field(default_factory=list)                        # extra training flags
 
 
 FULL = Sizes()
 DRY = Sizes(model="small", batch=["--batch-size", "50", "--log-every", "2"],
             bench=["--steps", "2", "--warmup", "1", "--batch-size", "8"], variants="fp32,fp32-graph",
-            capture_model="small", capture_batch=8, defaults_epochs=1, fastest_epochs=2)
+            capture_model="small", capture_batch=8, defaults_epochs=1, fastest_epochs=2,
+            fast_seeds=FULL.fast_seeds[:2], ablation_seeds=FULL.ablation_seeds[:1], val=5,
+            fast=["--subset", "10", "--epochs", "1", "--batch-size", "10", "--whiten", "10",
+                  "--whiten-bias-epochs", "1", "--log-every", "1"])
 
 
 class Check:
@@ -88,8 +121,8 @@ class Check:
     def skip(self, detail=NO_CUDA):
         self.status, self.detail = "skipped", detail
 
-    def line(self):
-        return f"{self.name:<17} {self.status:<8} {self.seconds:7.1f}s  {self.detail}".rstrip()
+    def line(self, width=17):
+        return f"{self.name:<{width}} {self.status:<8} {self.seconds:7.1f}s  {self.detail}".rstrip()
 
 
 class Session:
@@ -100,6 +133,7 @@ class Session:
         self.runs, self.logs = self.out / "runs", self.out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.checks = []
+        self.width = 17                          # of the names in summary.txt
         self.cuda = torch.cuda.is_available()
         self.device = torch.device("cuda" if self.cuda else "cpu")
         self.have_data = False
@@ -117,8 +151,8 @@ class Session:
                 torch.cuda.set_sync_debug_mode(0)
             c.seconds = time.perf_counter() - t0
             self.checks.append(c)
-            print(c.line(), flush=True)
-            (self.out / "summary.txt").write_text("".join(x.line() + "\n" for x in self.checks))
+            print(c.line(self.width), flush=True)
+            (self.out / "summary.txt").write_text("".join(x.line(self.width) + "\n" for x in self.checks))
 
     def command(self, name, main, argv):
         """``main(argv)`` in this process, its output into logs/NAME.txt; its exit status."""
@@ -396,6 +430,110 @@ def check_trainings(s):
                 c.fail(c.detail)
 
 
+# ---------------------------------------------------------------- the fast network (--part fast)
+
+class Budget:
+    """--budget-s: a check starts only when its runs, each as long as the slowest run so far, end
+    within the seconds left."""
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, seconds):
+        self.seconds, self.start, self.per_run = seconds, self.clock(), 0.0
+
+    def left(self):
+        return self.seconds - (self.clock() - self.start)
+
+    def refuses(self, c, runs):
+        """True, with ``c`` skipped, when ``runs`` more runs would end past the budget."""
+        if runs * self.per_run <= self.left():
+            return False
+        c.skip(f"{BUDGET} ({runs} run{'s' * (runs > 1)} of about {self.per_run:.0f}s, {max(self.left(), 0):.0f}s left "
+               f"of --budget-s {self.seconds:g})")
+        return True
+
+    @contextlib.contextmanager
+    def timing(self, runs):
+        t0 = self.clock()
+        yield
+        self.per_run = max(self.per_run, (self.clock() - t0) / runs)
+
+
+def train_fast_runs(s, budget, name, seeds, flags=()):
+    """train_fast.py over ``seeds`` into OUT/runs/NAME, timed by ``budget``: (exit status, run logs)."""
+    argv = ["--device", s.device.type, "--data-dir", str(s.data_dir), "--no-download", "--out", str(s.runs / name),
+            "--no-progress", *s.sizes.fast, *flags, "--seeds", ",".join(map(str, seeds))]
+    with budget.timing(len(seeds)):
+        code = s.command(name, train_fast.main, argv)
+    return code, s.records(name)
+
+
+def spread(values):
+    """'mean ± sample std' of percentages (the mean alone for one value)."""
+    return f"{statistics.fmean(values):.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
+
+
+def ablation_name(option):
+    """A row's check and folder name: abl-recipe, abl-whiten-0, abl-no-triangle-onecycle, ..."""
+    return "abl-" + ("-".join(a.lstrip("-") for a in option.split()) or "recipe")
+
+
+def undeterministic(s, *names):
+    """The kernels that warned of having no deterministic implementation in logs/NAME.txt."""
+    found = {m for n in names for m in NO_DETERMINISTIC.findall((s.logs / f"{n}.txt").read_text())}
+    return ", ".join(sorted(found)) or "none"
+
+
+def check_fast(s, budget):
+    seeds, n = s.sizes.fast_seeds, len(s.sizes.ablation_seeds)
+    first = None
+    with s.check("fast-seeds") as c:
+        if not budget.refuses(c, len(seeds)):
+            code, logs = train_fast_runs(s, budget, "fast-seeds", seeds)
+            if code or len(logs) != len(seeds):
+                c.fail(f"exit {code}, {len(logs)} of {len(seeds)} run logs; logs/fast-seeds.txt")
+            else:
+                first = next(r for r in logs if r["seed"] == seeds[0])
+                res = [r["results"] for r in logs]
+                c.detail = (f"test {spread([r['overall_accuracy'] for r in res])}% over {len(seeds)} seeds, "
+                            f"training {statistics.fmean(r['train_time_s'] for r in res):.1f}s a run "
+                            f"(wall {statistics.fmean(r['wall_time_s'] for r in res):.1f}s), {first['precision']}, "
+                            f"{'official' if first['dataset']['official'] else 'NOT official'} data")
+    with s.check("fast-rerun") as c:
+        if not budget.refuses(c, 1):
+            if first is None:
+                c.skip(f"skipped: fast-seeds gave no run of seed {seeds[0]}")
+            else:
+                code, logs = train_fast_runs(s, budget, "fast-rerun", seeds[:1])
+                if code or len(logs) != 1:
+                    c.fail(f"exit {code}; logs/fast-rerun.txt")
+                else:
+                    a, b = first["results"], logs[0]["results"]
+                    same = a["weights_sha256"] == b["weights_sha256"]
+                    c.detail = (f"seed {seeds[0]} again: weights sha256 {a['weights_sha256'][:12]} / "
+                                f"{b['weights_sha256'][:12]}: " + ("equal" if same else
+                                f"DIFFERENT (test {a['overall_accuracy']:.2f}% / {b['overall_accuracy']:.2f}%)")
+                                + f"; no deterministic kernel: {undeterministic(s, 'fast-seeds', 'fast-rerun')}")
+                    if not same and not s.cuda:
+                        c.fail(c.detail)
+    base = None
+    for option in recipes.FAST_ABLATION:
+        name = ablation_name(option)
+        with s.check(name) as c:
+            if budget.refuses(c, n):
+                continue
+            flags = ["--val", str(s.sizes.val), *option.split()]
+            code, logs = train_fast_runs(s, budget, name, s.sizes.ablation_seeds, flags)
+            if code or len(logs) != n:
+                c.fail(f"exit {code}, {len(logs)} of {n} run logs; logs/{name}.txt")
+                continue
+            val = [r["results"]["val_accuracy"] for r in logs]
+            c.detail = f"{option or 'the recipe'}: val {spread(val)}% over {n} seed{'s' * (n > 1)}"
+            if not option:
+                base = statistics.fmean(val)
+            elif base is not None:
+                c.detail += f", {statistics.fmean(val) - base:+.2f} against the recipe"
+
+
 # ---------------------------------------------------------------- command line
 
 def build_parser():
@@ -406,6 +544,13 @@ def build_parser():
                    help="CIFAR-10 folder; built from .cifar/part-* when it has none (default: data)")
     p.add_argument("--dry-run", action="store_true",
                    help="tiny sizes, for a machine without CUDA or a quick try (default: off)")
+    p.add_argument("--part", choices=("resnet", "fast"), default="resnet",
+                   help="resnet: the captured step, the benchmarks and ResNet-18's trainings; fast: "
+                        "train_fast.py's seeds, a rerun and its ablation (default: resnet)")
+    p.add_argument("--budget-s", type=float, default=BUDGET_S, metavar="S",
+                   help="--part fast: seconds from the start within which every started check must end "
+                        "(by the slowest run so far); a check that would not is skipped: budget "
+                        f"(default: {BUDGET_S})")
     return p
 
 
@@ -414,24 +559,34 @@ def main(argv=None):
     if not args.dry_run and not torch.cuda.is_available():
         print("error: no CUDA here; pass --dry-run for the tiny run without it", file=sys.stderr)
         return 2
+    budget = Budget(args.budget_s)
     s = Session(args.out, DRY if args.dry_run else FULL, args.data_dir)
+    if args.part == "fast":
+        s.width = max(len(ablation_name(o)) for o in recipes.FAST_ABLATION)
     t0 = time.perf_counter()
-    print(f"gpu_check: {'dry run' if args.dry_run else 'full'} on {s.device}, into {args.out}", flush=True)
+    print(f"gpu_check: {'dry run' if args.dry_run else 'full'}, part {args.part}, on {s.device}, into {args.out}",
+          flush=True)
     threads = torch.get_num_threads()
     if args.dry_run:
         torch.set_num_threads(1)         # the tiny sizes' fastest, and immune to a busy machine
     try:
         check_versions(s)
         check_data(s)
-        check_capture(s)
-        if s.have_data:
-            check_benchmarks(s)
-            check_trainings(s)
+        if args.part == "fast":
+            if s.have_data:
+                check_fast(s, budget)
+        else:
+            check_capture(s)
+            if s.have_data:
+                check_benchmarks(s)
+                check_trainings(s)
     finally:
         torch.set_num_threads(threads)
     failed = [c.name for c in s.checks if c.status == "FAIL"]
+    late = sum(c.detail.startswith(BUDGET) for c in s.checks)
     print(f"gpu_check: {len(s.checks)} checks in {time.perf_counter() - t0:.0f}s, "
-          f"{len(failed)} failed{': ' + ', '.join(failed) if failed else ''}", flush=True)
+          f"{len(failed)} failed{': ' + ', '.join(failed) if failed else ''}"
+          f"{f', {late} {BUDGET}' if late else ''}", flush=True)
     return 1 if failed else 0
 
 
