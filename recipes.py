@@ -286,7 +286,7 @@ FAST_OPTIONS = ("whiten", "whiten_bias_epochs", "triangle", "bias_lr_scale", "lo
 # tools/gpu_check.py --part fast runs it).
 FAST_ABLATION = ("", "--whiten 0", "--no-dirac", "--norm-scale", "--logit-scale 1", "--label-smoothing 0",
                  "--no-nesterov", "--no-triangle --onecycle", "--bias-lr-scale 1", "--lookahead 0",
-                 "--no-alt-flip", "--no-tta-translate", "--no-tta --no-tta-translate")
+                 "--no-alt-flip", "--no-tta-translate")     # the recipe's own runs give --no-tta
 
 
 # A network with a recipe of its own (no seed's rows, like the fast network): its ablation turns its

@@ -1016,6 +1016,7 @@ ABLATION_COMMANDS = {
              "| --cutout 8]",
     "large": f"python train_large.py --augment --onecycle --epochs 40 {ABLATION_ARGS} {_FOUR}",
     "resnet18": f"python train_resnet.py --epochs 40 {ABLATION_ARGS} {_FOUR}",
+    "fast": f"python train_fast.py --val 5000 --seeds {SEEDS_ARG} [{' | '.join(filter(None, recipes.FAST_ABLATION))}]",
 }
 
 
