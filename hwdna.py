@@ -104,11 +104,15 @@ def gpu_name(device):
     return None
 
 
+LATEST_RUN_LOG = "run_log.json"     # the latest full-size run's log, at the project's top level
+
+
 def git_commit():
     """The project's git commit and whether the tree had uncommitted changes, or None.
 
     Only when the project folder is itself a repository's top level: a copy of the project
-    inside another repository has no commit of its own.
+    inside another repository has no commit of its own.  The top-level run_log.json is the
+    latest run's output, not code: a run after another (a --seeds series) is not dirty by it.
     """
     try:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=ROOT, capture_output=True,
@@ -119,8 +123,8 @@ def git_commit():
                              text=True, timeout=5)
         if rev.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                f":(exclude){LATEST_RUN_LOG}"], cwd=ROOT, capture_output=True, text=True, timeout=5)
         return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return None

@@ -738,6 +738,29 @@ def test_git_commit_only_from_the_projects_own_repository(tmp_path, monkeypatch)
     assert hwdna.git_commit()["commit"]
 
 
+def test_the_latest_run_log_does_not_make_the_code_dirty(tmp_path, monkeypatch):
+    """A --seeds series rewrites the top-level run_log.json after each run: the next run's code is
+    still the commit's.  A changed code file, or a run_log.json in a subfolder, is dirty."""
+    import hwdna
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    top = tmp_path / "project"
+    (top / "sub").mkdir(parents=True)
+    for name in ("run_log.json", "engine.py", "sub/run_log.json"):
+        (top / name).write_text("0\n")
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    subprocess.run(["git", "-C", str(top), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(top), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x"],
+                   check=True)
+    monkeypatch.setattr(hwdna, "ROOT", top)
+    (top / "run_log.json").write_text("1\n")
+    assert hwdna.git_commit()["dirty"] is False
+    for name in ("engine.py", "sub/run_log.json"):
+        (top / name).write_text("1\n")
+        assert hwdna.git_commit()["dirty"] is True, name
+        subprocess.run(["git", "-C", str(top), "checkout", "-q", "--", name], check=True)
+
+
 # ---------------------------------------------------------------- report
 
 @pytest.mark.parametrize("path, value", [
