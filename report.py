@@ -1118,6 +1118,13 @@ def datasets(rep):
                    "sums); a dataset is named by its fingerprint, never by its folder.") if rows else ""
 
 
+def code_text(git):
+    """A run log's ``git`` as '`0123abc`', with '+' when the tree had uncommitted changes."""
+    if not isinstance(git, dict) or not isinstance(git.get("commit"), str):
+        return "not recorded"
+    return f"`{git['commit'][:7]}`" + ("+" if git.get("dirty") else "")
+
+
 def run_index(rep):
     rows = []
     for r in rep.train:
@@ -1131,15 +1138,17 @@ def run_index(rep):
                      rep.machine(r), f"`{r.dataset.get('id', 'unknown')}`",
                      pct(r.accuracy) if r.complete else "—", secs(r.results.get("train_time_s")),
                      timed(cell) if r.complete else "—",
-                     f"{idle}/{logged}", r.load, state, in_results(r), rep.config_key(r) if r.complete else "—"])
+                     f"{idle}/{logged}", r.load, state, in_results(r), rep.config_key(r) if r.complete else "—",
+                     code_text(r.rec.get("git"))])
     per_class = [[rep.keys[r.run_id]] + [pct(r.at().per_class.get(c), 1, "n/a") for c in CLASSES] for r in rep.done]
     other = [r for r in rep.runs if r.kind not in ("train", "benchmark") and r not in rep.backends]
     return section(2, "Run Index", table(
         ["Key", "Run", "Model", "Seed", "Epochs", "Aug", "OneCycle", "Device", "Precision", "Machine", "Dataset",
          "Accuracy", "Logged time", "Time (idle epochs)", "Idle epochs", "Load (start → end)", "Status",
-         "In results.md", "Configuration"], rows) if rows else run_cmd(command("small")),
+         "In results.md", "Configuration", "Code"], rows) if rows else run_cmd(command("small")),
         "Logged time: the training time the run logged. Time (idle epochs): the median of its idle epochs × its "
-        f"epochs ({BUSY_MARK}: no idle epoch). Configuration: its key in [Configurations](#configurations).",
+        f"epochs ({BUSY_MARK}: no idle epoch). Configuration: its key in [Configurations](#configurations). Code: "
+        "the commit it ran (+: with uncommitted changes to it).",
         "Per-class test accuracy of every complete run:\n\n" + table(["Key"] + list(CLASSES), per_class)
         if per_class else "",
         "Benchmark records (`python benchmark.py`):\n\n" + table(

@@ -291,10 +291,13 @@ def test_a_runs_time_is_its_median_idle_epoch_times_its_epochs(make_log, tmp_pat
     loads = runs.Run(make_log("20261201-120000-large-e2", cpus=2, epoch_time=[10.0, 20.0], epoch_load=2.6),
                      tmp_path / "run_log.json")
     assert loads.epoch_busy(loads.history[0]) is True and loads.epoch_seconds == (15.0, True)
-    md, details = render(tmp_path, [log, make_log("20261201-130000-large-aug-onecycle-e40", epochs=40,
-                                                  augment=True, onecycle=True, cpus=2, other_cpus=1.0)])
+    other = make_log("20261201-130000-large-aug-onecycle-e40", epochs=40, augment=True, onecycle=True, cpus=2,
+                     other_cpus=1.0)
+    log["git"], other["git"] = {"commit": "0123456789abcdef", "dirty": False}, {"commit": "fedcba98765", "dirty": True}
+    md, details = render(tmp_path, [log, other])
     index = tables(section(details, "Run Index"))[0]
     assert row(index, "r1")[12:15] == ["310.00s", "180.00s", "4/6"]              # logged, idle-epoch time
+    assert (row(index, "r1")[-1], row(index, "r2")[-1]) == ("`0123456`", "`fedcba9`+")      # the code it ran
     assert summary_row(md, "Large LeNet-style CNN + augmentation + OneCycleLR", 40)[5] == "1200.00s† on Test A"
     assert "idle unless other processes kept 0.5 CPUs or more busy during it" in flat(md)
 
