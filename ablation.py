@@ -89,9 +89,10 @@ def own_recipe_rows(model, groups):
     the other ways its runs were, then each set of options off it, labelled by the flags that set them."""
     recipe, cfg = recipes.recipe(model), recipes.config_for(model)
     own = recipes.variant_name(cfg.ema, cfg.tta)
+    variants = sorted(VARIANTS, key=lambda v: v[0] != own)        # the recipe's own evaluation first
     rows = []
     for options, grp in groups:
-        for variant, evaluated in sorted(VARIANTS, key=lambda v: v[0] != own)[:None if not options else 1]:
+        for variant, evaluated in variants if not options else variants[:1]:
             flags = dict(options) | dict(ema=cfg.ema if "ema" in evaluated else 0.0, tta="tta" in evaluated)
             if not flags["tta"]:
                 flags.pop("tta_translate", None)          # without TTA there is nothing to translate
