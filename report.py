@@ -617,6 +617,20 @@ def rerun_match(rs):
     return ("not recorded" if any(f is None or f["equal"] is None for f in finals) else "✓"), cmps
 
 
+def rerun_text(rep, sample):
+    """A sentence on the reruns of ``sample``'s configuration (same seed, same machine), or ""."""
+    said = {"✓": "the same loss lines, accuracy and final weights", "✗": "they differ",
+            "not recorded": "the same where both logged a value"}
+    parts = []
+    for g in rerun_groups(rep):
+        if g[0].configuration == sample.run.configuration:
+            match = rerun_match(g)[0]
+            sha = f" (sha256 {sha_text(g[0].results.get('weights_sha256'))})" if match == "✓" else ""
+            parts.append(f"seed {g[0].seed} on {rep.machine(g[0])}, {rep.refs(g)}: {said[match]}{sha}")
+    return (f"Run again with the same seed: {'; '.join(parts)} ({rep.details('reproducibility', 'every group')})."
+            if parts else "")
+
+
 def other_models(rep):
     """A section for each model past the two LeNets (ResNet-18, and any network the recipes add), with
     its per-class figures against the wide LeNet + OneCycleLR's at equal epochs."""
@@ -630,7 +644,7 @@ def other_models(rep):
         longest = max(s.run.epochs for s in samples)
         aims = max((t.epochs for t in recipes.recipe(model).targets), default=longest)
         parts += [f"Most accurate configuration: {accuracy_text(top)}, {config_label(top.run)}, "
-                  f"{rep.time_text(top)} ({rep.refs(top.cells)}).",
+                  f"{rep.time_text(top)} ({rep.refs(top.cells)}).", rerun_text(rep, top),
                   f"Only short runs so far (at most {longest} epochs). {run_cmd(command(model, aims))}"
                   if longest < aims else ""]
         pair = next(((s, w) for s in sorted(samples, key=lambda s: (-s.run.epochs, -(s.accuracy or 0)))

@@ -766,6 +766,33 @@ def test_a_network_without_seed_rows_is_measured_at_its_own_recipe(make_log, tmp
         "91.00% (n=1), 10 ep, 300.00s on Test A"
 
 
+def fast_recipe_log(make_log, run_id, **kw):
+    """A fast-network run at its own recipe (``make_log``'s keywords otherwise)."""
+    d = recipes.config_for("fast")
+    log = make_log(run_id, model="fast", epochs=10, augment=True, acc_step=0.1, **kw)
+    log["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum",
+                                                     *recipes.OPTIONS, *recipes.FAST_OPTIONS)})
+    return log
+
+
+@pytest.mark.parametrize("second_sha, said", [("b" * 64, "the same loss lines, accuracy and final weights "
+                                                         "(sha256 `bbbbbbbbbbbb…`)"),
+                                              ("c" * 64, "they differ")])
+def test_a_networks_section_says_whether_its_same_seed_rerun_matched(make_log, tmp_path, second_sha, said):
+    logs = [fast_recipe_log(make_log, "20261201-100000-fast-aug-e10", seed=1111, acc0=90.0, sha="b" * 64),
+            fast_recipe_log(make_log, "20261201-110000-fast-aug-e10", seed=1112, acc0=91.0, sha="d" * 64),
+            fast_recipe_log(make_log, "20261201-120000-fast-aug-e10", seed=1111, acc0=90.0, sha=second_sha)]
+    md, _ = render(tmp_path, logs)
+    text = flat(section(md, f"airbench94 network ({logs[0]['params']:,} params)"))
+    assert f"Run again with the same seed: seed 1111 on Test A, r1, r3: {said} ([every group]" in text
+    assert "seed 1112" not in text
+
+
+def test_a_network_without_a_rerun_says_nothing_of_one(make_log, tmp_path):
+    md, _ = render(tmp_path, [fast_recipe_log(make_log, "20261201-100000-fast-aug-e10", acc0=90.0)])
+    assert "Run again" not in section(md, f"airbench94 network ({PARAMS.get('fast', 1000):,} params)")
+
+
 def test_accuracy_against_compute_takes_each_network_s_flop_per_image_times_images_and_epochs(make_log, tmp_path):
     d = recipes.config_for("fast")
     fast = make_log("20261201-100000-fast-aug-e10", model="fast", epochs=10, augment=True, acc0=90.0, acc_step=0.1)
