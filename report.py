@@ -764,16 +764,30 @@ def hardware(rep):
                                                   rows))
 
 
+MACHINE_PAIRS_INTRO = ("Complete runs of one configuration, seed and dataset made on more than one machine or software "
+                       "stack, one run of each compared with `compare.py` (which prints the same)")
+
+
 def machine_comparisons(rep):
-    """The same computation on two machines or software stacks: compare.py on each such pair."""
+    """results.md: one line per pair of machines that made the same computation, its verdict; the tables
+    are in details (``machine_comparisons_all``)."""
+    by_id = {r.run_id: r for r in rep.done}
+    rows = [[f"{rep.machine(by_id[c['a']['run_id']])} against {rep.machine(by_id[c['b']['run_id']])}",
+             f"`python compare.py {c['a']['run_id']} {c['b']['run_id']}`",
+             c["verdict"]["text"][0].upper() + c["verdict"]["text"][1:]] for c in machine_pairs(rep.done)]
+    return section(3, "Same Computation, Two Machines", f"{MACHINE_PAIRS_INTRO}, and its verdict; the fields that "
+                   f"differ and where the numbers part: {rep.details('same-computation-two-machines')}.",
+                   table(["Machines", "Command", "Verdict"], rows)) if rows else ""
+
+
+def machine_comparisons_all(rep):
+    """details: ``compare.py``'s tables for each pair of ``machine_comparisons``."""
     by_id = {r.run_id: r for r in rep.done}
     parts = [f"**{rep.machine(by_id[c['a']['run_id']])} against {rep.machine(by_id[c['b']['run_id']])}**: "
              f"`python compare.py {c['a']['run_id']} {c['b']['run_id']}`\n\n{comparison_markdown(c)}"
              for c in machine_pairs(rep.done)]
-    return section(3, "Same Computation, Two Machines",
-                   "Complete runs of one configuration, seed and dataset made on more than one machine or software "
-                   "stack, one run of each compared with `compare.py` (which prints the same): the fields that "
-                   "differ, where the numbers part, and the verdict.", *parts) if parts else ""
+    return section(2, "Same Computation, Two Machines", f"{MACHINE_PAIRS_INTRO}: the fields that differ, where "
+                   "the numbers part, and the verdict.", *parts) if parts else ""
 
 
 def backend_comparisons(rep):
@@ -1224,7 +1238,7 @@ def activation_maps(rep):
 
 
 DETAILS = [details_intro, configurations_section, benchmarks, tutorial_loop_seeds,
-           reproducibility_all, twins, ablation_section, other_data, datasets, superseded,
+           reproducibility_all, twins, machine_comparisons_all, ablation_section, other_data, datasets, superseded,
            activation_maps, run_index]
 
 

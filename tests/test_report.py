@@ -324,6 +324,23 @@ def test_machines_of_one_name_read_apart_and_times_compare_on_one_machine_only(m
     assert "time ×0.33 on Test" in flat(section(md, "Learning Rate Scheduling (40 Epochs)"))
 
 
+def test_one_computation_on_two_machines_is_a_verdict_line_here_and_compare_py_tables_in_details(make_log, tmp_path):
+    logs = [make_log("20261201-090000-small-e2"),
+            make_log("20261201-100000-small-e2", cpu_id="family 25 model 1 stepping 1", capability="AVX2")]
+    md, details = render(tmp_path, logs)
+    text = section(md, "Same Computation, Two Machines")
+    (line,) = tables(text)[0][1:]
+    assert line[:2] == ["Test A against Test B",
+                        "`python compare.py 20261201-090000-small-e2 20261201-100000-small-e2`"]
+    assert line[2].startswith("Identical: every number both runs record is equal")
+    assert "results/details.md#same-computation-two-machines" in text and "**Verdict:**" not in md
+    full_text = section(details, "Same Computation, Two Machines")
+    assert "| Field | `20261201-090000-small-e2` | `20261201-100000-small-e2` |" in full_text
+    assert "**Verdict:** Identical" in full_text
+    md, details = render(tmp_path / "one", logs[:1])
+    assert "Same Computation" not in md and "Same Computation" not in details
+
+
 # ---------------------------------------------------------------- the seed's sections
 
 def test_comparisons_read_at_equal_epochs_from_one_loader(full):
