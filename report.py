@@ -121,7 +121,7 @@ def accuracy_text(s):
 
 def mean_text(stat, n):
     m, sd = stat
-    return f"{m:.2f}%" if sd is None else f"{m:.2f} ± {sd:.2f}% (n={n})"
+    return f"{m:.2f}% (n={n})" if sd is None else f"{m:.2f} ± {sd:.2f}% (n={n})"
 
 
 def params_text(n):
@@ -712,14 +712,25 @@ def compute_points(rep):
     return out
 
 
+def ablation_left(model, rows):
+    """How many of the runs of ``model``'s planned ablation (``OWN_ABLATIONS``, each row over SEEDS_ARG's
+    seeds) ``rows`` hold, and the command for them all; "" once they are all there."""
+    planned = len(OWN_ABLATIONS.get(model, ())) * BEST_SEEDS
+    done = len({r.run_id for row in rows for r in row.runs})
+    return (f"{done} of the ablation's {planned} runs so far ({planned // BEST_SEEDS} rows, seeds {SEEDS_ARG}). "
+            + run_cmd(ABLATION_COMMANDS[model]) if done < planned else "")
+
+
 def ablation_summary(rep):
     rows, own = [], []
     for (model, _), ab_rows in ablations(rep.ablation, model_order(rep.ablation)):
         if recipes.own_recipe(model):
             own.append(section(3, f"{model_name(model)}: each trick off",
                                f"Its whole recipe, then each of its tricks turned off (the flags that do it) on a "
-                               f"validation split (`--val {ab_rows[0].runs[0].val}`); Δ against the whole recipe, "
-                               "paired by seed:", ablation_table(rep, ab_rows)))
+                               f"validation split (`--val {ab_rows[0].runs[0].val}`), on "
+                               f"{', '.join(sorted({rep.machine(r) for row in ab_rows for r in row.runs}))}; "
+                               "Δ against the whole recipe, "
+                               "paired by seed:", ablation_table(rep, ab_rows), ablation_left(model, ab_rows)))
             continue
         named = next((r for r in ab_rows if r.named), None)
         seed = next((r for r in ab_rows if r.base), None)
@@ -1046,6 +1057,9 @@ ABLATION_COMMANDS = {
     "resnet18": f"python train_resnet.py --epochs 40 {ABLATION_ARGS} {_FOUR}",
     "fast": f"python train_fast.py --val 5000 --seeds {SEEDS_ARG} [{' | '.join(filter(None, recipes.FAST_ABLATION))}]",
 }
+
+
+OWN_ABLATIONS = {"fast": recipes.FAST_ABLATION}     # a network with a recipe of its own: its ablation's rows
 
 
 def ablation_table(rep, rows):

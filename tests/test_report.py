@@ -655,6 +655,26 @@ def test_the_fast_networks_ablation_turns_each_trick_off_against_its_whole_recip
     assert "airbench94 network" in section(md, "Recipe Ablation (Validation Split)")
 
 
+@pytest.mark.parametrize("seeds, left", [((1111,), "1 of the ablation's 4 runs so far (2 rows, seeds 1111,1112)"),
+                                         ((1111, 1112), None)])
+def test_the_fast_networks_ablation_counts_the_runs_it_still_lacks(make_log, tmp_path, monkeypatch, seeds, left):
+    monkeypatch.setattr(report, "OWN_ABLATIONS", {"fast": ("", "--whiten 0")})
+    monkeypatch.setattr(report, "BEST_SEEDS", 2)
+    monkeypatch.setattr(report, "SEEDS_ARG", "1111,1112")
+    logs = [fast_ablation_log(make_log, f"20261201-1{i}000{j}-fast-aug-e10-val5000", seed, 92.0, 91.0, change)
+            for i, change in enumerate([{}, {"whiten": 0}]) for j, seed in enumerate(seeds)]
+    logs = logs[:-1] if left else logs                          # one seed: the --whiten 0 row not run yet
+    md, _ = render(tmp_path, logs)
+    part = section(md, "airbench94 network: each trick off")
+    text = flat(part)
+    assert "on Test A; Δ against the whole recipe" in text
+    if left:
+        assert row(tables(part)[0], "**the recipe**")[1] == "92.50% (n=1)"
+        assert f"{left}. Run `python train_fast.py --val 5000 --seeds " in text
+    else:
+        assert "runs so far" not in text
+
+
 def test_ablation_change_pairs_seeds_and_says_when_it_cannot():
     base = ablation.AblationRow("seed's recipe", {1111: (80.0, 79.0), 1112: (82.0, 81.0)}, ())
     one = ablation.AblationRow("+ x", {1112: (82.5, 81.5)}, ())            # seed 1112 against itself
