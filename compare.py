@@ -69,7 +69,7 @@ CODE = (("commit", _git("commit")), ("uncommitted changes", _git("dirty")))
 # Config fields that change no number: what was asked for where the log records what was used
 # (device, precision, threads), where files go, what is printed, and the name of a recipe whose
 # options are fields of their own.
-BOOKKEEPING = ("device", "precision", "threads", "log_every", "data_dir", "out", "download",
+BOOKKEEPING = ("device", "precision", "threads", "log_every", "eval_every", "data_dir", "out", "download",
                "progress", "tensorboard", "recipe")
 # What was used in place of those requests: part of what a run computed.
 USED = (("precision", lambda r: r.rec.get("precision")),

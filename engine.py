@@ -67,8 +67,8 @@ FIXED_ON_RESUME = ("model", "batch_size", "lr", "max_lr", "weight_decay", "momen
                    "crop_padding", "crop_reflect", "tta_translate", "dirac", "norm_scale", "logit_scale")
 # Where and how a run continues may change on resume.  Those from "compile" on change the order
 # of floating-point sums, so the resumed run no longer matches an uninterrupted one bit for bit.
-CHANGEABLE_ON_RESUME = ("device", "log_every", "checkpoint_every", "data_dir", "download", "progress", "tensorboard",
-                        "compile", "channels_last", "threads", "onednn", "cuda_graph", "deterministic")
+CHANGEABLE_ON_RESUME = ("device", "log_every", "eval_every", "checkpoint_every", "data_dir", "download", "progress",
+                        "tensorboard", "compile", "channels_last", "threads", "onednn", "cuda_graph", "deterministic")
 FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
 
@@ -877,16 +877,19 @@ def evaluations(t, result, val):
 
 
 def end_of_epoch(t, epoch, losses, train_time, other_cpus=None):
-    """Evaluate, record the epoch, print its line, save the checkpoint and the run log.
-    ``other_cpus``: the CPUs other processes kept busy while the epoch trained."""
+    """Evaluate (every --eval-every epochs and after the last), record the epoch, print its line, save
+    the checkpoint and the run log.  ``other_cpus``: the CPUs other processes kept busy while the
+    epoch trained.  An epoch not evaluated records its accuracies as None."""
     t1 = time.perf_counter()
-    result, val = assess(t, final=epoch == t.cfg.epochs)
+    final = epoch == t.cfg.epochs
+    due = final or (t.cfg.eval_every and epoch % t.cfg.eval_every == 0)
+    result, val = assess(t, final=final) if due else (None, None)
     eval_time = time.perf_counter() - t1
     train_loss = t.ranks.mean(torch.stack(losses).float().mean()).item()
     t.history.append({
         "epoch": epoch, "train_loss": round(train_loss, 6),
-        "test_accuracy": result["overall_accuracy"], "val_accuracy": overall(val),
-        "per_class": result["per_class"],
+        "test_accuracy": overall(result), "val_accuracy": overall(val),
+        "per_class": result["per_class"] if result is not None else None,
         "lr": t.optimizer.param_groups[0]["lr"], "epoch_time_s": round(train_time, 3),
         "eval_time_s": round(eval_time, 3),
         "train_time_s": round(sum(h["epoch_time_s"] for h in t.history) + train_time, 3),
@@ -896,10 +899,11 @@ def end_of_epoch(t, epoch, losses, train_time, other_cpus=None):
         "other_cpus": other_cpus,
     })
     t.ranks.on_main(lambda: t.board.epoch(t.history[-1]))
+    test_part = f"test accuracy {result['overall_accuracy']:.2f}%, " if result is not None else ""
     val_part = f"val accuracy {val['overall_accuracy']:.2f}%, " if val is not None else ""
-    print(f"epoch {epoch}/{t.cfg.epochs}: train loss {t.history[-1]['train_loss']:.3f}, "
-          f"test accuracy {result['overall_accuracy']:.2f}%, {val_part}"
-          f"train time {train_time:.1f}s, eval time {eval_time:.1f}s", flush=True)
+    eval_part = f", eval time {eval_time:.1f}s" if result is not None else ""
+    print(f"epoch {epoch}/{t.cfg.epochs}: train loss {t.history[-1]['train_loss']:.3f}, {test_part}{val_part}"
+          f"train time {train_time:.1f}s{eval_part}", flush=True)
     t.done = epoch
     t.record["step"] = step_record(t)
     if t.checkpoint_due(epoch):

@@ -114,7 +114,8 @@ class Board:
         e = entry["epoch"]
         self.writer.add_scalar("loss/train", entry["train_loss"], e)
         self.writer.add_scalar("lr", entry["lr"], e)
-        self.writer.add_scalar("accuracy/test", entry["test_accuracy"], e)
+        if entry.get("test_accuracy") is not None:                # not evaluated: --eval-every
+            self.writer.add_scalar("accuracy/test", entry["test_accuracy"], e)
         if entry.get("val_accuracy") is not None:
             self.writer.add_scalar("accuracy/val", entry["val_accuracy"], e)
         self.writer.flush()

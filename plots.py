@@ -22,12 +22,14 @@ def _pyplot():
 
 
 def mean_band(series):
-    """(epochs, mean, sd) over runs of per-epoch values ``series`` [[value per epoch]], at the epochs all have."""
+    """(epochs, mean, sd) over runs of per-epoch values ``series`` [[value per epoch]], at the epochs all have
+    (a value of None, an epoch not evaluated, leaves its epoch out)."""
     n = min(len(v) for v in series)
-    cols = [[v[i] for v in series] for i in range(n)]
+    epochs = [i + 1 for i in range(n) if all(v[i] is not None for v in series)]
+    cols = [[v[e - 1] for v in series] for e in epochs]
     means = [sum(c) / len(c) for c in cols]
     sds = [math.sqrt(sum((x - m) ** 2 for x in c) / (len(c) - 1)) if len(c) > 1 else 0.0 for c, m in zip(cols, means)]
-    return list(range(1, n + 1)), means, sds
+    return epochs, means, sds
 
 
 def draw_curves(series, title):

@@ -39,6 +39,7 @@ class Config:
     threads: int = 0           # CPU threads for tensor ops; 0 = PyTorch's default
     onednn: bool = True        # CPU convolutions through oneDNN (else PyTorch's native kernels)
     log_every: int = 100
+    eval_every: int = 1        # epochs between test (and validation) evaluations; 0 = the last only
     checkpoint_every: int = 0  # epochs between checkpoints; 0 = by device (CHECKPOINT_EVERY_BY_DEVICE)
     data_dir: str = "data"
     out: str = "runs"

@@ -1018,7 +1018,8 @@ def twins(rep):
     whole = sorted((r for r in rep.done if not r.rec.get("resumes")), key=lambda r: r.run_id)
 
     def longer(ref, run):
-        return not ref.onecycle and ref.epochs > run.epochs and len(ref.history) >= run.epochs
+        return (not ref.onecycle and ref.epochs > run.epochs and len(ref.history) >= run.epochs
+                and ref.history[run.epochs - 1].get("test_accuracy") is not None)     # evaluated then
     pairs = [(run, ref, "shorter run", 0) for run in whole for ref in whole
              if not run.onecycle and but_length(ref) == but_length(run) and longer(ref, run)]
     for run in sorted((r for r in rep.done if r.rec.get("resumes")), key=lambda r: r.run_id):
@@ -1055,7 +1056,8 @@ ABLATION_COMMANDS = {
              "| --cutout 8]",
     "large": f"python train_large.py --augment --onecycle --epochs 40 {ABLATION_ARGS} {_FOUR}",
     "resnet18": f"python train_resnet.py --epochs 40 {ABLATION_ARGS} {_FOUR}",
-    "fast": f"python train_fast.py --val 5000 --seeds {SEEDS_ARG} [{' | '.join(filter(None, recipes.FAST_ABLATION))}]",
+    "fast": f"python train_fast.py --val 5000 --eval-every 0 --seeds {SEEDS_ARG} "
+            f"[{' | '.join(filter(None, recipes.FAST_ABLATION))}]",
 }
 
 
@@ -1304,9 +1306,14 @@ def render(rep, parts, title):
     """A document: its title, then every section's markdown in order (empty sections left out), prose
     wrapped at ``WRAP`` characters (tables, headings and images as they are)."""
     text = "\n\n".join([f"# {title}"] + [t for t in (f(rep) for f in parts) if t]).rstrip() + "\n"
-    return "\n".join(line if line[:1] in "|#!" else textwrap.fill(line, WRAP, break_long_words=False,
-                                                                 break_on_hyphens=False)
-                     for line in text.split("\n"))
+    return "\n".join(line if line[:1] in "|#!" else fill(line) for line in text.split("\n"))
+
+
+def fill(line):
+    """``line`` wrapped at ``WRAP`` characters, never before a "|" (a line that starts with one reads
+    as a table row): the space before each is held as a non-space while wrapping."""
+    glued = textwrap.fill(line.replace(" |", "\x1f|"), WRAP, break_long_words=False, break_on_hyphens=False)
+    return glued.replace("\x1f", " ")
 
 
 def build_parser():

@@ -223,9 +223,9 @@ FIELDS = {
                 "epochs": _int, "per_class": _accuracies, "weights_sha256": _opt(_str),
                 "total": _int, "correct": _int, "val_accuracy": _opt(is_number),
                 "weights_ema_sha256": _opt(_str)},
-    "history": {"epoch": _int, "test_accuracy": is_number, "val_accuracy": _opt(is_number),
-                "train_loss": is_number,
-                "per_class": _accuracies, "epoch_time_s": is_number, "eval_time_s": is_number,
+    "history": {"epoch": _int, "test_accuracy": _opt(is_number), "val_accuracy": _opt(is_number),
+                "train_loss": is_number,                                  # None: not evaluated (--eval-every)
+                "per_class": _opt(_accuracies), "epoch_time_s": is_number, "eval_time_s": is_number,
                 "train_time_s": is_number, "weights_sha256": _opt(_str), "load_average": _load,
                 "other_cpus": _opt(is_number)},
     "resumes": {"after_epoch": _int, "epochs_before": _int, "device": _str},
@@ -657,7 +657,8 @@ def resolve(runs, epoch):
     real = [r for r in runs if r.epochs == epoch]
     if real:
         return representative(real).at()
-    longer = [r for r in runs if not r.onecycle and r.epochs > epoch and len(r.history) >= epoch]
+    longer = [r for r in runs if not r.onecycle and r.epochs > epoch and len(r.history) >= epoch
+              and is_number(r.history[epoch - 1].get("test_accuracy"))]     # evaluated after that epoch
     return latest(longer).at(epoch) if longer else None
 
 

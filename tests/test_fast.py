@@ -14,6 +14,7 @@ import data
 import engine
 import models
 import recipes
+import runs
 import train_fast
 import train_large
 from conftest import LOSS_LINE, make_cifar, run
@@ -226,6 +227,29 @@ def test_rerun_and_resume_are_bit_identical(mini_data, workdir, capsys, monkeypa
     assert resumed["results"]["overall_accuracy"] == ref["results"]["overall_accuracy"]
     state = torch.load(ref_dir / "weights.pt", map_location="cpu", weights_only=True)
     models.build_model("fast").load_state_dict(state)
+
+
+def test_evaluating_the_last_epoch_only_trains_the_same_and_records_the_rest_as_not_evaluated(
+        mini_data, workdir, capsys):
+    """--eval-every 0 (an ablation run's evaluation at its end only) leaves training bit for bit as it
+    was; the epochs before the last record no accuracy, and the run log still reads and reports."""
+    common = [*FAST_TINY, "--epochs", "3", "--data-dir", str(mini_data), "--val", "10"]
+    outs = {}
+    for every in ("1", "0"):
+        code, outs[every], err = run(train_fast, capsys, *common, "--out", f"every{every}", "--eval-every", every)
+        assert code == 0, err
+    (_, each), (run_dir, last) = only_run(workdir / "every1"), only_run(workdir / "every0")
+    assert LOSS_LINE.findall(outs["0"]) == LOSS_LINE.findall(outs["1"])
+    assert [h["weights_sha256"] for h in last["history"]] == [h["weights_sha256"] for h in each["history"]]
+    for key in ("weights_sha256", "overall_accuracy", "val_accuracy", "per_class", "evaluations"):
+        assert last["results"][key] == each["results"][key], key
+    assert [h["test_accuracy"] is None for h in last["history"]] == [True, True, False]
+    assert [h["val_accuracy"] is None and h["per_class"] is None for h in last["history"]] == [True, True, False]
+    assert all(h["test_accuracy"] is not None for h in each["history"])
+    epochs = re.findall(r"^epoch \d/3: .*$", outs["0"], re.M)
+    assert "test accuracy" not in epochs[0] and "eval time" not in epochs[0]
+    assert "test accuracy" in epochs[2] and "val accuracy" in epochs[2] and "eval time" in epochs[2]
+    assert runs.log_problem(last) is None and runs.read_run(run_dir / runs.LOG).complete
 
 
 def test_options_off_leave_a_run_unchanged(tiny_data, workdir, capsys):

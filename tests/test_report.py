@@ -19,6 +19,7 @@ import matplotlib.image as mpimg  # noqa: E402
 import ablation  # noqa: E402
 import data  # noqa: E402
 import recipes  # noqa: E402
+import plots  # noqa: E402
 import report  # noqa: E402
 import runs  # noqa: E402
 import train_large  # noqa: E402
@@ -341,6 +342,24 @@ def test_one_computation_on_two_machines_is_a_verdict_line_here_and_compare_py_t
     assert "Same Computation" not in md and "Same Computation" not in details
 
 
+def test_an_epoch_not_evaluated_stands_for_no_row_and_leaves_no_gap_in_a_curve(make_log, tmp_path):
+    logs = [make_log("20261201-090000-large-e20", epochs=20)]
+    for h in logs[0]["history"][:19]:
+        h.update(test_accuracy=None, val_accuracy=None, per_class=None)      # --eval-every 0
+    md, details = render(tmp_path, logs)
+    assert summary_row(md, "Large LeNet-style CNN", 10)[3] == "not measured yet"
+    assert summary_row(md, "Large LeNet-style CNN", 20)[3] == "75.00% (n=1)"         # 35 + 20 x 2
+    assert plots.mean_band([[1.0, None, 3.0], [3.0, 4.0, 5.0, 6.0]]) == ([1, 3], [2.0, 4.0], [2 ** 0.5] * 2)
+
+
+def test_prose_never_wraps_to_a_line_that_starts_a_table_row():
+    line = "Run `python x.py [" + " | ".join(f"--option-{i}" for i in range(60)) + "]`, then `python report.py`."
+    for shift in range(12):                          # every place a wrap could fall
+        lines = report.fill("x" * shift + " " + line).splitlines()
+        assert len(lines) > 2 and not any(x.startswith("|") for x in lines)
+        assert max(map(len, lines)) <= report.WRAP and " ".join(lines) == "x" * shift + " " + line
+
+
 # ---------------------------------------------------------------- the seed's sections
 
 def test_comparisons_read_at_equal_epochs_from_one_loader(full):
@@ -606,8 +625,9 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path, mon
         "+ label smoothing 0.1 + flip TTA (`--recipe best`)", "+ label smoothing 0.1 + EMA 0.999 + flip TTA"]
     assert row(rows, "seed's recipe")[1:5] == ["81.00 ± 1.00% (n=3)", "—", "80.00 ± 1.00% (n=3)", "—"]
     # Δ pairs each seed with itself: label smoothing ran seed 1111 only, so against seed 1111's 80/79
-    assert row(rows, "+ label smoothing 0.1")[1:] == ["83.00%", "+3.00 points", "82.50%", "+3.50 points", "r4"]
-    assert row(rows, "+ Cutout 8 px + EMA 0.999 + flip TTA")[1:3] == ["79.00%", "-1.00 points"]
+    assert row(rows, "+ label smoothing 0.1")[1:] == ["83.00% (n=1)", "+3.00 points", "82.50% (n=1)", "+3.50 points",
+                                                         "r4"]
+    assert row(rows, "+ Cutout 8 px + EMA 0.999 + flip TTA")[1:3] == ["79.00% (n=1)", "-1.00 points"]
     assert row(tables(section(md, "Recipe Ablation (Validation Split)"))[0], "Large LeNet-style CNN")[2:] == [
         "1", "+4.00 points", "+4.50 points"]
     assert "ResNet-18\n\nRun `python train_resnet.py --epochs 40 --val 5000" in section(details, "Recipe Ablation")
@@ -670,7 +690,7 @@ def test_the_fast_networks_ablation_counts_the_runs_it_still_lacks(make_log, tmp
     assert "on Test A; Δ against the whole recipe" in text
     if left:
         assert row(tables(part)[0], "**the recipe**")[1] == "92.50% (n=1)"
-        assert f"{left}. Run `python train_fast.py --val 5000 --seeds " in text
+        assert f"{left}. Run `python train_fast.py --val 5000 --eval-every 0 --seeds " in text
     else:
         assert "runs so far" not in text
 
