@@ -100,13 +100,14 @@ def draw_compute(points, title):
     networks = list(dict.fromkeys(p[0] for p in points))
     machines = list(dict.fromkeys(p[4] for p in points if p[3] is not None))
     markers = "osD^v<>p*h"
+    labels = {ax_flop: [], ax_time: []}
     for network, label, pflop, minutes, machine, acc in points:
         colour = f"C{networks.index(network) % 10}"
         ax_flop.plot(pflop, acc, "o", color=colour, ms=6)
-        ax_flop.annotate(label, (pflop, acc), textcoords="offset points", xytext=(4, -9), fontsize=6)
+        labels[ax_flop].append((pflop, acc, label))
         if minutes is not None:
             ax_time.plot(minutes, acc, markers[machines.index(machine) % len(markers)], color=colour, ms=6)
-            ax_time.annotate(label, (minutes, acc), textcoords="offset points", xytext=(4, -9), fontsize=6)
+            labels[ax_time].append((minutes, acc, label))
     ax_flop.set(xscale="log", xlabel="training compute (PFLOP, log scale)", ylabel="test accuracy (%)",
                 title="Accuracy against training compute")
     ax_time.set(xscale="log", xlabel="minutes per run (log scale)", ylabel="test accuracy (%)",
@@ -118,7 +119,38 @@ def draw_compute(points, title):
                 for i, m in enumerate(machines)]
     fig.suptitle(title)
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.canvas.draw()                            # the layout is final: data to pixels holds from here
+    for ax, marks in labels.items():
+        place_labels(ax, marks, fig.dpi / 72)
     return fig
+
+
+# Where a point's label may go, in points from the point: (dx, dy, horizontal alignment), in order of
+# preference: below right, above right, below left, above left, right, left.
+LABEL_SPOTS = ((4, -9, "left"), (4, 3, "left"), (-4, -9, "right"), (-4, 3, "right"), (6, -3, "left"),
+               (-6, -3, "right"))
+
+
+def place_labels(ax, marks, px_per_pt, size=6):
+    """Annotate each (x, y, text) of ``marks`` at the first of ``LABEL_SPOTS`` whose box (its size
+    estimated from the text's length) overlaps no label placed before it and no point, else at the
+    first spot."""
+    where = [ax.transData.transform((x, y)) for x, y, _ in marks]
+    dots = [(px - 4 * px_per_pt, py - 4 * px_per_pt, px + 4 * px_per_pt, py + 4 * px_per_pt) for px, py in where]
+    placed = []
+
+    def clear(box):
+        return not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed + dots)
+    for (x, y, text), (px, py) in zip(marks, where):
+        w, h = 0.6 * size * len(text) * px_per_pt, size * px_per_pt
+        boxes = []
+        for dx, dy, ha in LABEL_SPOTS:
+            left = px + dx * px_per_pt - (w if ha == "right" else 0)
+            bottom = py + dy * px_per_pt
+            boxes.append(((left, bottom, left + w, bottom + h), dx, dy, ha))
+        box, dx, dy, ha = next((b for b in boxes if clear(b[0])), boxes[0])
+        placed.append(box)
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=size, ha=ha)
 
 
 def write_plots(figures, plot_dir, dpi):

@@ -360,6 +360,18 @@ def test_prose_never_wraps_to_a_line_that_starts_a_table_row():
         assert max(map(len, lines)) <= report.WRAP and " ".join(lines) == "x" * shift + " " + line
 
 
+def test_the_compute_plots_labels_do_not_overlap_where_points_crowd():
+    points = [("Net A", f"{k} ep aug", 0.30 + 0.002 * k, 10.0 + 0.1 * k, "M", 72.0 + 0.3 * k) for k in range(4)]
+    points += [("Net B", "far", 1e-3, 0.3, "M", 45.0), ("Net B", "far", 1.0, 60.0, "M", 95.0)]   # the axes' span
+    fig = plots.draw_compute(points, "crowded")
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        assert len(boxes) == 6
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), [b.bounds for b in boxes]
+    plots._pyplot().close(fig)
+
+
 # ---------------------------------------------------------------- the seed's sections
 
 def test_comparisons_read_at_equal_epochs_from_one_loader(full):
