@@ -337,7 +337,8 @@ class Report:
 
     @cached_property
     def rows(self):
-        """The summary's rows: each model's seed's rows (``Recipe.targets``), then its ``--recipe best``."""
+        """The summary's rows: each model's seed's rows (``Recipe.targets``), then its ``--recipe best``,
+        then each network with a recipe of its own against its ``Recipe.reference``."""
         rows = [Row(model, t.name, t.epochs, t.accuracy, t.shown or f"{t.accuracy:g}%",
                     sample_of(self.seed_runs(model, t.flags), t.epochs), command(model, t.epochs, **t.flags), "seed")
                 for model, recipe in recipes.RECIPES.items() for t in recipe.targets]
@@ -347,6 +348,11 @@ class Report:
             rows.append(Row(model, f"{recipe.name}, `--recipe best`", k, bar, f"target {bar:g}%",
                             best_sample(configurations(runs)),
                             f"python {recipe.script} --recipe best --epochs {k} --seeds {SEEDS_ARG}", "best"))
+        for model, recipe in recipes.RECIPES.items():
+            if recipes.own_recipe(model) and recipe.reference:
+                rows.append(Row(model, f"{recipe.name}, its own recipe", recipe.defaults["epochs"],
+                                *recipe.reference, own_recipe_sample(self, model),
+                                f"python {recipe.script} --seeds {SEEDS_ARG}", "own"))
         return rows
 
     def column(self, model, flags, epochs):
@@ -430,7 +436,9 @@ def reading_note(rep):
     return (f"**Reading the tables.** Ours: the mean ± sample standard deviation over seeds (n = seeds: "
             f"{', '.join(map(str, seeds)) or '—'}); a rerun of a seed already counted is not a new sample. Seed: "
             "the seed document's figure for the row, the bar to beat; for `--recipe best`, its target "
-            "(`best_target` in recipes.py). Δ: ours − that bar. Time per run: the median training time of a "
+            "(`best_target` in recipes.py); for a network with a recipe of its own, the figure the seed cites for "
+            "it (`reference` in recipes.py; its time, on other hardware, is not comparable). "
+            "Δ: ours − that bar. Time per run: the median training time of a "
             "run's idle epochs × its epochs, the mean over the seeds timed on the machine named; an epoch is "
             f"idle unless other processes kept {BUSY_MARGIN:g} CPUs or more busy during it (older logs: unless "
             f"the 1-minute load average exceeded the CPU count + {BUSY_MARGIN:g}); {BUSY_MARK} every epoch busy, "
@@ -457,7 +465,7 @@ def per_class_table(rep, model):
     the Δ columns of ``PER_CLASS_DELTAS``."""
     cols = {}
     for row in rep.rows:
-        if row.model == model and row.sample is not None:
+        if row.model == model and row.sample is not None and row.kind != "own":     # own: its confusion plot
             t = row.name.split("+")
             label = "best" if row.kind == "best" else "aug+OneCycle" if len(t) > 2 else "aug" if len(t) > 1 else ""
             cols[f"{label} {row.epochs}" if label else f"{row.epochs} ep"] = row.sample

@@ -833,6 +833,14 @@ def test_a_network_without_seed_rows_is_measured_at_its_own_recipe(make_log, tmp
     md, _ = render(tmp_path, logs)
     assert row(tables(section(md, "Architecture Comparison"))[0], "airbench94 network")[2] == \
         "91.00% (n=1), 10 ep, 300.00s on Test A"
+    # the summary's last row: the recipe against the figure the seed cites for it
+    assert summary_row(md, "airbench94 network, its own recipe", 10)[2:7] == [
+        "94% in 3.29 s", "91.00% (n=1)", "-3.00 points", "300.00s on Test A", "r1"]
+    assert tables(section(md, "Summary"))[0][-1][0] == "airbench94 network, its own recipe"
+    assert "the figure the seed cites for it" in flat(section(md, "Summary"))
+    md, _ = render(tmp_path / "none", logs[1:])                  # no run at the recipe: not measured yet
+    assert summary_row(md, "airbench94 network, its own recipe", 10)[3] == "not measured yet"
+    assert "`python train_fast.py --seeds 1111,1112,1113`" in section(md, "Summary")
 
 
 def fast_recipe_log(make_log, run_id, **kw):
