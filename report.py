@@ -350,9 +350,11 @@ class Report:
                             f"python {recipe.script} --recipe best --epochs {k} --seeds {SEEDS_ARG}", "best"))
         for model, recipe in recipes.RECIPES.items():
             if recipes.own_recipe(model) and recipe.reference:
-                rows.append(Row(model, f"{recipe.name}, its own recipe", recipe.defaults["epochs"],
-                                *recipe.reference, own_recipe_sample(self, model),
-                                f"python {recipe.script} --seeds {SEEDS_ARG}", "own"))
+                k = recipe.defaults["epochs"]
+                at_k = [r for r in self.seed_runs(model, {}) if r.epochs == k]
+                rows.append(Row(model, f"{recipe.name}, its own recipe", k, *recipe.reference,
+                                best_sample(configurations(at_k)), f"python {recipe.script} --seeds {SEEDS_ARG}",
+                                "own"))
         return rows
 
     def column(self, model, flags, epochs):

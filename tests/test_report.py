@@ -836,6 +836,9 @@ def test_a_network_without_seed_rows_is_measured_at_its_own_recipe(make_log, tmp
     # the summary's last row: the recipe against the figure the seed cites for it
     assert summary_row(md, "airbench94 network, its own recipe", 10)[2:7] == [
         "94% in 3.29 s", "91.00% (n=1)", "-3.00 points", "300.00s on Test A", "r1"]
+    longer = fast_recipe_log(make_log, "20261201-200000-fast-aug-e20", epochs=20, acc0=95.0)
+    md, _ = render(tmp_path / "longer", logs + [longer])          # the row is the recipe's 10 epochs
+    assert summary_row(md, "airbench94 network, its own recipe", 10)[3] == "91.00% (n=1)"
     assert tables(section(md, "Summary"))[0][-1][0] == "airbench94 network, its own recipe"
     assert "the figure the seed cites for it" in flat(section(md, "Summary"))
     md, _ = render(tmp_path / "none", logs[1:])                  # no run at the recipe: not measured yet
@@ -846,7 +849,7 @@ def test_a_network_without_seed_rows_is_measured_at_its_own_recipe(make_log, tmp
 def fast_recipe_log(make_log, run_id, **kw):
     """A fast-network run at its own recipe (``make_log``'s keywords otherwise)."""
     d = recipes.config_for("fast")
-    log = make_log(run_id, model="fast", epochs=10, augment=True, acc_step=0.1, **kw)
+    log = make_log(run_id, model="fast", augment=True, acc_step=0.1, **{"epochs": 10} | kw)
     log["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum",
                                                      *recipes.OPTIONS, *recipes.FAST_OPTIONS)})
     return log
