@@ -878,8 +878,8 @@ RESULTS = [summary, partial(model_section, model="small"), partial(model_section
 def details_intro(rep):
     return (f"What a reviewer checks behind [results.md]({rep.link(rep.out_dir / 'results.md', rep.plot_dir)}), "
             f"generated with it by `python report.py` from `{rep.runs_label}/*/run_log.json`: every "
-            "configuration, every group of reruns, the recipe ablation, the benchmarks, runs on other data and "
-            "the run index (rN, bN). results.md's reading note holds here too.")
+            "configuration, every group of reruns, one computation on two machines, the recipe ablation, the "
+            "benchmarks, runs on other data and the run index (rN, bN). results.md's reading note holds here too.")
 
 
 def samples_table(rep, samples, runs, key=False):
