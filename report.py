@@ -12,10 +12,11 @@ itself out, so adding a section is one function and one entry in a list.  A netw
 
 The rules, written once: only complete runs count; results.md's tables take runs on the whole
 official CIFAR-10 (50,000 / 10,000 images); a configuration run with several seeds reads as
-mean ± sample standard deviation (n = seeds, each seed counted once); a run's time is the median
-of its idle epochs times its epochs (``runs.Run.epoch_seconds``), and times compare only on one
-machine.  The output depends only on the logs, so running it twice gives the same files.  A log
-that cannot be read is skipped with a warning on stderr.
+mean ± sample standard deviation (n = seeds, each seed counted once), and where several
+configurations could fill a row, the one over the most seeds does (then the most accurate); a
+run's time is the median of its idle epochs times its epochs (``runs.Run.epoch_seconds``), and
+times compare only on one machine.  The output depends only on the logs, so running it twice
+gives the same files.  A log that cannot be read is skipped with a warning on stderr.
 """
 import cli  # first, so that a Ctrl-C while torch loads ends quietly
 cli.quiet_interrupt_while_loading()
@@ -252,13 +253,15 @@ Row = namedtuple("Row", "model name epochs bar bar_text sample command kind")
 
 
 def best_sample(samples):
-    """The most accurate sample; the one with the newest run among equals."""
-    return max(samples, key=lambda s: (s.accuracy if s.accuracy is not None else -1,
+    """The most accurate sample among those over the most seeds (a mean over fewer seeds is not ranked
+    against one over more); the one with the newest run among equals."""
+    return max(samples, key=lambda s: (s.n, s.accuracy if s.accuracy is not None else -1,
                                        max(r.run_id for r in s.runs)), default=None)
 
 
 def sample_of(runs, epochs):
-    """The most accurate configuration of ``runs`` at ``epochs``; else the epoch of longer fixed-rate runs."""
+    """The configuration of ``runs`` at ``epochs`` that ``best_sample`` picks; else the epoch of longer
+    fixed-rate runs."""
     real = [r for r in runs if r.epochs == epochs]
     return best_sample(configurations(real)) if real else resolve_sample(runs, epochs)
 
@@ -671,7 +674,7 @@ def other_models(rep):
 
 def own_rows(rep, model):
     """(label, sample) of ``model``'s summary rows measured so far ('40 ep aug+1cycle', 'best 40 ep'); a
-    network with none: its own recipe's most accurate configuration."""
+    network with none: its own recipe's configuration that ``best_sample`` picks."""
     rows = [(("best " if row.kind == "best" else "") + f"{row.epochs} ep" + SHORT_FLAGS.get(
         (row.sample.run.augment, row.sample.run.onecycle), "") * (row.kind == "seed"), row.sample)
             for row in rep.rows if row.model == model and row.sample]
@@ -680,7 +683,7 @@ def own_rows(rep, model):
 
 
 def own_recipe_sample(rep, model):
-    """The most accurate configuration of ``model``'s own recipe (for a network with no seed row)."""
+    """``model``'s own recipe's configuration that ``best_sample`` picks (for a network with no seed row)."""
     return best_sample(configurations(rep.seed_runs(model, {})))
 
 

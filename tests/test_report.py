@@ -855,6 +855,20 @@ def fast_recipe_log(make_log, run_id, **kw):
     return log
 
 
+def test_a_mean_over_more_seeds_is_not_outranked_by_a_luckier_configuration_over_fewer(make_log, tmp_path):
+    """Among a network's configurations, a summary row takes the one over the most seeds: one bf16 run
+    that happened to score higher does not stand for the network in place of three fp32 seeds."""
+    logs = [fast_recipe_log(make_log, f"20261201-1{i}0000-fast-aug-e10", seed=seed, acc0=90.0 + 0.2 * i)
+            for i, seed in enumerate((1111, 1112, 1113))]
+    logs.append(fast_recipe_log(make_log, "20261201-200000-fast-aug-e10", seed=1111, acc0=95.0, precision="bf16"))
+    md, _ = render(tmp_path, logs)
+    assert summary_row(md, "airbench94 network, its own recipe", 10)[3] == "91.20 ± 0.20% (n=3)"
+    assert row(tables(section(md, "Architecture Comparison"))[0], "airbench94 network")[2].startswith(
+        "91.20 ± 0.20% (n=3), 10 ep")
+    md, _ = render(tmp_path / "one", logs[:1] + logs[3:])         # one seed each: the more accurate
+    assert summary_row(md, "airbench94 network, its own recipe", 10)[3] == "96.00% (n=1)"
+
+
 @pytest.mark.parametrize("second_sha, said", [("b" * 64, "the same loss lines, accuracy and final weights "
                                                          "(sha256 `bbbbbbbbbbbb…`)"),
                                               ("c" * 64, "they differ")])
