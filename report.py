@@ -948,13 +948,20 @@ def benchmarks(rep):
                      f"{r.rec.get('batch_size', '—')}, {bench_load(rep, r)}); speedup: images/s over the CPU's:\n\n"
                      + table(["Device", "Images/s", "Speedup vs CPU"], body)
                      + ("\n\n" + table(["Result", "Value"], extra) if extra else ""))
-    parts += [f"**{r.rec.get('benchmark') or 'benchmark'}** ({rep.keys[r.run_id]}, {r.device}, {bench_load(rep, r)}):"
+    parts += [f"**{r.rec.get('benchmark') or 'benchmark'}** ({rep.keys[r.run_id]}, {bench_models(r)}, "
+              f"{r.device}, {bench_load(rep, r)}):"
               f"\n\n" + table(["Result", "Value"], scalars(r.results))
               for r in latest_benchmarks(rep, with_devices=False) if scalars(r.results)]
     return section(2, "Benchmarks", "The newest record of each benchmark and machine (`python benchmark.py`); "
                    "other processes: the CPUs other processes kept busy, on average, while it ran.", *parts,
                    f"{BUSY_MARK} Measured on a busy machine: other processes kept {BUSY_MARGIN:g} CPUs or more busy, "
                    "so its rates may read low." if any(r.bench_busy() for r in rep.bench) else "") if parts else ""
+
+
+def bench_models(r):
+    """'model fast' or 'models resnet18, large': what a benchmark record measured."""
+    names = str(r.rec.get("model") or "—").split(",")
+    return ("models " if len(names) > 1 else "model ") + ", ".join(names)
 
 
 def tutorial_loop_seeds(rep):

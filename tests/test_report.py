@@ -579,8 +579,12 @@ def test_benchmarks_compute_speedup_from_images_per_second(tmp_path):
     pipeline = {"kind": "benchmark", "benchmark": "pipeline", "run_id": "20261201-091000-bench-pipeline",
                 "model": None, "batch_size": 64, "device": "cpu", "hardware": {"chip": CHIP},
                 "results": {"ours_images_per_s": 123456.789}}
-    _, details = render(tmp_path, [bench, pipeline, {"kind": "sweep", "run_id": "20261201-080000-sweep"}])
+    floor = {"kind": "benchmark", "benchmark": "floor", "run_id": "20261201-092000-bench-floor",
+             "model": "resnet18,large", "device": "cpu", "hardware": {"chip": CHIP}, "results": {"steps": 2}}
+    _, details = render(tmp_path, [bench, pipeline, floor, {"kind": "sweep", "run_id": "20261201-080000-sweep"}])
     text = section(details, "Benchmarks")
+    assert re.search(r"\*\*floor\*\* \(b\d+, models resnet18, large, cpu, ", text)
+    assert re.search(r"\*\*pipeline\*\* \(b\d+, model —, cpu, ", text)
     tbl = tables(text)[0]
     assert row(tbl, "CUDA") == ["CUDA", "25,000.0", "25.0x"] and row(tbl, "MPS")[1] == "skipped (not available)"
     assert "other processes 0.70 CPUs†" in text and "| ours_images_per_s | 1.235e+05 |" in text
