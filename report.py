@@ -656,8 +656,13 @@ def other_models(rep):
             continue
         longest = max(s.run.epochs for s in samples)
         aims = max((t.epochs for t in recipes.recipe(model).targets), default=longest)
-        parts += [f"Most accurate configuration: {accuracy_text(top)}, {config_label(top.run)}, "
+        most = max(samples, key=lambda s: s.accuracy if s.accuracy is not None else -1)
+        others = "; ".join(f"{accuracy_text(s)}, {config_label(s.run)}, {rep.time_text(s)} ({rep.refs(s.cells)})"
+                           for s in samples if s is not top)
+        parts += [("Most accurate configuration: " if most.accuracy == top.accuracy else
+                   "Configuration over the most seeds: ") + f"{accuracy_text(top)}, {config_label(top.run)}, "
                   f"{rep.time_text(top)} ({rep.refs(top.cells)}).", rerun_text(rep, top),
+                  f"Other configurations: {others}." if others else "",
                   f"Only short runs so far (at most {longest} epochs). {run_cmd(command(model, aims))}"
                   if longest < aims else ""]
         pair = next(((s, w) for s in sorted(samples, key=lambda s: (-s.run.epochs, -(s.accuracy or 0)))

@@ -869,6 +869,9 @@ def test_a_mean_over_more_seeds_is_not_outranked_by_a_luckier_configuration_over
     assert summary_row(md, "airbench94 network, its own recipe", 10)[3] == "91.20 ± 0.20% (n=3)"
     assert row(tables(section(md, "Architecture Comparison"))[0], "airbench94 network")[2].startswith(
         "91.20 ± 0.20% (n=3), 10 ep")
+    text = flat(section(md, f"airbench94 network ({PARAMS.get('fast', 1000):,} params)"))
+    assert "Configuration over the most seeds: 91.20 ± 0.20% (n=3), " in text
+    assert "Other configurations: 96.00% (n=1), " in text
     md, _ = render(tmp_path / "one", logs[:1] + logs[3:])         # one seed each: the more accurate
     assert summary_row(md, "airbench94 network, its own recipe", 10)[3] == "96.00% (n=1)"
 
