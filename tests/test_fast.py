@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import compute
 import data
 import engine
+import hwdna
 import models
 import recipes
 import runs
@@ -227,6 +229,21 @@ def test_rerun_and_resume_are_bit_identical(mini_data, workdir, capsys, monkeypa
     assert resumed["results"]["overall_accuracy"] == ref["results"]["overall_accuracy"]
     state = torch.load(ref_dir / "weights.pt", map_location="cpu", weights_only=True)
     models.build_model("fast").load_state_dict(state)
+
+
+@pytest.mark.skipif(not set(compute.AUTO_BF16_FLAGS) & set(hwdna.cpu_bf16_flags() or ()),
+                    reason="bf16 is emulated on this CPU (no amx_bf16 or avx512_bf16): minutes a step")
+def test_a_bf16_rerun_on_a_cpu_with_bf16_in_hardware_is_bit_identical(mini_data, workdir, capsys):
+    """bf16 autocast on a CPU that computes it (what --precision auto picks there) reruns exactly too."""
+    common = [*FAST_TINY, "--epochs", "1", "--data-dir", str(mini_data), "--precision", "bf16", "--eval-every", "0"]
+    logs, lines = [], []
+    for out in ("a", "b"):
+        code, text, err = run(train_fast, capsys, *common, "--out", out)
+        assert code == 0, err
+        logs.append(only_run(workdir / out)[1])
+        lines.append(LOSS_LINE.findall(text))
+    assert logs[0]["precision"] == "bf16" and len(lines[0]) == 5 and lines[0] == lines[1]
+    assert logs[0]["results"]["weights_sha256"] == logs[1]["results"]["weights_sha256"]
 
 
 def test_evaluating_the_last_epoch_only_trains_the_same_and_records_the_rest_as_not_evaluated(
