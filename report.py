@@ -1081,7 +1081,7 @@ ABLATION_COMMANDS = {
              "| --cutout 8]",
     "large": f"python train_large.py --augment --onecycle --epochs 40 {ABLATION_ARGS} {_FOUR}",
     "resnet18": f"python train_resnet.py --epochs 40 {ABLATION_ARGS} {_FOUR}",
-    "fast": f"python train_fast.py --val 5000 --eval-every 0 --seeds {SEEDS_ARG} "
+    "fast": f"python train_fast.py --val 5000 --eval-every 0 --seeds {SEEDS_ARG} --precision fp32 "
             f"[{' | '.join(filter(None, recipes.FAST_ABLATION))}]",
 }
 

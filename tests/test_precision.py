@@ -184,7 +184,7 @@ def test_auto_on_a_cpu_is_bf16_channels_last_only_with_bf16_in_hardware_and_a_me
 
 
 def test_auto_per_model_comes_from_the_recipes():
-    assert recipes.RECIPES["resnet18"].cpu_bf16
+    assert recipes.RECIPES["resnet18"].cpu_bf16 and recipes.RECIPES["fast"].cpu_bf16
     assert recipes.RECIPES["small"].cpu_bf16 is None and recipes.RECIPES["large"].cpu_bf16 is None
 
 
