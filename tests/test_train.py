@@ -5,8 +5,10 @@ import re
 import pytest
 import torch
 
+import compute
 import data
 import engine
+import recipes
 import train_large
 import train_resnet
 import train_small
@@ -36,7 +38,9 @@ def test_script_runs_end_to_end(script, model, extra, cifar, workdir, capsys, re
     run_dir, log = only_run(workdir / "runs")
     assert log["status"] == "complete" and log["model"] == model and log["kind"] == "train"
     assert log["params"] == sum(p.numel() for p in build_model(model).parameters())
-    assert log["device"] == "cpu" and log["seed"] == 1111 and log["precision"] == "fp32"
+    auto = compute.choose("auto", None, torch.device("cpu"), recipes.recipe(model).cpu_bf16).dtype
+    assert log["device"] == "cpu" and log["seed"] == 1111      # fp32, or bf16 on a CPU that computes it
+    assert log["precision"] == compute.precision_name(auto)
     res = log["results"]
     # the accuracies are the confusion matrix's: diagonal over all, and over each row
     conf = res["confusion"]
