@@ -184,8 +184,8 @@ class Recipe:
             flag = "--" + key.replace("_", "-")
             if isinstance(value, bool):
                 out.append(flag if value else f"--no-{key.replace('_', '-')}")
-            else:
-                out.append(f"{flag} {value}")
+            else:                       # 1.0 as 1, as a user types it (--logit-scale 1)
+                out.append(f"{flag} {int(value) if isinstance(value, float) and value.is_integer() else value}")
         return out
 
 

@@ -201,6 +201,16 @@ def test_recipe_best_sets_its_options_under_the_flags_given():
     assert "PROVISIONAL" in Path(recipes.__file__).read_text()
 
 
+def test_a_recipes_flags_read_as_typed_and_parse_back_to_the_options():
+    fast = recipes.RECIPES["fast"]
+    options = dict(logit_scale=1.0, label_smoothing=0.0, nesterov=False, weight_decay=5e-4, lookahead=0)
+    flags = fast.flags(**options)
+    assert flags == ["--logit-scale 1", "--label-smoothing 0", "--no-nesterov", "--weight-decay 0.0005",
+                     "--lookahead 0"]
+    parsed = config("fast", " ".join(flags).split())
+    assert {k: getattr(parsed, k) for k in options} == options
+
+
 @pytest.mark.parametrize("args, pattern", [
     (["--ema", "1"], r"--ema: 1 is not 0 \(off\) or a decay from 0 to below 1"),
     (["--cutout", "33"], r"--cutout: 33 is not a square side from 0 to 32 pixels"),
