@@ -267,8 +267,8 @@ RECIPES = {
         shown_layers=("whiten", "layer1", "layer2", "layer3"),
         reference=(94.0, "94% in 3.29 s"),      # the seed's sources: arXiv 2404.00498, on an A100
         # On a 2-core AMD EPYC with avx512_bf16: benchmark.py precision --model fast --steps 10, fp32 +
-        # channels-last 171 images/s, bf16 + channels-last 377; whole runs 110 s an epoch in bf16 (93.87%,
-        # seed 1111) against 190 s in fp32.
+        # channels-last 171 images/s, bf16 + channels-last 377; whole runs' median epochs 449 images/s in
+        # bf16 (93.87%, seed 1111) against 256 in fp32 (the --no-dirac ablation run).
         cpu_bf16="airbench94's network trained 1.7x fp32's images/s in bf16 on a 2-core AMD EPYC with "
                  "avx512_bf16, both channels-last"),
 }
