@@ -252,11 +252,14 @@ def with_best():
 Row = namedtuple("Row", "model name epochs bar bar_text sample command kind")
 
 
+def accuracy_key(s):
+    return s.accuracy if s.accuracy is not None else -1
+
+
 def best_sample(samples):
     """The most accurate sample among those over the most seeds (a mean over fewer seeds is not ranked
     against one over more); the one with the newest run among equals."""
-    return max(samples, key=lambda s: (s.n, s.accuracy if s.accuracy is not None else -1,
-                                       max(r.run_id for r in s.runs)), default=None)
+    return max(samples, key=lambda s: (s.n, accuracy_key(s), max(r.run_id for r in s.runs)), default=None)
 
 
 def sample_of(runs, epochs):
@@ -656,7 +659,7 @@ def other_models(rep):
             continue
         longest = max(s.run.epochs for s in samples)
         aims = max((t.epochs for t in recipes.recipe(model).targets), default=longest)
-        most = max(samples, key=lambda s: s.accuracy if s.accuracy is not None else -1)
+        most = max(samples, key=accuracy_key)
         others = "; ".join(f"{accuracy_text(s)}, {config_label(s.run)}, {rep.time_text(s)} ({rep.refs(s.cells)})"
                            for s in samples if s is not top)
         parts += [("Most accurate configuration: " if most.accuracy == top.accuracy else
