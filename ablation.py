@@ -5,7 +5,8 @@
 
 A run with a validation split (``--val N``) records its final weights evaluated every way that needs
 no training (``Run.evaluations``), so one group of runs gives the rows "seed's recipe", "+ EMA",
-"+ flip TTA" and both.  report.py writes these rows as tables; this module imports no torch.
+"+ flip TTA" and both (and with --tta-translate, flip TTA on shifted views).  report.py writes these
+rows as tables; this module imports no torch.
 """
 from dataclasses import dataclass
 
@@ -13,7 +14,8 @@ import recipes
 from runs import by_seed, group, representative, sample_std, training_options
 
 # (evaluation variant a run logs, what it adds to the seed's recipe's evaluation)
-VARIANTS = (("model", ()), ("ema", ("ema",)), ("model+tta", ("tta",)), ("ema+tta", ("ema", "tta")))
+VARIANTS = (("model", ()), ("ema", ("ema",)), ("model+tta", ("tta",)), ("ema+tta", ("ema", "tta")),
+            ("model+tta+translate", ("tta", "translate")), ("ema+tta+translate", ("ema", "tta", "translate")))
 OPTION_TEXT = {
     "label_smoothing": lambda v: f"label smoothing {v}",
     "nesterov": lambda v: "Nesterov" if v else "no Nesterov",
@@ -88,14 +90,15 @@ def own_recipe_rows(model, groups):
     """A network with a recipe of its own: the whole recipe as it evaluates, the same weights evaluated
     the other ways its runs were, then each set of options off it, labelled by the flags that set them."""
     recipe, cfg = recipes.recipe(model), recipes.config_for(model)
-    own = recipes.variant_name(cfg.ema, cfg.tta)
+    own = recipes.variant_name(cfg.ema, cfg.tta, cfg.tta_translate)
     variants = sorted(VARIANTS, key=lambda v: v[0] != own)        # the recipe's own evaluation first
     rows = []
     for options, grp in groups:
         for variant, evaluated in variants if not options else variants[:1]:
-            flags = dict(options) | dict(ema=cfg.ema if "ema" in evaluated else 0.0, tta="tta" in evaluated)
+            flags = dict(options) | dict(ema=cfg.ema if "ema" in evaluated else 0.0, tta="tta" in evaluated,
+                                         tta_translate="translate" in evaluated)
             if not flags["tta"]:
-                flags.pop("tta_translate", None)          # without TTA there is nothing to translate
+                flags["tta_translate"] = cfg.tta_translate    # without TTA there is nothing to translate
             label = " ".join(recipe.flags(**flags))
             if row := evaluated_row(f"`{label}`" if label else RECIPE_LABEL, grp, variant):
                 rows.append(row)
@@ -113,7 +116,8 @@ def ablation_rows(runs):
     for options, grp in groups:
         decay = next((r.cfg.get("ema") for r in grp if r.cfg.get("ema")), None)
         for variant, evaluated in VARIANTS:
-            extra = evaluation_text(decay if "ema" in evaluated else None, "tta" in evaluated)
+            extra = evaluation_text(decay if "ema" in evaluated else None, "tta" in evaluated,
+                                    "translate" in evaluated)
             label = SEED_LABEL if not options and not extra else "+ " + " + ".join(
                 x for x in (options_text(options), extra) if x)
             is_named = (options, variant) == named

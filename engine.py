@@ -853,26 +853,28 @@ def overall(result):
 
 def evaluations(t, result, val):
     """{variant: {"val": %, "test": %}} for every evaluation of the final weights that needs no
-    training: the model and (with --ema) its weight average, each without and with flip TTA
-(and with --tta-translate its shifted views).
+    training: the model and (with --ema) its weight average, each without and with flip TTA, and
+    with --tta-translate also with flip TTA on the shifted views ("+tta+translate").
 
     Only runs with a validation split (--val) compute them: they are the ablation's runs, and
-    one training run then answers "+ EMA", "+ flip TTA" and both.  The variant the run's flags
-    ask for is the run's headline accuracy, already measured; the others cost one evaluation
-    each of the test and validation images (two with TTA)."""
+    one training run then answers "+ EMA", "+ flip TTA", "+ translations" and their sums.  The
+    variant the run's flags ask for is the run's headline accuracy, already measured; the others
+    cost one evaluation each of the test and validation images (two with flip TTA, six with
+    the shifts too)."""
     if not t.cfg.val:
         return None
     models = {False: t.model} | ({True: t.ema.model} if t.ema is not None else {})
+    ways = ((False, False), (True, False)) + (((True, True),) if t.cfg.tta_translate else ())
+    own = (t.ema is not None, bool(t.cfg.tta), bool(t.cfg.tta and t.cfg.tta_translate))
     out = {}
     for ema, model in models.items():
-        for tta in (False, True):
-            if (ema, tta) == (t.ema is not None, bool(t.cfg.tta)):
+        for tta, translate in ways:
+            if (ema, tta, translate) == own:
                 test, v = result, val
             else:
-                translate = tta and t.cfg.tta_translate
                 test = evaluate(model, t.ds, t.dtype, t.ranks, tta=tta, translate=translate)
                 v = evaluate(model, t.ds, t.dtype, t.ranks, "val", tta, translate)
-            out[recipes.variant_name(ema, tta)] = {"val": overall(v), "test": overall(test)}
+            out[recipes.variant_name(ema, tta, translate)] = {"val": overall(v), "test": overall(test)}
     return out
 
 

@@ -92,9 +92,10 @@ ARCHITECTURE = {"fast": ("dirac", "norm_scale", "logit_scale")}
 SWITCHES = tuple(dict.fromkeys(k for keys in ARCHITECTURE.values() for k in keys))
 
 
-def variant_name(ema, tta):
-    """An evaluation variant's name: "model" or "ema" (the weight average), "+tta" with flip TTA."""
-    return ("ema" if ema else "model") + ("+tta" if tta else "")
+def variant_name(ema, tta, translate=False):
+    """An evaluation variant's name: "model" or "ema" (the weight average), "+tta" with flip TTA,
+    "+tta+translate" with flip TTA on the one-pixel shifts too (--tta-translate)."""
+    return ("ema" if ema else "model") + ("+tta" if tta else "") + ("+translate" if tta and translate else "")
 
 
 # --cuda-graph when not given, per device type.  Off until the H200 measurement
@@ -293,10 +294,11 @@ FAST_OPTIONS = ("whiten", "whiten_bias_epochs", "triangle", "bias_lr_scale", "lo
 
 # The fast network's ablation on the validation split: its recipe, then each trick off in turn, as
 # train_fast.py flags, each row over 3 seeds with --val 5000 (README, "The fast network";
-# tools/gpu_check.py --part fast runs it).
+# tools/gpu_check.py --part fast runs it).  The rows --no-tta and --no-tta-translate train nothing
+# of their own: the recipe's runs evaluate their final weights those ways too (engine.evaluations).
 FAST_ABLATION = ("", "--whiten 0", "--no-dirac", "--norm-scale", "--logit-scale 1", "--label-smoothing 0",
                  "--no-nesterov", "--no-triangle --onecycle", "--bias-lr-scale 1", "--lookahead 0",
-                 "--no-alt-flip", "--no-tta-translate")     # the recipe's own runs give --no-tta
+                 "--no-alt-flip")
 
 
 # A network with a recipe of its own (no seed's rows, like the fast network): its ablation turns its

@@ -734,11 +734,13 @@ def compute_points(rep):
 
 
 def ablation_left(model, rows):
-    """How many of the runs of ``model``'s planned ablation (``OWN_ABLATIONS``, each row over SEEDS_ARG's
-    seeds) ``rows`` hold, and the command for them all; "" once they are all there."""
+    """How many of the trainings of ``model``'s planned ablation (``OWN_ABLATIONS``, each row over
+    SEEDS_ARG's seeds) ``rows`` hold, and the command for them all; "" once they are all there.  Runs
+    that train alike (the same options and seed, evaluated another way) count once."""
     planned = len(OWN_ABLATIONS.get(model, ())) * BEST_SEEDS
-    done = len({r.run_id for row in rows for r in row.runs})
-    return (f"{done} of the ablation's {planned} runs so far ({planned // BEST_SEEDS} rows, seeds {SEEDS_ARG}). "
+    done = len({(options_key(r.cfg), r.seed) for row in rows for r in row.runs})
+    return (f"{done} of the ablation's {planned} runs so far ({planned // BEST_SEEDS} rows that train, seeds "
+            f"{SEEDS_ARG}). "
             + run_cmd(ABLATION_COMMANDS[model]) if done < planned else "")
 
 

@@ -138,7 +138,7 @@ def find_checkpoint(resume, out):
 DEVICE_ORDER = {"cpu": 0, "cuda": 1, "mps": 2}
 # The official CIFAR-10's training and test images.
 FULL_TRAIN, FULL_TEST = 50000, 10000
-EVALUATION_OPTIONS = ("val", "ema", "tta")       # options that change what is evaluated, not training
+EVALUATION_OPTIONS = ("val", "ema", "tta", "tta_translate")   # options that change what is evaluated, not training
 # CPUs that other processes keep busy, on average, while a timing is taken, that mark it as taken
 # on a busy machine; in logs without that measure, the load above the CPU count that does (the
 # run itself accounts for up to the CPU count).
@@ -489,15 +489,20 @@ class Run:
     @property
     def evaluations(self):
         """{variant: {"val": %, "test": %}}: the results' evaluation variants ("model", "ema",
-        "model+tta", "ema+tta"); a log without them gives its headline figures under the variant
-        its flags chose.  Entries that are not two numbers are left out."""
+        "model+tta", "ema+tta", and with --tta-translate "model+tta+translate", "ema+tta+translate");
+        a log without them gives its headline figures under the variant its flags chose.  A
+        --tta-translate log from before the shifted views had variants of their own named them
+        "+tta": they are read as "+tta+translate".  Entries that are not two numbers are left out."""
         ev = self.results.get("evaluations")
         ok = {k: {"val": v["val"], "test": v["test"]} for k, v in ev.items()
               if isinstance(v, dict) and is_number(v.get("val")) and is_number(v.get("test"))
               } if isinstance(ev, dict) else {}
+        translate = bool(self.cfg.get("tta_translate"))
         if ok:
+            if translate and not any(k.endswith("+translate") for k in ok):
+                ok = {(k + "+translate" if k.endswith("+tta") else k): v for k, v in ok.items()}
             return ok
-        headline = recipes.variant_name(self.cfg.get("ema"), self.cfg.get("tta"))
+        headline = recipes.variant_name(self.cfg.get("ema"), self.cfg.get("tta"), translate)
         val = self.results.get("val_accuracy")
         return {headline: {"val": val, "test": self.accuracy}} if is_number(val) and is_number(self.accuracy) else {}
 

@@ -268,6 +268,30 @@ def test_evaluating_the_last_epoch_only_trains_the_same_and_records_the_rest_as_
     assert runs.log_problem(last) is None and runs.read_run(run_dir / runs.LOG).complete
 
 
+def test_translation_tta_changes_only_the_last_evaluation_and_the_recipes_run_logs_it_both_ways(
+        mini_data, workdir, capsys):
+    """--no-tta-translate trains bit for bit as the recipe does; a recipe run with --val records its
+    final weights evaluated without TTA, with flips ("model+tta": what --no-tta-translate reports)
+    and with flips on shifted views too ("model+tta+translate": its headline), so the ablation's
+    rows --no-tta and --no-tta-translate need no training of their own."""
+    common = [*FAST_TINY, "--epochs", "2", "--data-dir", str(mini_data), "--val", "10", "--eval-every", "0"]
+    logs, lines = {}, {}
+    for name, flag in (("recipe", "--tta-translate"), ("flips", "--no-tta-translate")):
+        code, out, err = run(train_fast, capsys, *common, flag, "--out", name)
+        assert code == 0, err
+        logs[name] = only_run(workdir / name)[1]["results"]
+        lines[name] = LOSS_LINE.findall(out)
+    recipe, flips = logs["recipe"], logs["flips"]
+    assert lines["recipe"] == lines["flips"] and recipe["weights_sha256"] == flips["weights_sha256"]
+    assert sorted(recipe["evaluations"]) == ["model", "model+tta", "model+tta+translate"]
+    assert sorted(flips["evaluations"]) == ["model", "model+tta"]
+    assert recipe["evaluations"]["model+tta+translate"] == {"val": recipe["val_accuracy"],
+                                                            "test": recipe["overall_accuracy"]}
+    assert recipe["evaluations"]["model+tta"] == flips["evaluations"]["model+tta"] == {
+        "val": flips["val_accuracy"], "test": flips["overall_accuracy"]}
+    assert recipe["evaluations"]["model"] == flips["evaluations"]["model"]
+
+
 def test_options_off_leave_a_run_unchanged(tiny_data, workdir, capsys):
     """The fast options at their defaults are the wide LeNet's run of before: off means absent."""
     common = ["--epochs", "1", "--batch-size", "50", "--augment", "--data-dir", str(tiny_data), "--threads", "1",

@@ -649,50 +649,70 @@ def test_ablation_rows_compare_each_option_on_validation(make_log, tmp_path, mon
     assert "ResNet-18\n\nRun `python train_resnet.py --epochs 40 --val 5000" in section(details, "Recipe Ablation")
 
 
-def fast_ablation_log(make_log, run_id, seed, val_acc, test_acc, change=()):
+def fast_ablation_log(make_log, run_id, seed, val_acc, test_acc, change=(), old=False):
     """A 10-epoch run of the fast network's recipe with ``change`` on a 5,000-image validation split:
-    TTA (flips and translations) adds 0.5 points to both accuracies."""
+    flip TTA adds 0.3 points to both accuracies, flip TTA on the shifted views too (the recipe's
+    evaluation) 0.5.  ``old``: a log from before the shifted views had variants of their own, which
+    named the run's own TTA "model+tta"."""
     d = recipes.config_for("fast")
     log = make_log(run_id, model="fast", epochs=10, augment=True, acc_step=0.1, seed=seed, acc0=test_acc - 1.0)
     log["config"].update({k: getattr(d, k) for k in ("lr", "max_lr", "weight_decay", "momentum", *recipes.OPTIONS,
                                                      *recipes.FAST_OPTIONS)} | dict(change), val=5000, val_seed=0)
     log["dataset"]["train_images"] = 45000
-    log["results"].update(val_accuracy=val_acc + 0.5, evaluations={
-        "model": {"val": val_acc, "test": test_acc}, "model+tta": {"val": val_acc + 0.5, "test": test_acc + 0.5}})
+    translate = log["config"]["tta_translate"]
+    tta = val_acc + (0.5 if translate else 0.3), test_acc + (0.5 if translate else 0.3)
+    evaluations = {"model": {"val": val_acc, "test": test_acc}, "model+tta": {"val": tta[0], "test": tta[1]}}
+    if translate and not old:
+        evaluations = {"model": {"val": val_acc, "test": test_acc},
+                       "model+tta": {"val": val_acc + 0.3, "test": test_acc + 0.3},
+                       "model+tta+translate": {"val": tta[0], "test": tta[1]}}
+    log["results"].update(val_accuracy=tta[0], evaluations=evaluations)
     return log
 
 
 def test_the_fast_networks_ablation_turns_each_trick_off_against_its_whole_recipe(make_log, tmp_path):
     """The fast network has no seed's rows: its rows are the flags that turn a trick off, each against
-    the whole recipe (evaluated as the recipe evaluates), and results.md shows them all."""
+    the whole recipe (evaluated as the recipe evaluates), and results.md shows them all.  The recipe's
+    runs give --no-tta and --no-tta-translate (evaluations of their weights); a --no-tta-translate run
+    trains as the recipe does and joins its runs."""
     changes = {"": {}, "--whiten 0": {"whiten": 0}, "--no-dirac": {"dirac": False},
-               "--no-triangle --onecycle": {"triangle": False, "onecycle": True},
-               "--no-tta-translate": {"tta_translate": False},
-               "--no-tta --no-tta-translate": {"tta": False, "tta_translate": False}}
+               "--no-triangle --onecycle": {"triangle": False, "onecycle": True}}
     logs = []
     for i, (flags, change) in enumerate(changes.items()):
         for j, seed in enumerate((1111, 1112, 1113)):
             logs.append(fast_ablation_log(make_log, f"20261201-1{i}000{j}-fast-aug-e10-val5000", seed,
-                                          92.0 - i + j, 91.0 - i + j, change))
+                                          92.0 - i + j, 91.0 - i + j, change, old=not flags and seed == 1113))
     md, details = render(tmp_path, logs)
     rows = tables(section(details, "Recipe Ablation"))[0]
     assert [r[0] for r in rows[1:]] == [
-        "**the recipe**", "`--no-tta`", "`--no-dirac`", "`--no-tta-translate`", "`--whiten 0`",
+        "**the recipe**", "`--no-tta`", "`--no-tta-translate`", "`--no-dirac`", "`--whiten 0`",
         "`--onecycle --no-triangle`"]
     assert row(rows, "**the recipe**")[1:5] == ["93.50 ± 1.00% (n=3)", "—", "92.50 ± 1.00% (n=3)", "—"]
     assert row(rows, "`--no-tta`")[1:5] == ["93.00 ± 1.00% (n=3)", "-0.50 points", "92.00 ± 1.00% (n=3)",
                                             "-0.50 points"]
+    # seed 1113's older log names its flips-and-shifts evaluation "model+tta": the recipe's, not flips only
+    assert row(rows, "`--no-tta-translate`")[1:5] == ["92.80 ± 0.71% (n=2)", "-0.20 points",
+                                                      "91.80 ± 0.71% (n=2)", "-0.20 points"]
     assert row(rows, "`--whiten 0`")[2] == "-1.00 points"
     assert row(rows, "`--onecycle --no-triangle`")[2] == "-3.00 points"
-    # --no-tta-translate and --no-tta --no-tta-translate train alike: a seed's row takes the newer run
-    assert row(rows, "`--no-tta-translate`")[2] == "-5.00 points"
+    assert "12 of the ablation's 33 runs so far (11 rows that train, seeds 1111,1112,1113)" in md
     summary = tables(section(md, "Recipe Ablation (Validation Split)"))
     assert [r[0] for r in summary[-1]] == [r[0] for r in rows]
     assert "airbench94 network" in section(md, "Recipe Ablation (Validation Split)")
 
+    # a --no-tta-translate run of seed 1113 trains as the recipe does: its flips fill the row's gap,
+    # it adds no row of its own and no training to the count
+    logs.append(fast_ablation_log(make_log, "20261201-190000-fast-aug-e10-val5000", 1113, 94.0, 93.0,
+                                  {"tta_translate": False}))
+    md, details = render(tmp_path / "more", logs)
+    rows = tables(section(details, "Recipe Ablation"))[0]
+    assert [r[0] for r in rows[1:]][:3] == ["**the recipe**", "`--no-tta`", "`--no-tta-translate`"]
+    assert row(rows, "`--no-tta-translate`")[1:3] == ["93.30 ± 1.00% (n=3)", "-0.20 points"]
+    assert "12 of the ablation's 33 runs so far (11 rows that train" in md
 
-@pytest.mark.parametrize("seeds, left", [((1111,), "1 of the ablation's 4 runs so far (2 rows, seeds 1111,1112)"),
-                                         ((1111, 1112), None)])
+
+@pytest.mark.parametrize("seeds, left", [
+    ((1111,), "1 of the ablation's 4 runs so far (2 rows that train, seeds 1111,1112)"), ((1111, 1112), None)])
 def test_the_fast_networks_ablation_counts_the_runs_it_still_lacks(make_log, tmp_path, monkeypatch, seeds, left):
     monkeypatch.setattr(report, "OWN_ABLATIONS", {"fast": ("", "--whiten 0")})
     monkeypatch.setattr(report, "BEST_SEEDS", 2)
