@@ -322,7 +322,7 @@ def add_fast_options(p, d, suppress):
     a("--crop-reflect", action=argparse.BooleanOptionalAction, default=d.crop_reflect,
       help=f"pad with the mirrored border instead of zeros (default: {on_off(d.crop_reflect)})")
     a("--tta-translate", action=argparse.BooleanOptionalAction, default=d.tta_translate,
-      help="the final evaluation also classifies each image shifted one pixel up-left and "
+      help="with --tta, the final evaluation also classifies each image shifted one pixel up-left and "
            f"down-right, weight 1/4 each (default: {on_off(d.tta_translate)})")
     a("--dirac", action=argparse.BooleanOptionalAction, default=d.dirac,
       help="the fast network's convs start as the identity on their input channels; --no-dirac: "

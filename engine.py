@@ -837,10 +837,11 @@ def new_record(t):
 def assess(t, final=True):
     """(test result, validation result or None) of the evaluated model, as ``evaluate`` returns them.
     --tta-translate's shifted views count in the ``final`` evaluation only (the run's result): they
-    triple its cost, and the epochs before the last are watched, not reported."""
+    triple its cost, and the epochs before the last are watched, not reported.  They shift flip
+    TTA's views: with --no-tta there are none."""
     if t.ema is not None:
         t.ranks.broadcast_buffers(t.model)       # as evaluating the model itself would
-    translate = final and t.cfg.tta_translate
+    translate = final and t.cfg.tta and t.cfg.tta_translate      # --no-tta: no views at all
     result = evaluate(t.evaluated, t.ds, t.dtype, t.ranks, tta=t.cfg.tta, translate=translate)
     val = (evaluate(t.evaluated, t.ds, t.dtype, t.ranks, "val", t.cfg.tta, translate)
            if t.cfg.val else None)

@@ -5,8 +5,9 @@
     python evaluate.py --weights runs/RUN_ID/checkpoint.pt --device cuda
 
 A run is evaluated the way it measured its accuracy: its weight average with
-``--ema``, flip TTA with ``--tta``, its validation split with ``--val``, its
-test images with ``--subset``, in its precision on the device it trained on.
+``--ema``, flip TTA with ``--tta`` (on shifted views too with ``--tta-translate``),
+its validation split with ``--val``, its test images with ``--subset``, in its
+precision on the device it trained on.
 The loop's own evaluation (``engine.evaluate``) and the tools' own loader
 (``trained.py``) do the work, so on the same data and device the accuracy is
 the one the run logged; a dataset other than the run's is named in a warning.
@@ -54,8 +55,9 @@ def run_evaluate(args):
     dtype = amp_dtype(record.get("precision", "auto") if same_device else "auto", device)
 
     import engine                                            # the loop's own evaluation
-    result = engine.evaluate(model, ds, dtype, tta=source["tta"])
-    val = engine.evaluate(model, ds, dtype, split="val", tta=source["tta"]) if cfg.get("val") else None
+    how = dict(tta=source["tta"], translate=source["translate"])
+    result = engine.evaluate(model, ds, dtype, **how)
+    val = engine.evaluate(model, ds, dtype, split="val", **how) if cfg.get("val") else None
     print(f"{model_name} ({trained.describe(source)}) on {device}, {precision_name(dtype)}")
     print(f"Accuracy of the network on the {result['total']} test images: {result['overall_accuracy']:.2f} %")
     if val is not None:

@@ -68,6 +68,11 @@ def manifest(model_name, source, digest, batch):
         **({"flip_tta_how": "the run's accuracy classified each image by the mean logits of the image and "
                             "its mirror image (x.flip(3)); run the program on both to classify the same way"}
            if source["tta"] else {}),
+        "translate_tta": bool(source.get("translate")),
+        **({"translate_tta_how": "and of both shifted one pixel up-left and down-right (reflect-pad by 1, take "
+                                 "x[..., :32, :32] and x[..., 2:, 2:]), each with its mirror image: weight 1/2 on "
+                                 "the image's mean, 1/4 on each shift's"}
+           if source.get("translate") else {}),
         "classes": list(data.CLASSES),
         "mean": list(data.MEAN), "std": list(data.STD),
         "input_shape": [n, 3, predict.SIZE, predict.SIZE], "input_dtype": "float32",

@@ -14,7 +14,8 @@ as training normalises (``data.DeviceCIFAR10.normalize``: pixels scaled to
 32x32 pictures of one centred object, so a photo cropped around its subject
 is classified best.  A run trained with ``--ema`` classifies with its weight
 average and one with ``--tta`` by the mean logits of each image and its mirror
-image: the way the run measured its accuracy.
+image (with ``--tta-translate`` weighted 1/2, plus 1/4 each for both shifted one
+pixel up-left and down-right): the way the run measured its accuracy.
 
 A folder stands for the image files in it (by the extensions Pillow knows), in
 name order; ``--recursive`` takes its subfolders' too.
@@ -153,19 +154,19 @@ def normalize(images, device):
 
 # ---------------------------------------------------------------- classification
 
-def classify(model, x, tta=False):
+def classify(model, x, tta=False, translate=False):
     """Class probabilities float32 (B, 10) of normalised images ``x`` (B, 3, 32, 32); with ``tta``
-    the softmax of the mean logits of each image and its mirror image, as the run evaluated."""
+    the softmax of the mean logits of each image and its mirror image, with ``translate`` also of
+    both shifted one pixel (weights 1/2, 1/4, 1/4): as the run evaluated (``engine.tta_logits``)."""
+    from engine import tta_logits
     with torch.no_grad():
-        logits = model(x).float()
-        if tta:
-            logits = (logits + model(x.flip(3)).float()) / 2
-        return torch.softmax(logits, dim=1)
+        views = (2 if tta else 1) * (4 if translate else 1)         # tta_logits sums weighted views
+        return torch.softmax(tta_logits(model, x, tta, translate).float() / views, dim=1)
 
 
-def predict(model, images, device, tta=False):
+def predict(model, images, device, tta=False, translate=False):
     """Probabilities (B, 10) on the CPU of uint8 images (B, 3, 32, 32), ``CHUNK`` images per pass."""
-    parts = [classify(model, normalize(images[s:s + CHUNK], device), tta).cpu()
+    parts = [classify(model, normalize(images[s:s + CHUNK], device), tta, translate).cpu()
              for s in range(0, len(images), CHUNK)]
     return torch.cat(parts) if parts else torch.zeros(0, len(data.CLASSES))
 
@@ -209,7 +210,7 @@ def run_predict(args):
     paths, failed_folders = image_files(args.images, args.recursive)
     images, read, failed = read_images(paths)
     failed |= failed_folders
-    probs = predict(model, images, device, source["tta"])
+    probs = predict(model, images, device, source["tta"], source["translate"])
     tops = dict(zip(read, (top_classes(p, args.top) for p in probs)))
     if args.json:
         doc = {"kind": "predictions", "model": model_name, **source, "device": device.type,

@@ -7,7 +7,8 @@ network the same way: ``--run`` (a complete run), ``--weights`` with ``--model``
 or by default the newest complete run in ``--runs``.  From a run they take the
 weights its accuracy was measured on: with ``--ema`` the weight average
 (``weights_ema.pt``), else the final weights (``weights.pt``); ``source["tta"]``
-says whether the run classified each image with its mirror image (``--tta``).
+says whether the run classified each image with its mirror image (``--tta``), and
+``source["translate"]`` whether also with both shifted one pixel (``--tta-translate``).
 """
 import sys
 import warnings
@@ -114,7 +115,8 @@ def add_source_flags(p, purpose):
 
 
 def run_weights(run_dir):
-    """(weights file, weight average?, flip TTA?) of a complete run: what its accuracy measured.
+    """(weights file, weight average?, flip TTA?, on shifted views too?) of a complete run: what its
+    accuracy measured.
 
     A run of ``--ema`` whose weight average is gone falls back to its final weights, with a warning.
     """
@@ -126,7 +128,8 @@ def run_weights(run_dir):
         print(f"warning: run {run_dir.name} evaluated its weight average, but {runs.WEIGHTS_EMA} is missing; "
               f"using {runs.WEIGHTS}, the final weights", file=sys.stderr)
         ema = False
-    return run_dir / (runs.WEIGHTS_EMA if ema else runs.WEIGHTS), ema, bool(cfg.get("tta"))
+    tta = bool(cfg.get("tta"))
+    return run_dir / (runs.WEIGHTS_EMA if ema else runs.WEIGHTS), ema, tta, tta and bool(cfg.get("tta_translate"))
 
 
 def trained_model(args, device):
@@ -135,7 +138,7 @@ def trained_model(args, device):
     if args.weights is not None:
         model_name, model = named_weights(args.model, args.weights, device)
         return model_name, model.eval(), {"run": None, "weights": str(args.weights), "ema": False,
-                                          "tta": False}
+                                          "tta": False, "translate": False}
     run_dir, model_name = chosen_run(args.run, args.runs, args.model)
     return (model_name, *load_run(model_name, run_dir, device))
 
@@ -176,18 +179,18 @@ def train_hint(model, runs_dir):
 def load_run(model_name, run_dir, device):
     """(network in eval mode, source) of a complete run: the weights its accuracy measured.
 
-    source: "run" (id), "weights" (path), "ema" and "tta" (how the run evaluated), and what the
+    source: "run" (id), "weights" (path), "ema", "tta" and "translate" (how the run evaluated), and what the
     run measured and trained on: "test_accuracy" (%), "test_images", "train_images", "dataset".
     A run being extended (``runs.has_result``) still holds the weights of its last completion;
     they are checked against its log's digest, since the extension rewrites them as it completes,
     and "epochs" says how many epochs they trained.
     """
-    path, ema, tta = run_weights(run_dir)
+    path, ema, tta, translate = run_weights(run_dir)
     model = load_weights(model_name, path, device, from_run=True)
     record = runs.read_log(run_dir) or {}
     results = record.get("results") if isinstance(record.get("results"), dict) else {}
     dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
-    source = {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta,
+    source = {"run": run_dir.name, "weights": str(path), "ema": ema, "tta": tta, "translate": translate,
               "test_accuracy": results.get("overall_accuracy"), "test_images": results.get("total"),
               "train_images": dataset.get("train_images"), "dataset": dataset.get("source")}
     if not runs.is_complete_training(record):
@@ -207,7 +210,8 @@ def describe(source):
     """"run RUN_ID", with how that run evaluated ("its weight average", "flip TTA"), or "weights PATH"."""
     if not source["run"]:
         return f"weights {source['weights']}"
-    how = [x for x, on in (("its weight average", source.get("ema")), ("flip TTA", source.get("tta")),
+    tta = "flip and translation TTA" if source.get("translate") else "flip TTA"
+    how = [x for x, on in (("its weight average", source.get("ema")), (tta, source.get("tta")),
                            (f"as complete after {source.get('epochs')} epochs, before its unfinished "
                             "extension", source.get("epochs"))) if on]
     return f"run {source['run']}" + "".join(f", {x}" for x in how)

@@ -13,11 +13,15 @@ from torch import nn
 import compute
 import data
 import engine
+import evaluate
+import export
 import models
+import predict
 import recipes
 import runs
 import train_fast
 import train_large
+import trained
 from conftest import LOSS_LINE, make_cifar, run
 
 
@@ -290,6 +294,66 @@ def test_translation_tta_changes_only_the_last_evaluation_and_the_recipes_run_lo
     assert recipe["evaluations"]["model+tta"] == flips["evaluations"]["model+tta"] == {
         "val": flips["val_accuracy"], "test": flips["overall_accuracy"]}
     assert recipe["evaluations"]["model"] == flips["evaluations"]["model"]
+
+
+def test_the_tools_classify_a_fast_run_as_it_evaluated(mini_data, workdir, capsys, monkeypatch):
+    """evaluate.py, predict.py and export.py take a run's translation TTA as they take its flips:
+    evaluate.py gives the accuracy the run logged, predict.py the weighted mean of the views."""
+    code, _, err = run(train_fast, capsys, *FAST_TINY, "--data-dir", str(mini_data), "--out", "runs")
+    assert code == 0, err
+    run_dir, log = only_run(workdir / "runs")
+    seen, real = [], engine.evaluate
+
+    def spy(*a, **k):
+        seen.append((k.get("tta"), k.get("translate")))
+        return real(*a, **k)
+    monkeypatch.setattr(engine, "evaluate", spy)
+    code, out, err = run(evaluate, capsys, "--run", run_dir.name, "--data-dir", str(mini_data), "--device", "cpu")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"fast (run {run_dir.name}, flip and translation TTA) on cpu, {log['precision']}"
+    res = log["results"]
+    assert lines[1] == f"Accuracy of the network on the {res['total']} test images: {res['overall_accuracy']:.2f} %"
+    assert seen == [(True, True)]
+    args = predict.build_parser().parse_args(["x.png", "--run", run_dir.name])
+    _, model, source = trained.trained_model(args, torch.device("cpu"))
+    assert (source["tta"], source["translate"]) == (True, True)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        def views(v):
+            return (model(v) + model(v.flip(3))) / 2
+        padded = F.pad(x, (1,) * 4, mode="reflect")
+        want = torch.softmax(views(x) / 2 + views(padded[..., :32, :32]) / 4 + views(padded[..., 2:, 2:]) / 4, 1)
+    assert torch.allclose(predict.classify(model, x, True, True), want, atol=1e-6)
+    assert not torch.allclose(predict.classify(model, x, True), want, atol=1e-4)
+    meta = export.manifest("fast", source, "digest", {"dynamic": True})
+    assert meta["flip_tta"] and meta["translate_tta"] and "x[..., 2:, 2:]" in meta["translate_tta_how"]
+
+
+def test_no_tta_evaluates_no_shifted_views_either(mini_data, workdir, capsys, monkeypatch):
+    """--no-tta turns translation TTA off too: the run's accuracy is the plain network's."""
+    common = [*FAST_TINY, "--data-dir", str(mini_data), "--val", "10", "--eval-every", "0"]
+    seen, real = [], engine.evaluate
+
+    def spy(model, ds, dtype=None, ranks=None, split="test", tta=False, translate=False):
+        seen.append((split, tta, translate))
+        return real(model, ds, dtype, ranks, split, tta, translate)
+    monkeypatch.setattr(engine, "evaluate", spy)
+    code, _, err = run(train_fast, capsys, *common, "--no-tta", "--out", "runs")
+    assert code == 0, err
+    # the run's own evaluation first, then the others its evaluations list; no shifts without flips
+    assert seen == [(split, tta, translate) for tta, translate in ((False, False), (True, False), (True, True))
+                    for split in ("test", "val")]
+    _, log = only_run(workdir / "runs")
+    res = log["results"]
+    assert log["config"]["tta_translate"] and not log["config"]["tta"]
+    assert sorted(res["evaluations"]) == ["model", "model+tta", "model+tta+translate"]
+    assert res["evaluations"]["model"] == {"val": res["val_accuracy"], "test": res["overall_accuracy"]}
+    code, _, err = run(train_fast, capsys, *common, "--out", "recipe")
+    assert code == 0, err
+    _, recipe = only_run(workdir / "recipe")
+    assert recipe["results"]["weights_sha256"] == res["weights_sha256"]
+    assert recipe["results"]["evaluations"] == res["evaluations"]
 
 
 def test_options_off_leave_a_run_unchanged(tiny_data, workdir, capsys):

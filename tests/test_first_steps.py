@@ -97,12 +97,12 @@ def test_evaluate_uses_the_weights_the_run_evaluated(quick, tiny_data, workdir, 
     seen = []
     real = engine.evaluate
 
-    def spy(model, ds, dtype=None, ranks=None, split="test", tta=False):
-        seen.append((engine.weights_digest(model), len(ds.y_test), tta))
-        return real(model, ds, dtype, ranks, split, tta)
+    def spy(model, ds, dtype=None, ranks=None, split="test", tta=False, translate=False):
+        seen.append((engine.weights_digest(model), len(ds.y_test), tta, translate))
+        return real(model, ds, dtype, ranks, split, tta, translate)
     monkeypatch.setattr(engine, "evaluate", spy)
     assert run(evaluate, capsys, "--run", str(quick.dir), "--data-dir", str(tiny_data), "--device", "cpu")[0] == 0
-    assert seen == [(quick.log["results"]["weights_ema_sha256"], 60, True)]
+    assert seen == [(quick.log["results"]["weights_ema_sha256"], 60, True, False)]
 
 
 def test_evaluate_on_other_data_warns(quick, tmp_path, workdir, capsys):
