@@ -164,6 +164,13 @@ def tta_logits(model, x, tta=False, translate=False):
     return logits
 
 
+def tta_probabilities(model, x, tta=False, translate=False):
+    """Class probabilities float32 (B, 10): the softmax of ``tta_logits`` over its views' total
+    weight, the weighted mean of the views' logits."""
+    total = (2 if tta else 1) * (4 if translate else 1)
+    return torch.softmax(tta_logits(model, x, tta, translate).float() / total, dim=1)
+
+
 @torch.no_grad()
 def evaluate(model, ds, dtype=None, ranks=None, split="test", tta=False, translate=False):
     """Accuracy on ``split`` ("test", or "val" for the validation split): overall %, per-class %

@@ -158,10 +158,9 @@ def classify(model, x, tta=False, translate=False):
     """Class probabilities float32 (B, 10) of normalised images ``x`` (B, 3, 32, 32); with ``tta``
     the softmax of the mean logits of each image and its mirror image, with ``translate`` also of
     both shifted one pixel (weights 1/2, 1/4, 1/4): as the run evaluated (``engine.tta_logits``)."""
-    from engine import tta_logits
+    from engine import tta_probabilities
     with torch.no_grad():
-        views = (2 if tta else 1) * (4 if translate else 1)         # tta_logits sums weighted views
-        return torch.softmax(tta_logits(model, x, tta, translate).float() / views, dim=1)
+        return tta_probabilities(model, x, tta, translate)
 
 
 def predict(model, images, device, tta=False, translate=False):
