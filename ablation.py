@@ -87,8 +87,9 @@ def evaluated_row(label, grp, variant, named=False):
 
 
 def own_recipe_rows(model, groups):
-    """A network with a recipe of its own: the whole recipe as it evaluates, the same weights evaluated
-    the other ways its runs were, then each set of options off it, labelled by the flags that set them."""
+    """A network with a recipe of its own: the whole recipe as it evaluates, then the same weights evaluated
+    the other ways its runs were and each set of options off it, labelled by the flags that set them, the
+    largest loss of validation accuracy (paired by seed) first."""
     recipe, cfg = recipes.recipe(model), recipes.config_for(model)
     own = recipes.variant_name(cfg.ema, cfg.tta, cfg.tta_translate)
     variants = sorted(VARIANTS, key=lambda v: v[0] != own)        # the recipe's own evaluation first
@@ -102,7 +103,9 @@ def own_recipe_rows(model, groups):
             label = " ".join(recipe.flags(**flags))
             if row := evaluated_row(f"`{label}`" if label else RECIPE_LABEL, grp, variant):
                 rows.append(row)
-    return rows
+    base = next((r for r in rows if r.base), None)
+    return rows if base is None else [base] + sorted((r for r in rows if r is not base),   # the costliest first
+                                                     key=lambda r: paired_change(r, base, 0)[0])
 
 
 def ablation_rows(runs):

@@ -753,7 +753,8 @@ def ablation_summary(rep):
                                f"validation split (`--val {ab_rows[0].runs[0].val}`), on "
                                f"{', '.join(sorted({rep.machine(r) for row in ab_rows for r in row.runs}))}; "
                                "Δ against the whole recipe, "
-                               "paired by seed:", ablation_table(rep, ab_rows), ablation_left(model, ab_rows)))
+                               "paired by seed, the largest loss first:", ablation_table(rep, ab_rows),
+                               ablation_left(model, ab_rows)))
             continue
         named = next((r for r in ab_rows if r.named), None)
         seed = next((r for r in ab_rows if r.base), None)

@@ -684,9 +684,9 @@ def test_the_fast_networks_ablation_turns_each_trick_off_against_its_whole_recip
                                           92.0 - i + j, 91.0 - i + j, change, old=not flags and seed == 1113))
     md, details = render(tmp_path, logs)
     rows = tables(section(details, "Recipe Ablation"))[0]
-    assert [r[0] for r in rows[1:]] == [
-        "**the recipe**", "`--no-tta`", "`--no-tta-translate`", "`--no-dirac`", "`--whiten 0`",
-        "`--onecycle --no-triangle`"]
+    assert [r[0] for r in rows[1:]] == [       # the recipe, then the largest loss of val accuracy first
+        "**the recipe**", "`--onecycle --no-triangle`", "`--no-dirac`", "`--whiten 0`", "`--no-tta`",
+        "`--no-tta-translate`"]
     assert row(rows, "**the recipe**")[1:5] == ["93.50 ± 1.00% (n=3)", "—", "92.50 ± 1.00% (n=3)", "—"]
     assert row(rows, "`--no-tta`")[1:5] == ["93.00 ± 1.00% (n=3)", "-0.50 points", "92.00 ± 1.00% (n=3)",
                                             "-0.50 points"]
@@ -706,7 +706,7 @@ def test_the_fast_networks_ablation_turns_each_trick_off_against_its_whole_recip
                                   {"tta_translate": False}))
     md, details = render(tmp_path / "more", logs)
     rows = tables(section(details, "Recipe Ablation"))[0]
-    assert [r[0] for r in rows[1:]][:3] == ["**the recipe**", "`--no-tta`", "`--no-tta-translate`"]
+    assert [r[0] for r in rows[1:]][-3:] == ["`--whiten 0`", "`--no-tta`", "`--no-tta-translate`"]
     assert row(rows, "`--no-tta-translate`")[1:3] == ["93.30 ± 1.00% (n=3)", "-0.20 points"]
     assert "12 of the ablation's 33 runs so far (11 rows that train" in md
 
@@ -723,7 +723,7 @@ def test_the_fast_networks_ablation_counts_the_runs_it_still_lacks(make_log, tmp
     md, _ = render(tmp_path, logs)
     part = section(md, "airbench94 network: each trick off")
     text = flat(part)
-    assert "on Test A; Δ against the whole recipe" in text
+    assert "on Test A; Δ against the whole recipe, paired by seed, the largest loss first:" in text
     if left:
         assert row(tables(part)[0], "**the recipe**")[1] == "92.50% (n=1)"
         assert f"{left}. Run `python train_fast.py --val 5000 --eval-every 0 --seeds " in text
