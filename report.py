@@ -744,6 +744,28 @@ def ablation_left(model, rows):
             + run_cmd(ABLATION_COMMANDS[model]) if done < planned else "")
 
 
+CHANCE_LOSS = math.log(10)          # cross-entropy of a uniform guess over the ten classes (smoothed or not)
+
+
+def stalled_text(rep, rows):
+    """The rows whose training stalled at chance (training loss within 0.1 of ln 10) for more than one epoch,
+    with those epochs: a row far below the rest that never learned at the recipe's learning rates."""
+    out, seen = [], set()
+    for row in rows:
+        spans = []
+        for run in row.runs:
+            epochs = [h["epoch"] for h in run.history if h.get("train_loss", 0) >= CHANCE_LOSS - 0.1]
+            if len(epochs) > 1 and run.run_id not in seen:
+                seen.add(run.run_id)
+                span = (f"{epochs[0]}–{epochs[-1]}" if epochs == list(range(epochs[0], epochs[-1] + 1))
+                        else ", ".join(map(str, epochs)))
+                spans.append(f"{span} of {run.epochs} ({rep.keys[run.run_id]})")
+        if spans:
+            out.append(f"{row.label}, epochs {'; '.join(spans)}")
+    return (f"Training stalled at chance (loss within 0.1 of ln 10 = {CHANCE_LOSS:.2f}) at the recipe's learning "
+            f"rates: {'; '.join(out)}." if out else "")
+
+
 def ablation_summary(rep):
     rows, own = [], []
     for (model, _), ab_rows in ablations(rep.ablation, model_order(rep.ablation)):
@@ -754,7 +776,7 @@ def ablation_summary(rep):
                                f"{', '.join(sorted({rep.machine(r) for row in ab_rows for r in row.runs}))}; "
                                "Δ against the whole recipe, "
                                "paired by seed, the largest loss first:", ablation_table(rep, ab_rows),
-                               ablation_left(model, ab_rows)))
+                               stalled_text(rep, ab_rows), ablation_left(model, ab_rows)))
             continue
         named = next((r for r in ab_rows if r.named), None)
         seed = next((r for r in ab_rows if r.base), None)

@@ -711,6 +711,27 @@ def test_the_fast_networks_ablation_turns_each_trick_off_against_its_whole_recip
     assert "12 of the ablation's 33 runs so far (11 rows that train" in md
 
 
+def test_the_fast_networks_ablation_says_which_row_stalled_at_chance(make_log, tmp_path):
+    """A row tens of points below the others: results.md says its training loss sat at chance, and when."""
+    logs = [fast_ablation_log(make_log, "20261201-100000-fast-aug-e10-val5000", 1111, 92.0, 91.0),
+            fast_ablation_log(make_log, "20261201-110000-fast-aug-e10-val5000", 1111, 48.0, 47.0,
+                              {"logit_scale": 1.0}),
+            fast_ablation_log(make_log, "20261201-120000-fast-aug-e10-val5000", 1111, 91.0, 90.0, {"whiten": 0})]
+    for h in logs[1]["history"][:6]:
+        h["train_loss"] = 2.29
+    md, _ = render(tmp_path, logs)
+    text = flat(section(md, "airbench94 network: each trick off"))
+    assert ("Training stalled at chance (loss within 0.1 of ln 10 = 2.30) at the recipe's learning rates: "
+            "`--logit-scale 1`, epochs 1–6 of 10 (r2).") in text
+    assert "--whiten 0`, epochs" not in text
+    logs[1]["history"][3]["train_loss"] = 1.9
+    md, _ = render(tmp_path / "gap", logs)
+    part = section(md, "airbench94 network: each trick off")
+    assert "`--logit-scale 1`, epochs 1, 2, 3, 5, 6 of 10 (r2)." in flat(part)
+    md, _ = render(tmp_path / "none", [logs[0], logs[2]])
+    assert "stalled" not in md
+
+
 @pytest.mark.parametrize("seeds, left", [
     ((1111,), "1 of the ablation's 4 runs so far (2 rows that train, seeds 1111,1112)"), ((1111, 1112), None)])
 def test_the_fast_networks_ablation_counts_the_runs_it_still_lacks(make_log, tmp_path, monkeypatch, seeds, left):
