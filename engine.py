@@ -848,11 +848,18 @@ def assess(t, final=True):
     TTA's views: with --no-tta there are none."""
     if t.ema is not None:
         t.ranks.broadcast_buffers(t.model)       # as evaluating the model itself would
-    translate = final and t.cfg.tta and t.cfg.tta_translate      # --no-tta: no views at all
-    result = evaluate(t.evaluated, t.ds, t.dtype, t.ranks, tta=t.cfg.tta, translate=translate)
-    val = (evaluate(t.evaluated, t.ds, t.dtype, t.ranks, "val", t.cfg.tta, translate)
+    tta, translate = final_views(t.cfg)
+    translate = translate and final
+    result = evaluate(t.evaluated, t.ds, t.dtype, t.ranks, tta=tta, translate=translate)
+    val = (evaluate(t.evaluated, t.ds, t.dtype, t.ranks, "val", tta, translate)
            if t.cfg.val else None)
     return result, val
+
+
+def final_views(cfg):
+    """(flip TTA, translations) of a run's final evaluation: --tta-translate shifts flip TTA's views,
+    so with --no-tta there are none to shift."""
+    return bool(cfg.tta), bool(cfg.tta and cfg.tta_translate)
 
 
 def overall(result):
@@ -873,7 +880,7 @@ def evaluations(t, result, val):
         return None
     models = {False: t.model} | ({True: t.ema.model} if t.ema is not None else {})
     ways = ((False, False), (True, False)) + (((True, True),) if t.cfg.tta_translate else ())
-    own = (t.ema is not None, bool(t.cfg.tta), bool(t.cfg.tta and t.cfg.tta_translate))
+    own = (t.ema is not None, *final_views(t.cfg))
     out = {}
     for ema, model in models.items():
         for tta, translate in ways:
